@@ -1,0 +1,94 @@
+"""Run one check in its own interpreter, optionally under qemu-x86_64, and say how it ended.
+
+A SIGILL or SIGFPE kills only that subprocess; the caller gets a verdict with
+the signal and its meaning instead of dying with it.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+from envcheck.errors import TtsrigError
+
+OK, CRASHED, FAILED, TIMED_OUT = "ok", "crashed", "failed", "timed out"
+
+EMULATION_UNSET = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
+
+SIGNAL_MEANING = {
+    "SIGILL": "an instruction this CPU lacks (the wheel was built for a higher x86-64 level)",
+    "SIGFPE": "an arithmetic fault; on old AMD CPUs the known oneDNN fault of torch 2.7 "
+              "(the sitecustomize patch disables oneDNN there)",
+    "SIGSEGV": "a segmentation fault",
+    "SIGBUS": "a bus error",
+    "SIGABRT": "an abort in native code",
+}
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    code: str  # Python source; prints one line of detail on success
+    timeout: float = 120.0
+
+
+@dataclass(frozen=True)
+class Verdict:
+    name: str
+    status: str
+    detail: str
+    seconds: float
+    signal: str | None = None
+
+
+def qemu_command(cpu: str) -> list[str]:
+    qemu = shutil.which("qemu-x86_64")
+    if qemu is None:
+        raise TtsrigError("qemu-x86_64 is not installed: install Debian's qemu-user "
+                          "(`sudo apt-get install qemu-user`) to emulate an old CPU.")
+    return [qemu, "-cpu", cpu]
+
+
+def run_check(check: Check, python: str, *, emulate: str | None = None,
+              env: dict[str, str] | None = None) -> Verdict:
+    cmd = (qemu_command(emulate) if emulate else []) + [python, "-c", check.code]
+    full_env = {**os.environ, **(env or {})}
+    if emulate:
+        # OPENBLAS_CORETYPE pins OpenBLAS's kernels to a named core (some machines set it to
+        # Haswell); an emulated older CPU must let OpenBLAS detect it, or the AVX2 kernels SIGILL.
+        for key in EMULATION_UNSET:
+            full_env.pop(key, None)
+    start = time.monotonic()
+    try:
+        out = subprocess.run(cmd, capture_output=True, text=True, timeout=check.timeout, env=full_env)
+    except subprocess.TimeoutExpired:
+        return Verdict(check.name, TIMED_OUT, f"no answer within {check.timeout:.0f} s",
+                       time.monotonic() - start)
+    seconds = time.monotonic() - start
+    code = out.returncode
+    # A killed child shows -N; a shell or qemu may report 128+N instead.
+    signum = -code if code < 0 else code - 128 if code > 128 else None
+    if signum:
+        try:
+            name = signal.Signals(signum).name
+        except ValueError:
+            name = f"signal {signum}"
+        meaning = SIGNAL_MEANING.get(name, "a fatal signal")
+        return Verdict(check.name, CRASHED, f"killed by {name}: {meaning}", seconds, name)
+    if code != 0:
+        lines = [ln for ln in out.stderr.strip().splitlines() if not ln.startswith("qemu-x86_64: warning")]
+        return Verdict(check.name, FAILED, lines[-1] if lines else f"exit status {code}", seconds)
+    lines = out.stdout.strip().splitlines()
+    return Verdict(check.name, OK, lines[-1] if lines else "", seconds)
+
+
+def run_all(checks: list[Check], python: str, *, emulate: str | None = None,
+            env: dict[str, str] | None = None, jobs: int | None = None) -> list[Verdict]:
+    """Run checks in parallel, bounded by the cores; results in the checks' order."""
+    jobs = jobs or max(1, os.cpu_count() or 1)
+    with ThreadPoolExecutor(max_workers=jobs) as pool:
+        return list(pool.map(lambda c: run_check(c, python, emulate=emulate, env=env), checks))

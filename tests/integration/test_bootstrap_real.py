@@ -1,0 +1,89 @@
+"""bin/bootstrap for real: the host tier's lock into a venv, then re-runs."""
+from __future__ import annotations
+
+import json
+import subprocess
+
+import pytest
+
+from envcheck import locks
+
+from .conftest import ROOT, bootstrap
+
+pytestmark = pytest.mark.integration
+
+IMPORTS = ("import torch, torchaudio, numpy, transformers, soundfile, monotonic_align, archspec, "
+           "phonemizer, espeakng_loader, x_transformers, vocos, torchdiffeq, safetensors, envcheck; "
+           "from styletts2 import models, losses; print(torch.__version__, numpy.__version__)")
+
+
+def state(venv):
+    return json.loads((venv / "ttsrig-state.json").read_text())
+
+
+def test_the_venv_matches_the_lock(host_venv, host_tier):
+    pins = {**locks.parse_lock(ROOT / f"requirements/{host_tier}.txt"),
+            **locks.parse_lock(ROOT / "requirements/nodeps.txt")}
+    have = locks.installed(host_venv / "lib/python3.11/site-packages")
+    result = locks.conformance(pins, have, [], {"pip", "ttsrig"})
+    assert result.ok, result
+    assert state(host_venv)["complete"] is True
+    assert state(host_venv)["tier"] == host_tier
+
+
+def test_the_stack_imports_and_computes(host_venv, host_tier):
+    out = subprocess.run([str(host_venv / "bin/python"), "-c", IMPORTS], capture_output=True, text=True,
+                         cwd="/tmp")
+    assert out.returncode == 0, out.stderr[-3000:]
+    torch_pin = locks.parse_lock(ROOT / f"requirements/{host_tier}.txt")["torch"].version
+    assert out.stdout.startswith(torch_pin)
+
+
+def test_envcheck_entry_point_exists_after_bootstrap(host_venv, host_tier):
+    out = subprocess.run([str(host_venv / "bin/envcheck"), "probe", "--json"], capture_output=True, text=True,
+                         cwd="/tmp")
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout)["tier"] == host_tier
+
+
+def test_monotonic_align_was_built_against_the_pinned_numpy(host_venv):
+    code = ("import numpy, torch; from monotonic_align import maximum_path; "
+            "p = maximum_path(torch.zeros(1, 3, 5), torch.ones(1, 3, 5)); print(int(p.sum()), numpy.__version__)")
+    out = subprocess.run([str(host_venv / "bin/python"), "-c", code], capture_output=True, text=True, cwd="/tmp")
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.split()[0] == "5"  # every mel frame is assigned to exactly one text position
+
+
+def test_rerun_on_a_complete_environment_changes_nothing(host_venv):
+    before = (host_venv / "ttsrig-state.json").read_bytes()
+    out = bootstrap("--venv", str(host_venv))
+    assert "changes:   nothing changed" in out.stdout
+    assert "versions:  all equal the lock" in out.stdout
+    assert (host_venv / "ttsrig-state.json").read_bytes() == before
+
+
+def test_an_interrupted_install_is_completed_by_the_next_run(host_venv):
+    # What a kill half-way leaves: the state says "installing" and a package is missing.
+    st = state(host_venv)
+    (host_venv / "ttsrig-state.json").write_text(json.dumps({**st, "complete": False, "installing": "x"}))
+    subprocess.run([str(host_venv / "bin/uv"), "pip", "uninstall", "--python", str(host_venv / "bin/python"),
+                    "munch"], check=True, capture_output=True)
+    out = bootstrap("--venv", str(host_venv))
+    assert "continuing an installation that did not finish" in out.stderr
+    assert "versions:  all equal the lock" in out.stdout
+    assert "munch" in locks.installed(host_venv / "lib/python3.11/site-packages")
+    assert state(host_venv)["complete"] is True
+
+
+def test_a_changed_lock_is_applied_and_what_it_dropped_is_removed(host_venv):
+    # An earlier lock that also held iniconfig: the current one dropped it, so the re-run removes it.
+    subprocess.run([str(host_venv / "bin/uv"), "pip", "install", "--python", str(host_venv / "bin/python"),
+                    "--no-deps", "iniconfig==2.0.0"], check=True, capture_output=True)
+    st = state(host_venv)
+    (host_venv / "ttsrig-state.json").write_text(json.dumps(
+        {**st, "lock_digest": "an-older-lock", "packages": st["packages"] + ["iniconfig"]}))
+    out = bootstrap("--venv", str(host_venv))
+    assert "the lock changed since the last run; applying it" in out.stderr
+    assert "removed iniconfig" in out.stdout
+    assert "iniconfig" not in locks.installed(host_venv / "lib/python3.11/site-packages")
+    assert state(host_venv)["lock_digest"] != "an-older-lock"
