@@ -66,6 +66,7 @@ class Plan:
     offline: bool
     lock_digest: str
     warnings: list[str] = field(default_factory=list)
+    cpu: str = "unknown"
 
     @property
     def venv_python(self) -> Path:
@@ -84,7 +85,7 @@ class Plan:
             "apply patches (python -m patches apply), if the patches tool is present",
             "verify: installed versions equal the lock; CPU probe",
         ]
-        lines = [f"tier: {tier}", f"lock: {rel(self.lock)}", "plan:"]
+        lines = [f"cpu:  {self.cpu}", f"tier: {tier}", f"lock: {rel(self.lock)}", "plan:"]
         lines += [f"  {i}. {s}" for i, s in enumerate(steps, 1)]
         return "\n".join([*(f"warning: {w}" for w in self.warnings), *lines])
 
@@ -166,22 +167,22 @@ def is_system_prefix(venv: Path) -> bool:
 # --- probing ---------------------------------------------------------------
 
 
-def probe_tier(venv: Path, python: str) -> tuple[str | None, list[str]]:
-    """The probed tier, run in the venv's Python when it has archspec (CPUID), else here."""
+def probe_cpu(venv: Path, python: str) -> dict:
+    """The probe's JSON, run in the venv's Python when it has archspec (CPUID), else here."""
     candidate = venv / "bin" / "python"
     exe = str(candidate) if candidate.exists() else python
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     out = subprocess.run([exe, "-m", "envcheck", "probe", "--json"], capture_output=True, text=True, env=env)
     if out.returncode != 0:
         raise TtsrigError(out.stderr.strip().removeprefix("envcheck: ") or "the CPU probe failed")
-    result = json.loads(out.stdout)
-    return result["tier"], result["warnings"]
+    return json.loads(out.stdout)
 
 
 def make_plan(args: argparse.Namespace, python: str) -> Plan:
     table = tiers_mod.load()
     venv = Path(args.venv).absolute()
-    probed, warnings = probe_tier(venv, python)
+    cpu = probe_cpu(venv, python)
+    probed, warnings = cpu["tier"], list(cpu["warnings"])
     tier = args.tier or probed
     if args.tier and probed and table.rank(args.tier) > table.rank(probed):
         warnings.append(f"--tier {args.tier} is above this CPU's tier ({probed}): its wheels may die with "
@@ -191,7 +192,8 @@ def make_plan(args: argparse.Namespace, python: str) -> Plan:
     for path in (lock, nodeps, REQUIREMENTS / "bootstrap.txt"):
         locks.parse_lock(path)  # refuses unhashed or hand-edited pins before anything is touched
     return Plan(tier, probed, lock, nodeps, venv, python, args.installer, args.offline,
-                digest(lock, nodeps, REQUIREMENTS / "bootstrap.txt"), warnings)
+                digest(lock, nodeps, REQUIREMENTS / "bootstrap.txt"), warnings,
+                f"{cpu['model_name']} ({cpu['microarch']}, {cpu['level']})")
 
 
 # --- running installers ----------------------------------------------------
@@ -332,19 +334,20 @@ def install(plan: Plan, state: dict) -> list[str]:
 def apply_patches(plan: Plan) -> str:
     """Run the patches tool in the venv, where it exists (it comes with the patches work)."""
     if not (ROOT / "patches" / "__main__.py").exists():
-        return "patches: none yet"
+        return "none yet (the patches tool is not part of this checkout)"
     out = subprocess.run([str(plan.venv_python), "-m", "patches", "apply", "--tier", plan.tier],
                          capture_output=True, text=True, cwd=ROOT)
     sys.stderr.write(out.stdout + out.stderr)
     if out.returncode != 0:
         raise TtsrigError("applying the patches failed; see the message above. The environment is installed; "
                           "fix the cause and re-run bin/bootstrap.")
-    return "patches: applied"
+    return "applied"
 
 
-def summary(plan: Plan, result: locks.Conformance, changed: list[str], seconds: float) -> str:
+def summary(plan: Plan, result: locks.Conformance, changed: list[str], patches: str, seconds: float) -> str:
     pins = planned_pins(plan)
     lines = [
+        f"cpu:       {plan.cpu}",
         f"venv:      {plan.venv}",
         f"tier:      {plan.tier}" + ("" if plan.tier == plan.probed_tier else f" (CPU probed as {plan.probed_tier})"),
         f"lock:      {rel(plan.lock)} + {rel(plan.nodeps)} ({len(pins)} packages)",
@@ -360,7 +363,8 @@ def summary(plan: Plan, result: locks.Conformance, changed: list[str], seconds: 
     if result.extra:
         lines.append(f"extra:     {', '.join(result.extra)} (not in the lock; left alone)")
     lines.append(f"time:      {seconds:.1f} s")
-    lines.append(f"next:      {plan.venv}/bin/python -m envcheck probe")
+    lines.append(f"patches:   {patches}")
+    lines.append(f"next:      {plan.venv}/bin/envcheck probe")
     return "\n".join(lines)
 
 
@@ -401,9 +405,9 @@ def main(argv: list[str] | None = None) -> int:
             elif state.get("lock_digest") and state.get("lock_digest") != plan.lock_digest:
                 log("the lock changed since the last run; applying it")
             changed = install(plan, state)
-        changed += [] if apply_patches(plan) == "patches: none yet" else ["patches applied"]
+        patches = apply_patches(plan)
         result = verify(plan)
-        print(summary(plan, result, changed, time.monotonic() - started))
+        print(summary(plan, result, changed, patches, time.monotonic() - started))
         return 0 if result.ok else 1
     except TtsrigError as exc:
         print(f"bootstrap: {exc}", file=sys.stderr)

@@ -18,7 +18,9 @@ ROOT = Path(__file__).resolve().parents[2]
 def probed(monkeypatch):
     """Pretend the CPU probe said a tier (the real probe has its own tests)."""
     def set_tier(tier, warnings=()):
-        monkeypatch.setattr(bootstrap, "probe_tier", lambda venv, python: (tier, list(warnings)))
+        cpu = {"tier": tier, "warnings": list(warnings), "model_name": "Test CPU", "microarch": "k10",
+               "level": "x86-64"}
+        monkeypatch.setattr(bootstrap, "probe_cpu", lambda venv, python: cpu)
     set_tier("pre-v2")
     return set_tier
 
@@ -27,6 +29,7 @@ def test_dry_run_prints_the_plan_and_changes_nothing(probed, tmp_path, capsys):
     venv = tmp_path / "venv"
     assert bootstrap.main(["--dry-run", "--venv", str(venv)]) == 0
     out = capsys.readouterr().out
+    assert "cpu:  Test CPU (k10, x86-64)" in out
     assert "tier: pre-v2" in out
     assert "lock: requirements/pre-v2.txt" in out
     assert "--require-hashes --no-deps -r requirements/pre-v2.txt" in out
