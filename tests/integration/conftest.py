@@ -23,6 +23,11 @@ def bootstrap(*args: str, check: bool = True) -> subprocess.CompletedProcess:
 
 
 @pytest.fixture(scope="session")
+def run_bootstrap():
+    return bootstrap
+
+
+@pytest.fixture(scope="session")
 def host_tier() -> str:
     out = subprocess.run([sys.executable, "-m", "envcheck", "probe", "--json"], capture_output=True, text=True,
                          cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}, check=True)

@@ -3,12 +3,13 @@ from __future__ import annotations
 
 import json
 import subprocess
+from pathlib import Path
 
 import pytest
 
 from envcheck import locks
 
-from .conftest import ROOT, bootstrap
+ROOT = Path(__file__).resolve().parents[2]
 
 pytestmark = pytest.mark.integration
 
@@ -54,35 +55,35 @@ def test_monotonic_align_was_built_against_the_pinned_numpy(host_venv):
     assert out.stdout.split()[0] == "5"  # every mel frame is assigned to exactly one text position
 
 
-def test_rerun_on_a_complete_environment_changes_nothing(host_venv):
+def test_rerun_on_a_complete_environment_changes_nothing(host_venv, run_bootstrap):
     before = (host_venv / "ttsrig-state.json").read_bytes()
-    out = bootstrap("--venv", str(host_venv))
+    out = run_bootstrap("--venv", str(host_venv))
     assert "changes:   nothing changed" in out.stdout
     assert "versions:  all equal the lock" in out.stdout
     assert (host_venv / "ttsrig-state.json").read_bytes() == before
 
 
-def test_an_interrupted_install_is_completed_by_the_next_run(host_venv):
+def test_an_interrupted_install_is_completed_by_the_next_run(host_venv, run_bootstrap):
     # What a kill half-way leaves: the state says "installing" and a package is missing.
     st = state(host_venv)
     (host_venv / "ttsrig-state.json").write_text(json.dumps({**st, "complete": False, "installing": "x"}))
     subprocess.run([str(host_venv / "bin/uv"), "pip", "uninstall", "--python", str(host_venv / "bin/python"),
                     "munch"], check=True, capture_output=True)
-    out = bootstrap("--venv", str(host_venv))
+    out = run_bootstrap("--venv", str(host_venv))
     assert "continuing an installation that did not finish" in out.stderr
     assert "versions:  all equal the lock" in out.stdout
     assert "munch" in locks.installed(host_venv / "lib/python3.11/site-packages")
     assert state(host_venv)["complete"] is True
 
 
-def test_a_changed_lock_is_applied_and_what_it_dropped_is_removed(host_venv):
+def test_a_changed_lock_is_applied_and_what_it_dropped_is_removed(host_venv, run_bootstrap):
     # An earlier lock that also held iniconfig: the current one dropped it, so the re-run removes it.
     subprocess.run([str(host_venv / "bin/uv"), "pip", "install", "--python", str(host_venv / "bin/python"),
                     "--no-deps", "iniconfig==2.0.0"], check=True, capture_output=True)
     st = state(host_venv)
     (host_venv / "ttsrig-state.json").write_text(json.dumps(
         {**st, "lock_digest": "an-older-lock", "packages": st["packages"] + ["iniconfig"]}))
-    out = bootstrap("--venv", str(host_venv))
+    out = run_bootstrap("--venv", str(host_venv))
     assert "the lock changed since the last run; applying it" in out.stderr
     assert "removed iniconfig" in out.stdout
     assert "iniconfig" not in locks.installed(host_venv / "lib/python3.11/site-packages")
