@@ -57,6 +57,7 @@ CHECKS: list[Check] = [
           "EspeakWrapper.set_library(espeakng_loader.get_library_path()); "
           "EspeakWrapper.set_data_path(espeakng_loader.get_data_path()); "
           "from phonemizer import phonemize; print(phonemize('hello world', language='en-us', backend='espeak'))"),
+    Check("uv (the installer binary)", "", program=("uv", "--version")),
     Check("monotonic_align", NO_ONEDNN + "from monotonic_align import maximum_path; "
           "p = maximum_path(torch.randn(1, 4, 6), torch.ones(1, 4, 6)); print(int(p.sum()))"),
 ]

@@ -12,6 +12,7 @@ import subprocess
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from pathlib import Path
 
 from envcheck.errors import TtsrigError
 
@@ -34,6 +35,7 @@ class Check:
     name: str
     code: str  # Python source; prints one line of detail on success
     timeout: float = 120.0
+    program: tuple[str, ...] = ()  # instead of code: an executable beside the venv's python, with arguments
 
 
 @dataclass(frozen=True)
@@ -55,7 +57,9 @@ def qemu_command(cpu: str) -> list[str]:
 
 def run_check(check: Check, python: str, *, emulate: str | None = None,
               env: dict[str, str] | None = None) -> Verdict:
-    cmd = (qemu_command(emulate) if emulate else []) + [python, "-c", check.code]
+    target = ([str(Path(python).parent / check.program[0]), *check.program[1:]] if check.program
+              else [python, "-c", check.code])
+    cmd = (qemu_command(emulate) if emulate else []) + target
     full_env = {**os.environ, **(env or {})}
     if emulate:
         # OPENBLAS_CORETYPE pins OpenBLAS's kernels to a named core (some machines set it to
