@@ -336,12 +336,12 @@ def apply_patches(plan: Plan) -> str:
     if not (ROOT / "patches" / "__main__.py").exists():
         return "none yet (the patches tool is not part of this checkout)"
     out = subprocess.run([str(plan.venv_python), "-m", "patches", "apply", "--tier", plan.tier],
-                         capture_output=True, text=True, cwd=ROOT)
+                         capture_output=True, text=True, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)})
     sys.stderr.write(out.stdout + out.stderr)
     if out.returncode != 0:
         raise TtsrigError("applying the patches failed; see the message above. The environment is installed; "
                           "fix the cause and re-run bin/bootstrap.")
-    return "applied"
+    return "; ".join(line.split(" (")[0] for line in out.stdout.splitlines()) or "applied"
 
 
 def summary(plan: Plan, result: locks.Conformance, changed: list[str], patches: str, seconds: float) -> str:

@@ -1,0 +1,99 @@
+"""The dynamo patch: `populate_builtin_to_tensor_fn_map()` returns at once.
+
+At `import torch._dynamo`, torch runs every Python operator on 1-element tensors
+to build a lookup table; on pre-v2 CPUs with torch 2.7 that probe dies with
+SIGFPE (requirements/evidence/pre-v2-phenom.txt). The table only serves
+torch.compile tracing of tensor subclasses, which ttsrig never uses. The file is
+patched only when its hash is one we know, so the edit is never a guess.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from envcheck.errors import TtsrigError
+from patches.target import BACKUP_DIR, Env, sha256, write_atomic
+
+NAME = "dynamo"
+NEEDED_ON = ("pre-v2",)
+KNOWN = json.loads((Path(__file__).with_name("data") / "known-files.json").read_text())[NAME]
+ANCHOR = "def populate_builtin_to_tensor_fn_map():\n    global BUILTIN_TO_TENSOR_FN_MAP\n"
+MARK = "    return  # ttsrig dynamo patch: the operator probe SIGFPEs on pre-v2 CPUs (python -m patches status)\n"
+
+
+def transform(original: bytes) -> bytes:
+    text = original.decode("utf-8")
+    if text.count(ANCHOR) != 1:
+        raise TtsrigError("populate_builtin_to_tensor_fn_map was not found where expected")
+    return text.replace(ANCHOR, ANCHOR + MARK).encode("utf-8")
+
+
+def target_file(env: Env) -> Path:
+    return env.site / KNOWN["path"]
+
+
+def status(env: Env, tier: str | None) -> tuple[str, str]:
+    """applied / not needed / missing / stale / unknown, with a detail."""
+    path = target_file(env)
+    torch = env.version("torch")
+    record = env.load_state().get(NAME)
+    if torch is None or not path.exists():
+        return ("not needed", "torch is not installed") if not record else (
+            "stale", "torch was removed after the patch was applied")
+    current = sha256(path.read_bytes())
+    if record:
+        if current == record["patched_sha256"] and torch == record["torch"]:
+            return "applied", f"torch {torch}: {record['file']}"
+        if current == KNOWN["originals"].get(torch):
+            return "stale", f"torch {torch} was reinstalled over the patch; run `python -m patches apply`"
+        return "stale", f"{record['file']} changed since it was patched (edited by hand?)"
+    if tier not in NEEDED_ON:
+        return "not needed", f"tier {tier or 'unknown'} imports torch._dynamo without it"
+    if current == KNOWN["originals"].get(torch):
+        return "missing", f"torch {torch} is unpatched; run `python -m patches apply`"
+    return "unknown", f"{path} (torch {torch}) is not a version this patch knows"
+
+
+def apply(env: Env, tier: str | None) -> str:
+    state_now, detail = status(env, tier)
+    if state_now in ("applied", "not needed"):
+        return f"{NAME}: {state_now} ({detail})"
+    path = target_file(env)
+    torch = env.version("torch")
+    original = path.read_bytes()
+    if sha256(original) != KNOWN["originals"].get(torch):
+        raise TtsrigError(f"{NAME}: refusing to patch {path}: its sha256 is not that of torch {torch}'s "
+                          f"original (known versions: {', '.join(KNOWN['originals'])}). Reinstall torch with "
+                          "bin/bootstrap, or add the new version to patches/data/known-files.json after review.")
+    patched = transform(original)
+    backup = env.prefix / BACKUP_DIR / f"{NAME}-torch-{torch}.orig"
+    backup.parent.mkdir(exist_ok=True)
+    write_atomic(backup, original)
+    write_atomic(path, patched, mode=path.stat().st_mode & 0o777)
+    state = env.load_state()
+    state[NAME] = {"file": KNOWN["path"], "torch": torch, "original_sha256": sha256(original),
+                   "patched_sha256": sha256(patched), "backup": str(backup.relative_to(env.prefix))}
+    env.save_state(state)
+    return f"{NAME}: applied to torch {torch} ({KNOWN['path']})"
+
+
+def revert(env: Env) -> str:
+    state = env.load_state()
+    record = state.get(NAME)
+    if not record:
+        return f"{NAME}: nothing to revert"
+    path = env.site / record["file"]
+    backup = env.prefix / record["backup"]
+    if path.exists() and sha256(path.read_bytes()) == record["patched_sha256"]:
+        original = backup.read_bytes()
+        if sha256(original) != record["original_sha256"]:
+            raise TtsrigError(f"{NAME}: the backup {backup} does not match the recorded original; "
+                              "reinstall torch with bin/bootstrap instead.")
+        write_atomic(path, original, mode=path.stat().st_mode & 0o777)
+        done = f"{NAME}: reverted {record['file']} to torch {record['torch']}'s original"
+    else:
+        done = f"{NAME}: {record['file']} is no longer the patched file; only the record is removed"
+    del state[NAME]
+    env.save_state(state)
+    backup.unlink(missing_ok=True)
+    return done

@@ -1,0 +1,108 @@
+"""ttsrig start-up hook (installed into a venv as _ttsrig_site.py by `python -m patches apply`).
+
+A `.pth` file imports this module in every interpreter of the venv, DataLoader
+workers and other subprocesses included. A `.pth` hook runs beside any
+sitecustomize the distribution ships, so neither replaces the other. Nothing
+heavy is imported here: the torch fix runs when torch is first imported.
+
+Switches (environment variables):
+  TTSRIG_SITE=0            turn the whole hook off
+  TTSRIG_ONEDNN_FIX=0      leave oneDNN on
+  TTSRIG_DATASETS_STUB=0   no `datasets` stub
+"""
+import importlib.abc
+import importlib.machinery
+import importlib.util
+import json
+import os
+import sys
+
+_CONFIG_FILE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "_ttsrig_site.json")
+
+
+def _switched_on(variable):
+    return os.environ.get(variable, "1").strip().lower() not in ("0", "false", "no", "off")
+
+
+def _disable_onednn(torch):
+    # torch 2.7's oneDNN kernels die with SIGFPE on pre-v2 CPUs (float32 matmul, Linear, Conv1d and the
+    # operator probe of `import torch._dynamo`); with oneDNN off the same work runs on ATen's own kernels.
+    # Measured under qemu-x86_64 -cpu phenom: requirements/evidence/pre-v2-phenom.txt.
+    import torch.backends.mkldnn
+
+    torch.backends.mkldnn.enabled = False
+
+
+class _AfterTorchImport(importlib.abc.MetaPathFinder):
+    """Finds `torch` like everyone else, then runs the fixes once its module has executed."""
+
+    def __init__(self, fixes):
+        self.fixes = fixes
+
+    def find_spec(self, name, path=None, target=None):
+        if name != "torch":
+            return None
+        sys.meta_path.remove(self)  # one shot: the fixes run once per interpreter
+        spec = importlib.util.find_spec(name)
+        if spec is None or spec.loader is None or not hasattr(spec.loader, "exec_module"):
+            return spec
+        loader_exec = spec.loader.exec_module
+        fixes = self.fixes
+
+        def exec_module(module):
+            loader_exec(module)
+            for fix in fixes:
+                fix(module)
+
+        spec.loader.exec_module = exec_module
+        return spec
+
+
+class _DatasetsStub(importlib.abc.MetaPathFinder, importlib.abc.Loader):
+    """A `datasets` module for code that imports it but never uses it (f5_tts.model's package __init__).
+
+    It sits at the end of sys.meta_path, so an installed `datasets` always wins. Its spec is a real
+    ModuleSpec, so importlib.util.find_spec works; importlib.metadata finds no distribution, so
+    transformers' availability check answers "not available" instead of raising.
+    """
+
+    def find_spec(self, name, path=None, target=None):
+        if name != "datasets":
+            return None
+        return importlib.machinery.ModuleSpec(name, self, origin="ttsrig datasets stub")
+
+    def create_module(self, spec):
+        return None
+
+    def exec_module(self, module):
+        def unavailable(*args, **kwargs):
+            raise RuntimeError("the `datasets` package is not installed in this ttsrig environment (pyarrow "
+                               "cannot run on every tier); ttsrig's trainers read a manifest.jsonl instead")
+
+        module.__ttsrig_stub__ = True
+        module.Dataset = type("Dataset", (), {"__init__": unavailable})
+        module.load_from_disk = unavailable
+        module.load_dataset = unavailable
+
+
+def _install():
+    if not _switched_on("TTSRIG_SITE"):
+        return
+    try:
+        with open(_CONFIG_FILE) as handle:
+            config = json.load(handle)
+    except (OSError, ValueError):
+        config = {}
+    fixes = []
+    if config.get("disable_onednn") and _switched_on("TTSRIG_ONEDNN_FIX"):
+        fixes.append(_disable_onednn)
+    if fixes and "torch" not in sys.modules:
+        sys.meta_path.insert(0, _AfterTorchImport(fixes))
+    if config.get("datasets_stub", True) and _switched_on("TTSRIG_DATASETS_STUB"):
+        sys.meta_path.append(_DatasetsStub())
+
+
+try:
+    _install()
+except Exception as exc:  # a start-up hook must never stop the interpreter
+    sys.stderr.write(f"ttsrig: start-up hook disabled: {exc}\n")

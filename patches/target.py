@@ -1,0 +1,84 @@
+"""The environment a patch acts on: its site-packages, installed versions, and the patch state record."""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sys
+import sysconfig
+from dataclasses import dataclass
+from pathlib import Path
+
+from envcheck import locks
+from envcheck.errors import TtsrigError
+
+STATE_NAME = "ttsrig-patches.json"
+BACKUP_DIR = "ttsrig-patches"
+
+
+def sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def write_atomic(path: Path, data: bytes, mode: int | None = None) -> None:
+    """Write next to the target and rename over it: a reader sees the old or the new file, never half."""
+    tmp = path.with_name(f".{path.name}.ttsrig-tmp")
+    try:
+        tmp.write_bytes(data)
+        if mode is not None:
+            os.chmod(tmp, mode)
+        os.replace(tmp, path)
+    except PermissionError as exc:
+        tmp.unlink(missing_ok=True)
+        raise TtsrigError(f"cannot write {path}: permission denied ({exc.strerror}). Patch a venv you own, "
+                          "or run as the user who created it.") from None
+    except OSError:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+@dataclass
+class Env:
+    prefix: Path
+    site: Path
+
+    @classmethod
+    def of(cls, venv: str | None) -> "Env":
+        if venv is None:
+            return cls(Path(sys.prefix), Path(sysconfig.get_paths()["purelib"]))
+        prefix = Path(venv).absolute()
+        site = prefix / "lib" / "python3.11" / "site-packages"
+        if not (prefix / "pyvenv.cfg").exists() or not site.is_dir():
+            raise TtsrigError(f"{prefix} is not a Python 3.11 venv (no pyvenv.cfg or site-packages). "
+                              "Pass the venv bin/bootstrap built, e.g. --venv .venv.")
+        return cls(prefix, site)
+
+    def version(self, dist: str) -> str | None:
+        return locks.installed(self.site).get(locks.canonical(dist))
+
+    @property
+    def state_path(self) -> Path:
+        return self.prefix / STATE_NAME
+
+    def load_state(self) -> dict:
+        if not self.state_path.exists():
+            return {}
+        try:
+            data = json.loads(self.state_path.read_text())
+            if not isinstance(data, dict):
+                raise ValueError("not an object")
+            return data
+        except ValueError as exc:
+            raise TtsrigError(f"the patch state record {self.state_path} is corrupt ({exc}). Reinstall torch "
+                              "(re-run bin/bootstrap after `rm -r` of the venv's torch), delete the record, "
+                              "and apply again.") from None
+
+    def save_state(self, state: dict) -> None:
+        write_atomic(self.state_path, (json.dumps(state, indent=2, sort_keys=True) + "\n").encode())
+
+    def tier(self) -> str | None:
+        """The tier bin/bootstrap built this venv for, if it did."""
+        try:
+            return json.loads((self.prefix / "ttsrig-state.json").read_text()).get("tier")
+        except (OSError, ValueError):
+            return None
