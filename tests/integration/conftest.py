@@ -23,6 +23,11 @@ def bootstrap(*args: str, check: bool = True) -> subprocess.CompletedProcess:
 
 
 @pytest.fixture(scope="session")
+def test_venvs() -> Path:
+    return VENVS
+
+
+@pytest.fixture(scope="session")
 def run_bootstrap():
     return bootstrap
 
