@@ -26,6 +26,7 @@ from pathlib import Path
 
 from envcheck import locks
 from envcheck import tiers as tiers_mod
+from envcheck.atomic import write_json_atomic
 from envcheck.errors import TtsrigError
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -110,12 +111,6 @@ def digest(*paths: Path) -> str:
     for path in paths:
         h.update(path.read_bytes())
     return h.hexdigest()
-
-
-def write_json_atomic(path: Path, data: dict) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
-    os.replace(tmp, path)
 
 
 def site_packages(venv: Path) -> Path:

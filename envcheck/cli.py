@@ -29,6 +29,7 @@ def run_evidence(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from envcheck import evidence, isolated
+    from envcheck.atomic import write_atomic
 
     checks = [c for c in evidence.CHECKS if not args.only or c.name in args.only]
     started = time.strftime("%Y-%m-%d")
@@ -40,10 +41,7 @@ def run_evidence(args: argparse.Namespace) -> int:
     text = "\n".join(header + rows) + "\n"
     print(text, end="")
     if args.out:
-        out = Path(args.out)
-        tmp = out.with_name(f".{out.name}.tmp")
-        tmp.write_text(text)
-        tmp.replace(out)
+        write_atomic(Path(args.out), text.encode())
     return 0 if all(v.status == isolated.OK for v in verdicts) else 1
 
 

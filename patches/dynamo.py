@@ -11,8 +11,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from envcheck.atomic import write_atomic
 from envcheck.errors import TtsrigError
-from patches.target import BACKUP_DIR, Env, sha256, write_atomic
+from patches.target import BACKUP_DIR, Env, sha256
 
 NAME = "dynamo"
 NEEDED_ON = ("pre-v2",)

@@ -4,7 +4,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from patches.target import Env, sha256, write_atomic
+from envcheck.atomic import write_atomic
+from patches.target import Env, sha256
 
 NAME = "sitecustomize"
 ONEDNN_OFF_ON = ("pre-v2",)  # measured: oneDNN faults under -cpu phenom, not under Nehalem or Haswell

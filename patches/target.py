@@ -3,13 +3,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import sys
 import sysconfig
 from dataclasses import dataclass
 from pathlib import Path
 
 from envcheck import locks
+from envcheck.atomic import write_json_atomic
 from envcheck.errors import TtsrigError
 
 STATE_NAME = "ttsrig-patches.json"
@@ -18,23 +18,6 @@ BACKUP_DIR = "ttsrig-patches"
 
 def sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
-
-
-def write_atomic(path: Path, data: bytes, mode: int | None = None) -> None:
-    """Write next to the target and rename over it: a reader sees the old or the new file, never half."""
-    tmp = path.with_name(f".{path.name}.ttsrig-tmp")
-    try:
-        tmp.write_bytes(data)
-        if mode is not None:
-            os.chmod(tmp, mode)
-        os.replace(tmp, path)
-    except PermissionError as exc:
-        tmp.unlink(missing_ok=True)
-        raise TtsrigError(f"cannot write {path}: permission denied ({exc.strerror}). Patch a venv you own, "
-                          "or run as the user who created it.") from None
-    except OSError:
-        tmp.unlink(missing_ok=True)
-        raise
 
 
 @dataclass
@@ -74,7 +57,7 @@ class Env:
                               "and apply again.") from None
 
     def save_state(self, state: dict) -> None:
-        write_atomic(self.state_path, (json.dumps(state, indent=2, sort_keys=True) + "\n").encode())
+        write_json_atomic(self.state_path, state)
 
     def tier(self) -> str | None:
         """The tier bin/bootstrap built this venv for, if it did."""

@@ -129,12 +129,12 @@ def test_read_only_site_packages_fails_clearly_with_nothing_half_written(venv, c
 
 def test_read_only_target_file_fails_clearly(venv, capsys, monkeypatch):
     # Stands in for a read-only site-packages when the tests run as root.
-    import patches.target as t
+    from envcheck import atomic
 
     def deny(src, dst):
         raise PermissionError(13, "Permission denied")
 
-    monkeypatch.setattr(t.os, "replace", deny)
+    monkeypatch.setattr(atomic.os, "replace", deny)
     assert run(venv, "apply", "--only", "dynamo") == 2
     assert "permission denied" in capsys.readouterr().err
     assert target(venv).read_bytes() == ORIGINAL
