@@ -68,6 +68,7 @@ class Plan:
     lock_digest: str
     warnings: list[str] = field(default_factory=list)
     cpu: str = "unknown"
+    pins: dict[str, locks.Pin] = field(default_factory=dict)  # the tier lock and nodeps.txt together
 
     @property
     def venv_python(self) -> Path:
@@ -184,11 +185,12 @@ def make_plan(args: argparse.Namespace, python: str) -> Plan:
                         "SIGILL here. Use it only to build an environment for another machine.")
     lock = REQUIREMENTS / table.tier(tier).lock
     nodeps = REQUIREMENTS / "nodeps.txt"
-    for path in (lock, nodeps, REQUIREMENTS / "bootstrap.txt"):
-        locks.parse_lock(path)  # refuses unhashed or hand-edited pins before anything is touched
+    # Parsing refuses unhashed or hand-edited pins before anything is touched.
+    locks.parse_lock(REQUIREMENTS / "bootstrap.txt")
+    pins = {**locks.parse_lock(lock), **locks.parse_lock(nodeps)}
     return Plan(tier, probed, lock, nodeps, venv, python, args.installer, args.offline,
                 digest(lock, nodeps, REQUIREMENTS / "bootstrap.txt"), warnings,
-                f"{cpu['model_name']} ({cpu['microarch']}, {cpu['level']})")
+                f"{cpu['model_name']} ({cpu['microarch']}, {cpu['level']})", pins)
 
 
 # --- running installers ----------------------------------------------------
@@ -283,14 +285,10 @@ def ensure_bootstrap_tools(plan: Plan) -> None:
     run(cmd, plan, "installing the installer (uv) and the CPU reader (archspec)")
 
 
-def planned_pins(plan: Plan) -> dict[str, locks.Pin]:
-    return {**locks.parse_lock(plan.lock), **locks.parse_lock(plan.nodeps)}
-
-
 def verify(plan: Plan) -> locks.Conformance:
     have = locks.installed(site_packages(plan.venv))
     allowed = {"pip", PROJECT_DIST}
-    return locks.conformance(planned_pins(plan), have, forbidden(plan.tier), allowed)
+    return locks.conformance(plan.pins, have, forbidden(plan.tier), allowed)
 
 
 def install(plan: Plan, state: dict) -> list[str]:
@@ -309,9 +307,8 @@ def install(plan: Plan, state: dict) -> list[str]:
     done.append(f"installed {rel(plan.nodeps)}")
 
     have = locks.installed(site_packages(plan.venv))
-    pins = planned_pins(plan)
     # Remove what the tier forbids, and what an earlier lock installed that this one dropped.
-    dropped = sorted(n for n in previous_pins if n not in pins and n in have)
+    dropped = sorted(n for n in previous_pins if n not in plan.pins and n in have)
     remove = sorted({locks.canonical(f) for f in forbidden(plan.tier)} & set(have)) + dropped
     if remove:
         run(uninstall_cmd(plan, remove), plan, f"removing {', '.join(remove)}")
@@ -321,7 +318,7 @@ def install(plan: Plan, state: dict) -> list[str]:
         "installing ttsrig itself (editable)")
     write_json_atomic(plan.venv / STATE_NAME, {
         "complete": True, "tier": plan.tier, "lock": rel(plan.lock), "lock_digest": plan.lock_digest,
-        "packages": sorted(pins), "installed_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "packages": sorted(plan.pins), "installed_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     })
     return done
 
@@ -340,12 +337,11 @@ def apply_patches(plan: Plan) -> str:
 
 
 def summary(plan: Plan, result: locks.Conformance, changed: list[str], patches: str, seconds: float) -> str:
-    pins = planned_pins(plan)
     lines = [
         f"cpu:       {plan.cpu}",
         f"venv:      {plan.venv}",
         f"tier:      {plan.tier}" + ("" if plan.tier == plan.probed_tier else f" (CPU probed as {plan.probed_tier})"),
-        f"lock:      {rel(plan.lock)} + {rel(plan.nodeps)} ({len(pins)} packages)",
+        f"lock:      {rel(plan.lock)} + {rel(plan.nodeps)} ({len(plan.pins)} packages)",
         f"changes:   {'; '.join(changed) if changed else 'nothing changed'}",
         f"versions:  {'all equal the lock' if result.ok else 'DIFFER from the lock'}",
     ]
@@ -392,7 +388,8 @@ def main(argv: list[str] | None = None) -> int:
         current = (state.get("complete") and state.get("lock_digest") == plan.lock_digest
                    and state.get("tier") == plan.tier)
         changed: list[str] = []
-        if current and verify(plan).ok and plan.venv_python.exists():
+        result = verify(plan)
+        if current and result.ok and plan.venv_python.exists():
             log("environment is complete and matches the lock; verifying only")
         else:
             if state.get("installing") or (state and not state.get("complete")):
@@ -400,8 +397,8 @@ def main(argv: list[str] | None = None) -> int:
             elif state.get("lock_digest") and state.get("lock_digest") != plan.lock_digest:
                 log("the lock changed since the last run; applying it")
             changed = install(plan, state)
-        patches = apply_patches(plan)
-        result = verify(plan)
+            result = verify(plan)
+        patches = apply_patches(plan)  # patches edit files inside packages, never which packages are installed
         print(summary(plan, result, changed, patches, time.monotonic() - started))
         return 0 if result.ok else 1
     except TtsrigError as exc:
