@@ -1,7 +1,7 @@
 """bin/bootstrap: one command from a clean checkout to a verified venv for this CPU.
 
-Steps: probe the CPU -> pick requirements/<tier>.txt -> create the venv ->
-install the lock (hash-checked, --no-deps) -> install the --no-deps packages and
+Steps: create the venv and install archspec and uv -> probe the CPU (CPUID needs
+archspec) -> pick requirements/<tier>.txt -> install the lock (hash-checked, --no-deps) -> install the --no-deps packages and
 build the Cython extension against the pinned numpy -> remove what the tier
 forbids -> install ttsrig itself -> apply patches -> verify -> summary.
 
@@ -69,6 +69,7 @@ class Plan:
     warnings: list[str] = field(default_factory=list)
     cpu: str = "unknown"
     pins: dict[str, locks.Pin] = field(default_factory=dict)  # the tier lock and nodeps.txt together
+    cpuid_read: bool = False  # did the probe read CPUID (it needs archspec, which the venv brings)?
 
     @property
     def venv_python(self) -> Path:
@@ -190,7 +191,20 @@ def make_plan(args: argparse.Namespace, python: str) -> Plan:
     pins = {**locks.parse_lock(lock), **locks.parse_lock(nodeps)}
     return Plan(tier, probed, lock, nodeps, venv, python, args.installer, args.offline,
                 digest(lock, nodeps, REQUIREMENTS / "bootstrap.txt"), warnings,
-                f"{cpu['model_name']} ({cpu['microarch']}, {cpu['level']})", pins)
+                f"{cpu['model_name']} ({cpu['microarch']}, {cpu['level']})", pins,
+                bool(cpu["sources"].get("cpuid", {}).get("ok")))
+
+
+def plan_after_cpuid(args: argparse.Namespace, python: str, first: Plan) -> Plan:
+    """Re-plan from a probe that reads CPUID: create the venv and install archspec into it first.
+
+    Before the venv exists the probe has only /proc/cpuinfo and glibc; CPUID is the view that
+    sees what the CPU itself reports (and the only one that follows qemu's emulated CPU).
+    """
+    check_disk(first.venv)
+    ensure_venv(first)
+    ensure_bootstrap_tools(first)
+    return make_plan(args, python)
 
 
 # --- running installers ----------------------------------------------------
@@ -381,6 +395,8 @@ def main(argv: list[str] | None = None) -> int:
             print(plan.describe())
             print("dry run: nothing was changed")
             return 0
+        if not plan.cpuid_read:
+            plan = plan_after_cpuid(args, python, plan)
         for warning in plan.warnings:
             log(f"warning: {warning}")
         check_disk(plan.venv)

@@ -19,7 +19,7 @@ def probed(monkeypatch):
     """Pretend the CPU probe said a tier (the real probe has its own tests)."""
     def set_tier(tier, warnings=()):
         cpu = {"tier": tier, "warnings": list(warnings), "model_name": "Test CPU", "microarch": "k10",
-               "level": "x86-64"}
+               "level": "x86-64", "sources": {"cpuid": {"ok": True}}}
         monkeypatch.setattr(bootstrap, "probe_cpu", lambda venv, python: cpu)
     set_tier("pre-v2")
     return set_tier
@@ -137,3 +137,27 @@ def test_shim_refuses_a_missing_python(tmp_path):
                          capture_output=True, text=True)
     assert out.returncode == 2
     assert "ttsrig needs CPython 3.11" in out.stderr
+
+
+def test_first_run_installs_archspec_before_deciding_the_tier(tmp_path, monkeypatch, capsys):
+    """Without a venv the probe cannot read CPUID; the tier is decided again once archspec is there."""
+    calls = []
+    answers = iter([
+        {"tier": "v3", "warnings": ["cpuid view unavailable"], "model_name": "Host", "microarch": "unknown",
+         "level": "x86-64-v4", "sources": {"cpuid": {"ok": False}}},
+        {"tier": "pre-v2", "warnings": [], "model_name": "Old CPU", "microarch": "k10",
+         "level": "x86-64", "sources": {"cpuid": {"ok": True}}},
+    ])
+    monkeypatch.setattr(bootstrap, "probe_cpu", lambda venv, python: (calls.append("probe"), next(answers))[1])
+    monkeypatch.setattr(bootstrap, "check_disk", lambda venv: None)
+    monkeypatch.setattr(bootstrap, "ensure_venv", lambda plan: calls.append("venv"))
+    monkeypatch.setattr(bootstrap, "ensure_bootstrap_tools", lambda plan: calls.append("archspec"))
+
+    def install(plan, state):
+        calls.append(f"install {plan.tier}")
+        raise TtsrigError("stop here")
+
+    monkeypatch.setattr(bootstrap, "install", install)
+    assert bootstrap.main(["--venv", str(tmp_path / "venv")]) == 2
+    assert calls == ["probe", "venv", "archspec", "probe", "install pre-v2"]
+    assert "cpuid view unavailable" not in capsys.readouterr().err
