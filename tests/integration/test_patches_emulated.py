@@ -4,12 +4,12 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import shutil
-import signal
 import subprocess
 from pathlib import Path
 
 import pytest
+
+from envcheck.isolated import CRASHED, OK, Check, Verdict, run_check
 
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = [pytest.mark.emulated, pytest.mark.integration]
@@ -36,12 +36,8 @@ print("ok", sum(float(b.sum()) for b in DataLoader(Squares(), batch_size=2, num_
 """
 
 
-def emulate(venv: Path, code: str, **env) -> subprocess.CompletedProcess:
-    qemu = shutil.which("qemu-x86_64")
-    assert qemu, "bin/test installs qemu-user; run the tests through it"
-    clean = {k: v for k, v in os.environ.items() if not k.startswith(("OPENBLAS_", "PYTHONPATH"))}
-    return subprocess.run([qemu, "-cpu", "phenom", str(venv / "bin/python"), "-c", code], capture_output=True,
-                          text=True, timeout=600, env={**clean, **env}, cwd="/tmp")
+def emulate(venv: Path, code: str, **env: str) -> Verdict:
+    return run_check(Check("evidence", code, timeout=600), str(venv / "bin/python"), emulate="phenom", env=env)
 
 
 def patches(venv: Path, *args: str) -> subprocess.CompletedProcess:
@@ -92,24 +88,24 @@ def test_without_the_patches_torch_dies_with_sigfpe(pre_v2_venv):
         matmul = emulate(pre_v2_venv, "import torch; a = torch.rand(32, 32); a @ a", TTSRIG_SITE="0")
     finally:
         assert patches(pre_v2_venv, "apply").returncode == 0
-    assert dyn.returncode == -signal.SIGFPE, dyn.stderr[-500:]
-    assert matmul.returncode == -signal.SIGFPE, matmul.stderr[-500:]
+    assert (dyn.status, dyn.signal) == (CRASHED, "SIGFPE"), dyn
+    assert (matmul.status, matmul.signal) == (CRASHED, "SIGFPE"), matmul
 
 
 def test_with_the_patches_the_workload_runs(pre_v2_venv):
     out = emulate(pre_v2_venv, WORKLOAD)
-    assert out.returncode == 0, out.stderr[-2000:]
-    assert out.stdout.split() == ["ok", "(100,", "47)"]
+    assert out.status == OK, out
+    assert out.detail.split() == ["ok", "(100,", "47)"]
 
 
 def test_with_the_patches_dataloader_workers_run(pre_v2_venv):
     out = emulate(pre_v2_venv, WORKERS)
-    assert out.returncode == 0, out.stderr[-2000:]
-    assert out.stdout.split() == ["ok", str(float(sum(64 * 8 * i * i for i in range(4))))]
+    assert out.status == OK, out
+    assert out.detail.split() == ["ok", str(float(sum(64 * 8 * i * i for i in range(4))))]
 
 
 def test_the_dynamo_patch_alone_makes_import_torch_dynamo_work(pre_v2_venv):
     out = emulate(pre_v2_venv, "import torch, torch._dynamo; print(torch.backends.mkldnn.enabled)",
                   TTSRIG_ONEDNN_FIX="0")
-    assert out.returncode == 0, out.stderr[-1000:]
-    assert out.stdout.split() == ["True"]  # oneDNN stayed on: the file patch did it
+    assert out.status == OK, out
+    assert out.detail == "True"  # oneDNN stayed on: the file patch did it

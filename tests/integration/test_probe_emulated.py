@@ -3,12 +3,13 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+
+from envcheck.isolated import qemu_command
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -20,9 +21,7 @@ pytestmark = [pytest.mark.emulated, pytest.mark.integration]
     [("phenom", "pre-v2", "k10"), ("Nehalem", "v2", "nehalem"), ("Haswell", "v3", "haswell")],
 )
 def test_probe_reports_the_emulated_cpu(cpu, tier, microarch):
-    qemu = shutil.which("qemu-x86_64")
-    assert qemu, "bin/test installs qemu-user; run the tests through it"
-    out = subprocess.run([qemu, "-cpu", cpu, sys.executable, "-m", "envcheck", "probe", "--json"],
+    out = subprocess.run([*qemu_command(cpu), sys.executable, "-m", "envcheck", "probe", "--json"],
                          capture_output=True, text=True, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)},
                          timeout=300)
     assert out.returncode == 0, out.stderr[-2000:]
