@@ -1,8 +1,10 @@
-"""`python -m patches apply|status|revert [--venv PATH] [--tier T]`."""
+"""`python -m patches apply|status|revert [--venv PATH] [--tier T]`, and the checkpoint tools:
+`trust add|list|remove`, `inspect FILE`, `convert FILE [-o OUT]`."""
 from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 from envcheck.errors import TtsrigError
 from envcheck.tiers import TIER_NAMES
@@ -23,31 +25,105 @@ def resolve_tier(env: Env, given: str | None) -> str:
     return probe().tier
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m patches", description=__doc__)
-    parser.add_argument("action", choices=("apply", "status", "revert"))
-    parser.add_argument("--venv", help="the venv to act on (default: the one running this Python)")
-    parser.add_argument("--tier", choices=TIER_NAMES, help="default: the tier bin/bootstrap recorded, else probed")
-    parser.add_argument("--only", choices=sorted(PATCHES), action="append", help="act on this patch only")
-    args = parser.parse_args(argv)
-    try:
-        env = Env.of(args.venv)
-        chosen = [PATCHES[n] for n in (args.only or PATCHES)]
-        if args.action == "revert":
-            for patch in chosen:
-                print(patch.revert(env))
-            return 0
-        tier = resolve_tier(env, args.tier)
-        if args.action == "apply":
-            for patch in chosen:
-                print(patch.apply(env, tier))
-            return 0
-        worst = 0
+def run_patches(args: argparse.Namespace) -> int:
+    env = Env.of(args.venv)
+    chosen = [PATCHES[n] for n in (args.only or PATCHES)]
+    if args.action == "revert":
         for patch in chosen:
-            state, detail = patch.status(env, tier)
-            print(f"{patch.NAME:14s} {state:11s} {detail}")
-            worst = max(worst, 0 if state in ("applied", "not needed") else 1)
-        return worst
+            print(patch.revert(env))
+        return 0
+    tier = resolve_tier(env, args.tier)
+    if args.action == "apply":
+        for patch in chosen:
+            print(patch.apply(env, tier))
+        return 0
+    worst = 0
+    for patch in chosen:
+        state, detail = patch.status(env, tier)
+        print(f"{patch.NAME:14s} {state:11s} {detail}")
+        worst = max(worst, 0 if state in ("applied", "not needed") else 1)
+    return worst
+
+
+def run_trust(args: argparse.Namespace) -> int:
+    from patches.checkpoints import describe
+    from patches.trust import TrustList
+
+    trust = TrustList.load(Path(args.trust_file) if args.trust_file else None)
+    if args.trust_action == "add":
+        for name in args.files:
+            print(describe(name))
+            digest = trust.add(Path(name).expanduser(), args.note)
+            print(f"trusted {digest} in {trust.path}")
+    elif args.trust_action == "remove":
+        for name in args.files:
+            print(f"removed {trust.remove(name)} from {trust.path}")
+    else:
+        if not trust.entries:
+            print(f"no trusted checkpoints ({trust.path})")
+        for digest, entry in sorted(trust.entries.items(), key=lambda kv: kv[1].get("added", "")):
+            note = f"  ({entry['note']})" if entry.get("note") else ""
+            print(f"{digest}  {entry.get('added', '?')}  {entry.get('path', '?')}{note}")
+    return 0
+
+
+def run_convert(args: argparse.Namespace) -> int:
+    from patches.checkpoints import convert
+
+    out = convert(args.file, args.output, trust=args.trust_checkpoint)
+    print(f"wrote {out} (safetensors; loads without unpickling)")
+    return 0
+
+
+def run_inspect(args: argparse.Namespace) -> int:
+    from patches.checkpoints import describe
+
+    for name in args.files:
+        print(describe(name))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from patches.checkpoints import add_trust_argument
+
+    parser = argparse.ArgumentParser(prog="python -m patches", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for action, text in (("apply", "apply the patches this tier needs"),
+                         ("status", "applied / not needed / missing / stale, per patch"),
+                         ("revert", "restore every patched file byte for byte")):
+        p = sub.add_parser(action, help=text)
+        p.set_defaults(run=run_patches, action=action)
+        p.add_argument("--venv", help="the venv to act on (default: the one running this Python)")
+        p.add_argument("--tier", choices=TIER_NAMES, help="default: the tier bin/bootstrap recorded, else probed")
+        p.add_argument("--only", choices=sorted(PATCHES), action="append", help="act on this patch only")
+
+    trust = sub.add_parser("trust", help="manage the list of legacy checkpoints you trust to unpickle")
+    trust.set_defaults(run=run_trust)
+    trust.add_argument("--trust-file", help="default: $TTSRIG_TRUST_FILE or ~/.config/ttsrig/trusted-checkpoints.json")
+    tsub = trust.add_subparsers(dest="trust_action", required=True, metavar="ACTION")
+    add = tsub.add_parser("add", help="trust these files (by sha256)")
+    add.add_argument("files", nargs="+")
+    add.add_argument("--note", default="", help="why you trust it (e.g. where you downloaded it)")
+    remove = tsub.add_parser("remove", help="stop trusting (a file, or a sha256)")
+    remove.add_argument("files", nargs="+")
+    tsub.add_parser("list", help="show the trusted checkpoints")
+
+    conv = sub.add_parser("convert", help="write a checkpoint as safetensors (once; later loads unpickle nothing)")
+    conv.set_defaults(run=run_convert)
+    conv.add_argument("file")
+    conv.add_argument("-o", "--output", help="default: the same name with .safetensors")
+    add_trust_argument(conv)
+
+    insp = sub.add_parser("inspect", help="what a checkpoint would import when unpickled (read, not run)")
+    insp.set_defaults(run=run_inspect)
+    insp.add_argument("files", nargs="+")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.run(args)
     except TtsrigError as exc:
         print(f"patches: {exc}", file=sys.stderr)
         return 2

@@ -75,6 +75,17 @@ def test_bootstrap_tools_have_the_same_version_everywhere(name):
             assert pins[pkg].version == pin.version
 
 
+@pytest.mark.parametrize("tier", TIERS)
+def test_pytest_for_the_tier_venv_changes_no_tier_package(tier):
+    """tests/run_in_venv.py adds test-in-venv.txt with --no-deps to a tier venv: it may add, never replace."""
+    extra = locks.parse_lock(REQ / "test-in-venv.txt")
+    pins = locks.parse_lock(REQ / f"{tier}.txt")
+    assert {"pytest", "pluggy", "iniconfig"} <= set(extra)
+    for name, pin in extra.items():
+        if name in pins:
+            assert pins[name].version == pin.version, f"{name}: {tier}.txt {pins[name].version}, test-in-venv {pin.version}"
+
+
 def test_every_tier_lock_holds_the_run_time_stack():
     needed = {"torch", "torchaudio", "transformers", "numpy", "soundfile", "cython", "archspec", "uv",
               "phonemizer", "espeakng-loader", "x-transformers", "vocos", "librosa", "safetensors", "tqdm"}
