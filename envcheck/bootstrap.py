@@ -236,7 +236,9 @@ def run(cmd: list[str], plan: Plan, what: str) -> None:
 def installer_cmd(plan: Plan, *args: str) -> list[str]:
     if plan.installer == "uv":
         uv = plan.venv / "bin" / "uv"
-        cmd = [str(uv), "pip", "install", "--python", str(plan.venv_python), "--no-config"]
+        # --compile-bytecode: uv skips it by default (pip does it); without .pyc files every import of
+        # torch, transformers and f5_tts recompiles them, twice as slow (four times under emulation).
+        cmd = [str(uv), "pip", "install", "--python", str(plan.venv_python), "--no-config", "--compile-bytecode"]
         if plan.offline:
             cmd.append("--offline")
     else:

@@ -1,4 +1,10 @@
-"""`python -m envcheck`: the command line of the probe (and, later, the verifier)."""
+"""`envcheck` (or `python -m envcheck`): is this environment working on this CPU?
+
+  envcheck [--venv PATH] [--emulate CPU_MODEL] [--json]   the full report; exit 0 only if all needed works
+  envcheck probe [--json]                                   the CPU and its tier
+  envcheck scan REQUIREMENTS_FILE [--tier T] [--json]       pins known not to run on a tier, before install
+  envcheck evidence [--emulate CPU_MODEL]                   the import-and-compute record behind the locks
+"""
 from __future__ import annotations
 
 import argparse
@@ -10,8 +16,18 @@ from envcheck.errors import TtsrigError
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="envcheck", description=__doc__)
-    commands = parser.add_subparsers(dest="command", required=True)
+    parser = argparse.ArgumentParser(prog="envcheck", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--venv", help="the venv to check (default: the one envcheck runs in, else ./.venv)")
+    parser.add_argument("--emulate", metavar="CPU_MODEL",
+                        help="run the CPU probe and every check under qemu-x86_64 -cpu CPU_MODEL "
+                             "(e.g. phenom, core2duo, Nehalem, SandyBridge, Haswell)")
+    parser.add_argument("--json", action="store_true", help="print one JSON object (ok, checks, cpu)")
+    parser.add_argument("--checkpoints", metavar="DIR", help="where checkpoints go, for the disk check "
+                        "(default: runs/ in the checkout)")
+    parser.add_argument("--only", nargs="+", metavar="NAME", help="run only these probes and smoke checks")
+    parser.add_argument("--jobs", type=int, help="checks run at once (default: the number of cores)")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     p = commands.add_parser("probe", help="classify this CPU into a ttsrig tier (pre-v2, v2, v3)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     e = commands.add_parser("evidence", help="import and compute with every compiled package, each in its "
@@ -20,7 +36,39 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--emulate", metavar="CPU_MODEL", help="run under qemu-x86_64 -cpu CPU_MODEL")
     e.add_argument("--only", nargs="+", metavar="NAME", help="run only these checks")
     e.add_argument("--out", help="also write the record to this file (atomically)")
+    s = commands.add_parser("scan", help="list the pins of a requirements or lock file known not to run on a tier")
+    s.add_argument("file", help="a pip requirements file or lock (hashes, -r includes and markers understood)")
+    s.add_argument("--tier", choices=("pre-v2", "v2", "v3"), help="default: this CPU's tier")
+    s.add_argument("--json", action="store_true", help="print one JSON object")
     return parser
+
+
+def run_scan(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from envcheck import knowledge
+
+    tier = args.tier or probe_mod.probe().tier
+    path = Path(args.file)
+    findings = knowledge.scan(knowledge.read_requirements(path), tier)
+    blocking = [f for f in findings if f.entry.outcome != "patched"]
+    if args.json:
+        print(json.dumps({"file": str(path), "tier": tier, "ok": not blocking,
+                          "findings": [f.to_json() for f in findings]}, indent=2))
+    else:
+        print(knowledge.render(findings, tier, path))
+    return 1 if blocking else 0
+
+
+def run_report(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from envcheck import report as report_mod
+
+    result = report_mod.build(args.venv, emulate=args.emulate, only=args.only, jobs=args.jobs,
+                              checkpoints=Path(args.checkpoints).expanduser() if args.checkpoints else None)
+    print(json.dumps(result.to_json(), indent=2) if args.json else report_mod.render(result))
+    return 0 if result.ok else 1
 
 
 def run_evidence(args: argparse.Namespace) -> int:
@@ -54,6 +102,9 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         if args.command == "evidence":
             return run_evidence(args)
+        if args.command == "scan":
+            return run_scan(args)
+        return run_report(args)
     except TtsrigError as exc:
         print(f"envcheck: {exc}", file=sys.stderr)
         return 2

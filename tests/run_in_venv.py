@@ -29,7 +29,7 @@ def main(argv: list[str]) -> int:
     subprocess.run([str(ROOT / "bin" / "bootstrap"), "--python", sys.executable, "--venv", str(venv)],
                    env=clean, check=True, stdout=subprocess.DEVNULL)
     python = venv / "bin" / "python"
-    if subprocess.run([str(python), "-c", "import pytest, pytest_timeout"], capture_output=True).returncode:
+    if subprocess.run([str(python), "-c", "import pytest, pytest_timeout, pluggy, iniconfig"], capture_output=True).returncode:
         subprocess.run([str(venv / "bin" / "uv"), "pip", "install", "--no-config", "--python", str(python),
                         "--no-deps", "--require-hashes", "-q", "-r", str(ROOT / "requirements" / "test-in-venv.txt")],
                        env=clean, check=True)

@@ -40,6 +40,15 @@ def test_the_stack_imports_and_computes(host_venv, host_tier):
     assert out.stdout.startswith(torch_pin)
 
 
+def test_installed_packages_carry_compiled_bytecode(host_venv):
+    # Without .pyc files every import recompiles torch and f5_tts: twice as slow, far worse emulated.
+    site = host_venv / "lib/python3.11/site-packages"
+    for module in ("torch/__init__.py", "f5_tts/model/cfm.py", "transformers/__init__.py"):
+        source = site / module
+        cached = list((source.parent / "__pycache__").glob(f"{source.stem}.cpython-311*.pyc"))
+        assert cached, f"no bytecode for {module}"
+
+
 def test_envcheck_entry_point_exists_after_bootstrap(host_venv, host_tier):
     out = subprocess.run([str(host_venv / "bin/envcheck"), "probe", "--json"], capture_output=True, text=True,
                          cwd="/tmp")

@@ -1,0 +1,297 @@
+"""`envcheck`: does this venv work on this CPU? One report, sections in the order a user debugs.
+
+CPU and tier -> Python and venv -> lock conformance -> patches -> import probes -> smoke checks -> GPU ->
+disk. Probes and smoke checks each run in their own interpreter (in parallel, bounded by the cores), so a
+SIGILL or SIGFPE becomes a row that names the package and the fix instead of killing the report.
+With `emulate`, the CPU probe and every check run under `qemu-x86_64 -cpu MODEL`.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import shutil
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from envcheck import isolated, knowledge, locks, probes, tiers
+from envcheck.errors import TtsrigError
+from envcheck.isolated import CRASHED, FAILED, OK, Check, Verdict
+
+ROOT = Path(__file__).resolve().parents[1]
+SECTIONS = ("cpu", "python", "lock", "patches", "imports", "smoke", "gpu", "disk")
+TITLES = {"cpu": "CPU and tier", "python": "Python and venv", "lock": "Lock conformance", "patches": "Patches",
+          "imports": "Import probes", "smoke": "Smoke checks", "gpu": "GPU", "disk": "Disk"}
+# One full F5TTS_v1_Base training checkpoint: 336 M parameters x (model + EMA + two AdamW moments) in float32.
+CHECKPOINT_GB = 5.4
+EMULATION_SLOWDOWN = 8  # time-outs are stretched by this much under qemu
+
+
+@dataclass
+class Row:
+    section: str
+    name: str
+    status: str
+    detail: str
+    seconds: float = 0.0
+    signal: str | None = None
+    needed: bool = True  # a row that is informational never makes the report fail
+
+    def to_json(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+@dataclass
+class Report:
+    venv: Path
+    python: str
+    emulate: str | None
+    cpu: dict = field(default_factory=dict)
+    rows: list[Row] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return all(r.status == OK for r in self.rows if r.needed)
+
+    def to_json(self) -> dict:
+        return {"ok": self.ok, "venv": str(self.venv), "python": self.python, "emulate": self.emulate,
+                "tier": self.cpu.get("tier"), "cpu": self.cpu, "checks": [r.to_json() for r in self.rows]}
+
+
+# -- finding the venv -----------------------------------------------------------------------------
+
+def resolve_venv(venv: str | None) -> Path:
+    if venv:
+        path = Path(venv).expanduser().absolute()
+    elif sys.prefix != sys.base_prefix:
+        path = Path(sys.prefix)  # .venv/bin/envcheck: the venv it runs in
+    else:
+        path = ROOT / ".venv"
+    if not (path / "pyvenv.cfg").exists() or not (path / "bin" / "python").exists():
+        raise TtsrigError(f"{path} is not a venv. Build one with bin/bootstrap, or point envcheck at one: "
+                          "--venv PATH. (Before installing, `envcheck probe` and `envcheck scan FILE` work "
+                          "without a venv.)")
+    return path
+
+
+def site_packages(venv: Path) -> Path:
+    return venv / "lib" / "python3.11" / "site-packages"
+
+
+def check_env() -> dict[str, str]:
+    # The checkout first, so `patches.checkpoints` is the one this report belongs to.
+    return {"PYTHONPATH": str(ROOT), "PYTHONDONTWRITEBYTECODE": "1"}
+
+
+# -- sections -------------------------------------------------------------------------------------
+
+def cpu_rows(report: Report) -> list[Row]:
+    code = "import json; from envcheck.probe import probe; print(json.dumps(probe().to_json()))"
+    timeout = 60.0 * (EMULATION_SLOWDOWN if report.emulate else 1)
+    verdict = isolated.run_check(Check("probe", code, timeout), report.python, emulate=report.emulate,
+                                 env=check_env())
+    if verdict.status != OK:
+        return [Row("cpu", "cpu tier", verdict.status, f"the probe did not run: {verdict.detail}",
+                    verdict.seconds, verdict.signal)]
+    report.cpu = json.loads(verdict.detail)
+    cpu = report.cpu
+    where = f"qemu-x86_64 -cpu {report.emulate}" if report.emulate else "this machine"
+    detail = (f"{cpu['tier']}: {cpu['microarch']} ({cpu['level']}), {cpu['model_name']} [{where}]")
+    if cpu.get("missing_for_next_tier"):
+        detail += f"; lacks {', '.join(cpu['missing_for_next_tier'])} for {cpu['next_tier']}"
+    return [Row("cpu", "cpu tier", OK, detail, verdict.seconds)]
+
+
+def venv_rows(report: Report, state: dict) -> list[Row]:
+    rows = []
+    cfg = {}
+    for line in (report.venv / "pyvenv.cfg").read_text().splitlines():
+        key, _, value = line.partition("=")
+        cfg[key.strip()] = value.strip()
+    version = cfg.get("version") or cfg.get("version_info", "?")
+    rows.append(Row("python", "python", OK if version.startswith("3.11") else FAILED,
+                    f"CPython {version} in {report.venv}" + ("" if version.startswith("3.11") else
+                                                              "; ttsrig's locks are for 3.11: rebuild with bin/bootstrap --python python3.11")))
+    if not state:
+        rows.append(Row("python", "built by bin/bootstrap", FAILED,
+                        f"{report.venv} has no ttsrig-state.json: it was not built by bin/bootstrap. "
+                        f"Run bin/bootstrap --venv {report.venv}"))
+        return rows
+    if not state.get("complete"):
+        rows.append(Row("python", "built by bin/bootstrap", FAILED,
+                        "an install was interrupted: run bin/bootstrap again to finish it"))
+    else:
+        rows.append(Row("python", "built by bin/bootstrap", OK,
+                        f"tier {state.get('tier')} from {state.get('lock')}, {state.get('installed_at', '')}"))
+    cpu_tier, venv_tier = report.cpu.get("tier"), state.get("tier")
+    if cpu_tier and venv_tier in tiers.TIER_NAMES:
+        order = tiers.TIER_NAMES.index
+        if order(venv_tier) > order(cpu_tier):
+            rows.append(Row("python", "venv tier fits the CPU", FAILED,
+                            f"this venv was built for {venv_tier}, this CPU is {cpu_tier}: its wheels may die with "
+                            f"SIGILL. Build one for this CPU: bin/bootstrap --venv {report.venv} --tier {cpu_tier}"))
+        else:
+            note = "" if venv_tier == cpu_tier else f" (below the CPU's {cpu_tier}: runs, with older wheels)"
+            rows.append(Row("python", "venv tier fits the CPU", OK, f"venv {venv_tier}, CPU {cpu_tier}{note}"))
+    return rows
+
+
+def lock_rows(report: Report, state: dict) -> list[Row]:
+    venv_tier = state.get("tier") if state.get("tier") in tiers.TIER_NAMES else report.cpu.get("tier")
+    if venv_tier not in tiers.TIER_NAMES:
+        return [Row("lock", "lock conformance", FAILED, "no tier known for this venv; run bin/bootstrap")]
+    table = tiers.load()
+    lock = locks.REQUIREMENTS / table.tier(venv_tier).lock
+    pins = {**locks.parse_lock(lock), **locks.parse_lock(locks.REQUIREMENTS / "nodeps.txt")}
+    forbidden = {**table.tier(venv_tier).forbidden}
+    if report.cpu.get("tier") in tiers.TIER_NAMES:
+        forbidden.update(table.tier(report.cpu["tier"]).forbidden)
+    have = locks.installed(site_packages(report.venv))
+    result = locks.conformance(pins, have, list(forbidden), {"pip", "ttsrig"})
+    rows = []
+    if result.mismatched or result.missing:
+        parts = [f"{n} {have[n]} (lock {want})" for n, (want, _) in sorted(result.mismatched.items())]
+        parts += [f"{n} missing" for n in result.missing]
+        rows.append(Row("lock", "versions equal the lock", FAILED,
+                        f"{'; '.join(parts[:12])}{' ...' if len(parts) > 12 else ''}. "
+                        f"Re-run bin/bootstrap --venv {report.venv} to restore requirements/{lock.name}"))
+    else:
+        rows.append(Row("lock", "versions equal the lock", OK,
+                        f"{len(pins)} packages equal requirements/{lock.name} + nodeps.txt"))
+    if result.forbidden_present:
+        why = "; ".join(f"{n}: {forbidden.get(n, '')}" for n in result.forbidden_present)
+        rows.append(Row("lock", "forbidden packages absent", FAILED,
+                        f"present: {why}. bin/bootstrap removes them (or: uv pip uninstall them)"))
+    else:
+        rows.append(Row("lock", "forbidden packages absent", OK,
+                        ", ".join(sorted(forbidden)) + " absent" if forbidden else "this tier forbids nothing"))
+    rows.append(Row("lock", "extra packages", OK,
+                    ", ".join(f"{n} {have[n]}" for n in result.extra) if result.extra else "none", needed=False))
+    return rows
+
+
+def patch_rows(report: Report) -> list[Row]:
+    from patches import dynamo, sitecustomize
+    from patches.target import Env
+
+    tier = report.cpu.get("tier")
+    rows = []
+    env = Env(report.venv, site_packages(report.venv))
+    for patch in (dynamo, sitecustomize):
+        try:
+            state, detail = patch.status(env, tier)
+        except TtsrigError as exc:
+            state, detail = "unknown", str(exc)
+        good = state in ("applied", "not needed")
+        hint = "" if good or "python -m patches" in detail else \
+            f"; run {report.venv}/bin/python -m patches apply"
+        rows.append(Row("patches", patch.NAME, OK if good else FAILED, f"{state}: {detail}{hint}"))
+    return rows
+
+
+def has_nvidia_driver() -> bool:
+    return Path("/proc/driver/nvidia/version").exists() or shutil.which("nvidia-smi") is not None
+
+
+def disk_rows(checkpoints: Path) -> list[Row]:
+    probe_at = checkpoints
+    while not probe_at.exists() and probe_at != probe_at.parent:
+        probe_at = probe_at.parent
+    free_gb = shutil.disk_usage(probe_at).free / 1e9
+    enough = free_gb >= CHECKPOINT_GB
+    detail = (f"{free_gb:.1f} GB free at {checkpoints}" +
+              ("" if enough else f": one full F5 training checkpoint takes about {CHECKPOINT_GB} GB. Free space "
+               "or write checkpoints elsewhere (--checkpoints DIR here, --out in the trainers)"))
+    return [Row("disk", "space for checkpoints", OK if enough else FAILED, detail)]
+
+
+# -- probes and their verdicts --------------------------------------------------------------------
+
+def explain(verdict: Verdict, report: Report, patch_state: str) -> str:
+    """A crash's detail in the user's terms: which package, why, and what to do."""
+    if verdict.status != CRASHED:
+        return verdict.detail
+    package = probes.PACKAGE_OF.get(verdict.name, "")
+    version = locks.installed(site_packages(report.venv)).get(locks.canonical(package), "?") if package else "?"
+    tier = report.cpu.get("tier", "?")
+    rebuild = f"bin/bootstrap --venv {report.venv} --tier {tier}"
+    if verdict.signal == "SIGILL":
+        for entry in knowledge.known_for(package, version, tier):
+            if entry.needs:
+                return (f"killed by SIGILL: {package} {version} needs tier {entry.needs}, this CPU is {tier} "
+                        f"({entry.why}). Build the venv for this CPU: {rebuild} (or: {entry.fix})")
+        return (f"killed by SIGILL: an instruction this CPU lacks. {package} {version}, or a compiled package it "
+                f"imports, was built for a higher x86-64 level than this CPU's ({tier}). Build the venv for this "
+                f"CPU: {rebuild}")
+    if verdict.signal == "SIGFPE":
+        switched_off = [k for k in ("TTSRIG_SITE", "TTSRIG_ONEDNN_FIX") if os.environ.get(k) == "0"]
+        off = f", but {'/'.join(switched_off)}=0 in this environment switches it off" if switched_off else ""
+        return ("killed by SIGFPE: the known oneDNN arithmetic fault of torch on old AMD CPUs. The sitecustomize "
+                f"patch turns oneDNN off there (its status here: {patch_state}{off}); apply it: "
+                f"{report.venv}/bin/python -m patches apply")
+    return verdict.detail
+
+
+def run_probes(report: Report, checks: list[tuple[str, Check]], jobs: int | None) -> list[Row]:
+    if report.emulate:
+        checks = [(s, dataclasses.replace(c, timeout=c.timeout * EMULATION_SLOWDOWN)) for s, c in checks]
+    # Longest first (the time-out says which are heavy), so the last to finish is a short one.
+    order = sorted(range(len(checks)), key=lambda i: -checks[i][1].timeout)
+    ran = isolated.run_all([checks[i][1] for i in order], report.python, emulate=report.emulate,
+                           env=check_env(), jobs=jobs)
+    verdicts = [v for _, v in sorted(zip(order, ran))]
+    patch_state = next((r.detail.split(":")[0] for r in report.rows if r.name == "sitecustomize"), "unknown")
+    return [Row(section, v.name, v.status, explain(v, report, patch_state), round(v.seconds, 2), v.signal)
+            for (section, _), v in zip(checks, verdicts)]
+
+
+def build(venv: str | None = None, *, emulate: str | None = None, checkpoints: Path | None = None,
+          only: list[str] | None = None, jobs: int | None = None) -> Report:
+    path = resolve_venv(venv)
+    if emulate:
+        isolated.qemu_command(emulate)  # says how to install qemu-user when it is missing
+    report = Report(path, str(path / "bin" / "python"), emulate)
+    state_file = path / "ttsrig-state.json"
+    try:
+        state = json.loads(state_file.read_text()) if state_file.exists() else {}
+    except ValueError:
+        state = {}
+    report.rows += cpu_rows(report)
+    report.rows += venv_rows(report, state)
+    report.rows += lock_rows(report, state)
+    report.rows += patch_rows(report)
+    checks = [("imports", c) for c in probes.IMPORTS] + [("smoke", c) for c in probes.SMOKE]
+    gpu = not emulate and has_nvidia_driver()
+    if gpu:
+        checks += [("gpu", c) for c in probes.GPU]
+    if only:
+        checks = [(s, c) for s, c in checks if c.name in only]
+    report.rows += run_probes(report, checks, jobs)
+    if not gpu:
+        why = "not checked under emulation" if emulate else "no NVIDIA driver found: CPU only"
+        report.rows.append(Row("gpu", "CUDA device", OK, why, needed=False))
+    report.rows += disk_rows(checkpoints or ROOT / "runs")
+    report.rows.sort(key=lambda r: SECTIONS.index(r.section))
+    return report
+
+
+# -- output ---------------------------------------------------------------------------------------
+
+MARK = {OK: "ok", CRASHED: "CRASHED", FAILED: "FAILED", isolated.TIMED_OUT: "TIMED OUT"}
+
+
+def render(report: Report) -> str:
+    lines = []
+    section = None
+    for row in report.rows:
+        if row.section != section:
+            section = row.section
+            lines.append(f"\n{TITLES[section]}")
+        took = f" ({row.seconds:.1f} s)" if row.seconds >= 0.05 and row.section in ("imports", "smoke", "gpu") else ""
+        lines.append(f"  {MARK.get(row.status, row.status):9s} {row.name:26s} {row.detail}{took}")
+    bad = [r for r in report.rows if r.needed and r.status != OK]
+    verdict = ("everything needed works" if not bad else
+               f"{len(bad)} problem(s): " + ", ".join(r.name for r in bad))
+    lines.append(f"\nenvcheck: {verdict}" + (f" (under qemu-x86_64 -cpu {report.emulate})" if report.emulate else ""))
+    return "\n".join(lines).lstrip("\n")

@@ -1,0 +1,179 @@
+"""The envcheck report on a fake venv: sections, verdicts, explanations, exit status, JSON."""
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+from envcheck import locks, probes
+from envcheck import report as rep
+from envcheck.errors import TtsrigError
+from envcheck.isolated import CRASHED, FAILED, OK, TIMED_OUT, Check
+
+REQ = locks.REQUIREMENTS
+
+
+def fake_venv(root: Path, tier: str, *, versions: dict[str, str] | None = None, state: bool = True) -> Path:
+    """A venv whose site-packages has a dist-info for every pin of the tier's lock (or the given versions)."""
+    venv = root / "venv"
+    site = venv / "lib/python3.11/site-packages"
+    site.mkdir(parents=True)
+    (venv / "bin").mkdir()
+    (venv / "bin/python").symlink_to(sys.executable)
+    (venv / "pyvenv.cfg").write_text("home = /usr/bin\nversion = 3.11.7\n")
+    pins = {**locks.parse_lock(REQ / f"{tier}.txt"), **locks.parse_lock(REQ / "nodeps.txt")}
+    have = {n: p.version for n, p in pins.items()}
+    have.update(versions or {})
+    for name, version in have.items():
+        if version is None:
+            continue
+        meta = site / f"{name.replace('-', '_')}-{version}.dist-info"
+        meta.mkdir()
+        (meta / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n\n")
+    if state:
+        (venv / "ttsrig-state.json").write_text(json.dumps(
+            {"complete": True, "tier": tier, "lock": f"requirements/{tier}.txt", "installed_at": "today"}))
+    return venv
+
+
+def cpu_is(tier: str):
+    def rows(report):
+        report.cpu = {"tier": tier, "level": "x", "microarch": "k10", "model_name": "test CPU",
+                      "missing_for_next_tier": [], "next_tier": None}
+        return [rep.Row("cpu", "cpu tier", OK, tier)]
+    return rows
+
+
+@pytest.fixture
+def checks(monkeypatch):
+    """Replace the real probes (they need torch) with small programs that end each possible way."""
+    imports = [Check("numpy", "import os, signal; os.kill(os.getpid(), signal.SIGILL)"),
+               Check("soundfile", "print('0.14.0')")]
+    smoke = [Check("float32 CPU matmul", "import os, signal; os.kill(os.getpid(), signal.SIGFPE)"),
+             Check("tiny F5 DiT forward", "raise ValueError('mel shape (1, 40, 80) does not match')"),
+             Check("slow", "import time; time.sleep(30)", timeout=0.5)]
+    monkeypatch.setattr(probes, "IMPORTS", imports)
+    monkeypatch.setattr(probes, "SMOKE", smoke)
+    monkeypatch.setitem(probes.PACKAGE_OF, "numpy", "numpy")
+    monkeypatch.setitem(probes.PACKAGE_OF, "float32 CPU matmul", "torch")
+    monkeypatch.setattr(rep, "has_nvidia_driver", lambda: False)
+
+
+def rows_by_name(report) -> dict[str, rep.Row]:
+    return {r.name: r for r in report.rows}
+
+
+def test_every_outcome_is_named_and_crashes_are_explained(tmp_path, monkeypatch, checks):
+    # a v3 venv (numpy 2.4.6) on a pre-v2 CPU
+    venv = fake_venv(tmp_path, "v3")
+    monkeypatch.setattr(rep, "cpu_rows", cpu_is("pre-v2"))
+    report = rep.build(str(venv), checkpoints=tmp_path)
+    rows = rows_by_name(report)
+    assert not report.ok
+    numpy = rows["numpy"]
+    assert (numpy.status, numpy.signal) == (CRASHED, "SIGILL")
+    assert "numpy 2.4.6 needs tier v2, this CPU is pre-v2" in numpy.detail
+    assert f"bin/bootstrap --venv {venv} --tier pre-v2" in numpy.detail
+    assert rows["float32 CPU matmul"].signal == "SIGFPE" and "sitecustomize" in rows["float32 CPU matmul"].detail
+    assert rows["tiny F5 DiT forward"].status == FAILED
+    assert rows["tiny F5 DiT forward"].detail == "ValueError: mel shape (1, 40, 80) does not match"
+    assert rows["slow"].status == TIMED_OUT
+    assert rows["soundfile"].status == OK
+    assert rows["venv tier fits the CPU"].status == FAILED
+    assert [r.section for r in report.rows] == sorted((r.section for r in report.rows), key=rep.SECTIONS.index)
+    text = rep.render(report)
+    for title in ("CPU and tier", "Python and venv", "Lock conformance", "Patches", "Import probes",
+                  "Smoke checks", "GPU", "Disk"):
+        assert title in text
+    assert "CRASHED" in text and "TIMED OUT" in text
+
+
+def test_json_has_ok_and_checks_with_name_status_detail(tmp_path, monkeypatch, checks):
+    venv = fake_venv(tmp_path, "pre-v2")
+    monkeypatch.setattr(rep, "cpu_rows", cpu_is("pre-v2"))
+    data = json.loads(json.dumps(rep.build(str(venv), checkpoints=tmp_path).to_json()))
+    assert data["ok"] is False and data["tier"] == "pre-v2"
+    for check in data["checks"]:
+        assert {"name", "status", "detail"} <= set(check)
+        assert check["status"] in (OK, CRASHED, FAILED, TIMED_OUT)
+
+
+def test_a_conforming_venv_passes_the_static_sections(tmp_path, monkeypatch):
+    venv = fake_venv(tmp_path, "pre-v2")
+    report = rep.Report(venv, str(venv / "bin/python"), None, cpu={"tier": "pre-v2"})
+    state = json.loads((venv / "ttsrig-state.json").read_text())
+    rows = rep.venv_rows(report, state) + rep.lock_rows(report, state)
+    assert all(r.status == OK for r in rows), rows
+
+
+def test_lock_drift_forbidden_and_extra_packages(tmp_path):
+    venv = fake_venv(tmp_path, "pre-v2", versions={"numpy": "2.4.6", "munch": None, "pyarrow": "26.0.1",
+                                                    "leftover-tool": "1.0"})
+    report = rep.Report(venv, str(venv / "bin/python"), None, cpu={"tier": "pre-v2"})
+    rows = {r.name: r for r in rep.lock_rows(report, {"tier": "pre-v2"})}
+    drift = rows["versions equal the lock"]
+    assert drift.status == FAILED and "numpy 2.4.6 (lock 1.26.4)" in drift.detail and "munch missing" in drift.detail
+    assert "bin/bootstrap" in drift.detail
+    forbidden = rows["forbidden packages absent"]
+    assert forbidden.status == FAILED and "pyarrow: SIGILL at import" in forbidden.detail
+    extra = rows["extra packages"]
+    assert extra.status == OK and not extra.needed and "leftover-tool 1.0" in extra.detail
+
+
+def test_venv_not_built_by_bootstrap_or_interrupted(tmp_path):
+    venv = fake_venv(tmp_path, "v3", state=False)
+    report = rep.Report(venv, str(venv / "bin/python"), None, cpu={"tier": "v3"})
+    [python, built] = rep.venv_rows(report, {})
+    assert python.status == OK and built.status == FAILED and "bin/bootstrap --venv" in built.detail
+    rows = rep.venv_rows(report, {"complete": False, "tier": "v3"})
+    assert rows[1].status == FAILED and "interrupted" in rows[1].detail
+
+
+def test_lower_tier_venv_on_a_higher_cpu_is_fine(tmp_path):
+    venv = fake_venv(tmp_path, "pre-v2")
+    report = rep.Report(venv, str(venv / "bin/python"), None, cpu={"tier": "v3"})
+    fits = rep.venv_rows(report, {"complete": True, "tier": "pre-v2"})[-1]
+    assert fits.status == OK and "below the CPU's v3" in fits.detail
+
+
+def test_no_venv_says_how_to_make_one(tmp_path):
+    with pytest.raises(TtsrigError, match="bin/bootstrap"):
+        rep.resolve_venv(str(tmp_path / "nothing"))
+
+
+def test_emulation_without_qemu_says_how_to_install_it(tmp_path, monkeypatch):
+    venv = fake_venv(tmp_path, "v3")
+    monkeypatch.setattr("shutil.which", lambda name: None)
+    with pytest.raises(TtsrigError, match="apt-get install qemu-user"):
+        rep.build(str(venv), emulate="phenom")
+
+
+def test_too_little_disk_for_a_checkpoint(tmp_path, monkeypatch):
+    import shutil
+
+    monkeypatch.setattr(shutil, "disk_usage", lambda p: shutil._ntuple_diskusage(100e9, 98e9, 2e9))
+    [row] = rep.disk_rows(tmp_path / "runs" / "new")
+    assert row.status == FAILED and "2.0 GB free" in row.detail and "--checkpoints" in row.detail
+
+
+def test_gpu_checks_run_only_with_a_driver(tmp_path, monkeypatch, checks):
+    venv = fake_venv(tmp_path, "v3")
+    monkeypatch.setattr(rep, "cpu_rows", cpu_is("v3"))
+    monkeypatch.setattr(probes, "GPU", [Check("CUDA device", "raise SystemExit('torch sees no CUDA device')")])
+    without = rows_by_name(rep.build(str(venv), checkpoints=tmp_path, only=["soundfile"]))
+    assert without["CUDA device"].status == OK and not without["CUDA device"].needed
+    monkeypatch.setattr(rep, "has_nvidia_driver", lambda: True)
+    with_driver = rows_by_name(rep.build(str(venv), checkpoints=tmp_path, only=["soundfile", "CUDA device"]))
+    assert with_driver["CUDA device"].status == FAILED and with_driver["CUDA device"].needed
+    assert "no CUDA device" in with_driver["CUDA device"].detail
+
+
+def test_sigfpe_mentions_a_switched_off_patch(tmp_path, monkeypatch, checks):
+    venv = fake_venv(tmp_path, "pre-v2")
+    monkeypatch.setattr(rep, "cpu_rows", cpu_is("pre-v2"))
+    monkeypatch.setenv("TTSRIG_SITE", "0")
+    rows = rows_by_name(rep.build(str(venv), checkpoints=tmp_path, only=["float32 CPU matmul"]))
+    assert "TTSRIG_SITE=0 in this environment switches it off" in rows["float32 CPU matmul"].detail
