@@ -100,7 +100,7 @@ def cpu_rows(report: Report) -> list[Row]:
     detail = (f"{cpu['tier']}: {cpu['microarch']} ({cpu['level']}), {cpu['model_name']} [{where}]")
     if cpu.get("missing_for_next_tier"):
         detail += f"; lacks {', '.join(cpu['missing_for_next_tier'])} for {cpu['next_tier']}"
-    return [Row("cpu", "cpu tier", OK, detail, verdict.seconds)]
+    return [Row("cpu", "cpu tier", OK, detail, round(verdict.seconds, 2))]
 
 
 def venv_rows(report: Report, state: dict) -> list[Row]:

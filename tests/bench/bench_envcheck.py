@@ -1,0 +1,70 @@
+"""Benchmark: the full envcheck report (run on demand, not by bin/test).
+
+    python tests/bench/bench_envcheck.py [--venv DIR] [--emulate-venv DIR] [--runs 3] [--out FILE]
+
+Measures, on this machine:
+  1. `envcheck --json` on a venv of the host's tier, --runs times (target: under 15 s);
+  2. `envcheck --emulate phenom --json` on a pre-v2 venv, once (recorded; no target).
+Both venvs are built with bin/bootstrap first if needed (default: .cache/test-venvs/<tier>, as the tests).
+Writes the wall times and each check's seconds as JSON (default: tests/bench/results/envcheck.json).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+VENVS = Path(os.environ.get("TTSRIG_TEST_VENVS", ROOT / ".cache" / "test-venvs"))
+
+
+def ensure(venv: Path, tier: str | None) -> None:
+    cmd = [str(ROOT / "bin/bootstrap"), "--venv", str(venv), "--python", sys.executable]
+    subprocess.run(cmd + (["--tier", tier] if tier else []), check=True, stdout=subprocess.DEVNULL)
+
+
+def report(venv: Path, *args: str) -> tuple[float, dict]:
+    start = time.monotonic()
+    out = subprocess.run([str(venv / "bin/envcheck"), "--json", *args], capture_output=True, text=True, cwd="/tmp")
+    seconds = time.monotonic() - start
+    data = json.loads(out.stdout)
+    return seconds, {"wall_s": round(seconds, 2), "ok": data["ok"], "tier": data["tier"],
+                     "checks_s": {c["name"]: c["seconds"] for c in data["checks"] if c["seconds"]}}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--venv", type=Path, help="a venv of the host tier")
+    parser.add_argument("--emulate-venv", type=Path, help="a pre-v2 venv for the emulated run")
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--skip-emulated", action="store_true")
+    parser.add_argument("--out", type=Path, default=ROOT / "tests/bench/results/envcheck.json")
+    args = parser.parse_args()
+
+    host_tier = json.loads(subprocess.run([sys.executable, "-m", "envcheck", "probe", "--json"], cwd=ROOT,
+                                          capture_output=True, text=True, check=True).stdout)["tier"]
+    venv = args.venv or VENVS / host_tier
+    ensure(venv, None if args.venv else host_tier)
+    report(venv)  # warm the page cache; not counted
+    host = [report(venv)[1] for _ in range(args.runs)]
+    result = {"date": time.strftime("%Y-%m-%d"), "machine": f"{platform.machine()}, {os.cpu_count()} cores",
+              "host_tier": host_tier, "target_s": 15,
+              "host": {"runs": host, "median_wall_s": sorted(r["wall_s"] for r in host)[len(host) // 2]}}
+    if not args.skip_emulated:
+        pre = args.emulate_venv or VENVS / "pre-v2"
+        ensure(pre, "pre-v2")
+        result["emulated_phenom"] = report(pre, "--emulate", "phenom")[1]
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=2) + "\n")
+    print(json.dumps({k: v for k, v in result.items() if k != "host"} | {"host_median_s": result["host"]["median_wall_s"]},
+                     indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
