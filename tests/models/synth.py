@@ -1,0 +1,36 @@
+"""Synthetic audio the tests make: espeak-ng speech, tones, silence (no downloads)."""
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+
+
+def speech(text: str, rate: int = 22_050) -> np.ndarray:
+    """espeak-ng's rendering of text as float32 mono at `rate` (espeak-ng speaks at 22.05 kHz)."""
+    wav = subprocess.run(["espeak-ng", "--stdout", text], capture_output=True, check=True).stdout
+    import io
+
+    data, native = sf.read(io.BytesIO(wav), dtype="float32")
+    if native != rate:
+        import soxr
+
+        data = soxr.resample(data, native, rate).astype(np.float32)
+    return data
+
+
+def silence(seconds: float, rate: int = 22_050) -> np.ndarray:
+    return np.zeros(int(seconds * rate), dtype=np.float32)
+
+
+def tone(seconds: float, rate: int = 22_050, hz: float = 220.0) -> np.ndarray:
+    t = np.arange(int(seconds * rate)) / rate
+    return (0.3 * np.sin(2 * np.pi * hz * t)).astype(np.float32)
+
+
+def write(path: Path, wave: np.ndarray, rate: int = 22_050, stereo: bool = False) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sf.write(path, np.stack([wave, wave * 0.5], axis=1) if stereo else wave, rate)
+    return path

@@ -1,0 +1,319 @@
+"""`python -m trainers.prepare INPUT OUTPUT`: recordings + transcripts -> clips -> mels -> manifest.jsonl.
+
+INPUT is a folder of recordings (wav, flac, ogg, mp3; any rate, mono or stereo, sub-folders allowed) with
+transcripts as an LJSpeech-style `metadata.csv` (`id|text`, or `id|text|normalised text`) or a `.txt`/`.lab`
+beside each recording. Sub-folders of INPUT (other than `wavs/`) name speakers; otherwise --speaker does.
+
+OUTPUT gets `wavs/` (24 kHz mono 16-bit clips, levelled), `mels/f5/` and `mels/styletts2/` (safetensors,
+one tensor "mel" [bins, frames]), `manifest.jsonl`, `summary.json` and `prepare-state.json` (what a re-run
+reuses: a recording whose bytes, transcript and settings are unchanged is not processed again).
+"""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import sys
+from collections import Counter, defaultdict
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from envcheck.atomic import write_json_atomic
+from envcheck.errors import TtsrigError
+from trainers import audio, manifest, transcribe
+from trainers.manifest import Clip
+
+STATE = "prepare-state.json"
+MEL_KINDS = ("f5", "styletts2")
+
+
+@dataclass(frozen=True)
+class Settings:
+    min_s: float = 1.0
+    max_s: float = 30.0
+    mels: tuple[str, ...] = MEL_KINDS
+    top_db: float = 40.0
+    loudness_dbfs: float = -20.0
+    speaker: str | None = None
+
+    def digest(self) -> str:
+        return hashlib.sha256(json.dumps(asdict(self), sort_keys=True).encode()).hexdigest()[:16]
+
+    def check(self) -> None:
+        if not 0.5 <= self.min_s < self.max_s <= 30:
+            raise TtsrigError(f"clip range {self.min_s}-{self.max_s} s is not usable: choose 0.5 <= --min-seconds "
+                              "< --max-seconds <= 30 (F5-TTS and StyleTTS2 train on clips of a few seconds to 30 s)")
+        unknown = set(self.mels) - set(MEL_KINDS)
+        if unknown:
+            raise TtsrigError(f"unknown mel kind {', '.join(sorted(unknown))}: choose from {', '.join(MEL_KINDS)}")
+
+
+@dataclass
+class Source:
+    key: str  # path relative to INPUT: the identity a re-run recognises
+    audio: Path
+    text: str | None
+    speaker: str
+
+
+@dataclass
+class Outcome:
+    clips: list[Clip] = field(default_factory=list)
+    rejected: list[list[str]] = field(default_factory=list)  # [reason, detail]
+
+
+# -- finding recordings and transcripts -----------------------------------------------------------
+
+def read_metadata(path: Path) -> dict[str, str]:
+    texts: dict[str, str] = {}
+    for number, line in enumerate(path.read_text(encoding="utf-8-sig").splitlines(), start=1):
+        if not line.strip():
+            continue
+        parts = line.split("|")
+        if len(parts) < 2:
+            raise TtsrigError(f"{path}:{number} is not `id|text`: {line[:60]!r}")
+        # LJSpeech's third column is the normalised text (numbers spelled out): better for training
+        text = parts[2] if len(parts) > 2 and parts[2].strip() else parts[1]
+        texts[parts[0].strip()] = text.strip()
+    return texts
+
+
+def discover(root: Path, speaker: str | None) -> tuple[list[Source], list[list[str]]]:
+    if not root.is_dir():
+        raise TtsrigError(f"{root} is not a folder of recordings")
+    files = sorted(p for p in root.rglob("*") if p.suffix.lower() in audio.AUDIO_SUFFIXES and p.is_file())
+    by_stem: dict[str, list[Path]] = defaultdict(list)
+    for f in files:
+        by_stem[f.stem].append(f)
+    metadata = read_metadata(root / "metadata.csv") if (root / "metadata.csv").is_file() else {}
+    rejected = [["no audio for a metadata.csv line", i] for i in metadata if i not in by_stem]
+    sources = []
+    for f in files:
+        rel = f.relative_to(root)
+        text = metadata.get(f.stem) if len(by_stem[f.stem]) == 1 else None
+        for suffix in (".txt", ".lab"):
+            beside = f.with_suffix(suffix)
+            if text is None and beside.is_file():
+                text = beside.read_text(encoding="utf-8-sig").strip()
+        folder = rel.parts[0] if len(rel.parts) > 1 and rel.parts[0] != "wavs" else None
+        sources.append(Source(rel.as_posix(), f, text, folder or speaker or root.resolve().name))
+    return sources, rejected
+
+
+# -- one recording --------------------------------------------------------------------------------
+
+def clip_id(key: str, index: int | None) -> str:
+    stem = key.rsplit(".", 1)[0]
+    stem = stem[5:] if stem.startswith("wavs/") else stem
+    stem = stem.replace("/", "__").replace(" ", "_")
+    return stem if index is None else f"{stem}-{index:03d}"
+
+
+def fingerprint(source: Source, settings: Settings) -> str:
+    digest = hashlib.sha256(source.audio.read_bytes())
+    digest.update(f"\0{source.text}\0{source.speaker}\0{settings.digest()}".encode())
+    return digest.hexdigest()
+
+
+def save_clip(out: Path, cid: str, wave, text: str, source: Source, settings: Settings, device: str) -> Clip:
+    import torch
+    from safetensors.torch import save
+
+    from envcheck.atomic import write_atomic
+    from trainers import mels
+
+    wave = audio.normalise(wave, settings.loudness_dbfs)
+    audio.write_wav(out / "wavs" / f"{cid}.wav", wave)
+    clip = Clip(cid, f"wavs/{cid}.wav", text, round(len(wave) / audio.SAMPLE_RATE, 3), source.speaker, source.key)
+    # mels of the samples as written (16-bit), so a mel recomputed from the WAV is the same
+    tensor = torch.from_numpy(audio.load(out / clip.audio))
+    for kind in settings.mels:
+        rel = f"mels/{kind}/{cid}.safetensors"
+        (out / rel).parent.mkdir(parents=True, exist_ok=True)
+        write_atomic(out / rel, save({"mel": mels.MELS[kind](tensor, device).contiguous()}))
+        setattr(clip, f"mel_{kind}", rel)
+    return clip
+
+
+def process(source: Source, settings: Settings, transcriber, out: Path, device: str) -> Outcome:
+    result = Outcome()
+    try:
+        wave = audio.load(source.audio)
+    except TtsrigError as exc:
+        result.rejected.append(["unreadable audio", f"{source.key}: {exc}"])
+        return result
+    rate = audio.SAMPLE_RATE
+    text = (source.text or "").strip()
+    if source.text is not None and not text:
+        result.rejected.append(["empty transcript", source.key])
+        return result
+    if text:
+        wave = audio.trim(wave, settings.top_db)
+        seconds = len(wave) / rate
+        if seconds == 0:
+            result.rejected.append(["silent", source.key])
+        elif seconds < settings.min_s:
+            result.rejected.append([f"shorter than {settings.min_s:g} s", f"{source.key} ({seconds:.2f} s)"])
+        elif seconds <= settings.max_s:
+            result.clips.append(save_clip(out, clip_id(source.key, None), wave, text, source, settings, device))
+        elif transcriber is None:
+            result.rejected.append([f"longer than {settings.max_s:g} s with one transcript (split it, or "
+                                    "install a Whisper backend to split and re-transcribe)",
+                                    f"{source.key} ({seconds:.1f} s)"])
+        else:
+            text = ""  # split and transcribe each piece below
+    if not text and source.text is None and transcriber is None:
+        result.rejected.append(["no transcript", source.key])
+        return result
+    if not text and transcriber is not None:
+        pieces = audio.split_on_silence(wave, settings.min_s, settings.max_s, rate, settings.top_db)
+        if not pieces:
+            result.rejected.append(["silent or too short after splitting", source.key])
+        for index, (a, b) in enumerate(pieces, start=1):
+            piece = wave[a:b]
+            said = transcriber(piece, rate).strip()
+            if not said:
+                result.rejected.append(["transcribed as nothing", f"{source.key} piece {index}"])
+                continue
+            result.clips.append(save_clip(out, clip_id(source.key, index), piece, said, source, settings, device))
+    return result
+
+
+# -- the whole set --------------------------------------------------------------------------------
+
+def load_state(out: Path) -> dict:
+    try:
+        return json.loads((out / STATE).read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def outputs_of(clip: Clip, out: Path) -> list[Path]:
+    return [out / p for p in (clip.audio, clip.mel_f5, clip.mel_styletts2) if p]
+
+
+def pick_device(device: str) -> str:
+    if device != "auto":
+        return device
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def prepare(root: Path, out: Path, settings: Settings, transcriber=None, device: str = "cpu",
+            progress: bool = True) -> dict:
+    from tqdm import tqdm
+
+    settings.check()
+    sources, rejected = discover(root, settings.speaker)
+    if not sources:
+        raise TtsrigError(f"no recordings in {root} (looked for {', '.join(audio.AUDIO_SUFFIXES)})")
+    out.mkdir(parents=True, exist_ok=True)
+    old = load_state(out).get("sources", {})
+    state: dict = {"settings": asdict(settings), "sources": {}}
+    clips: list[Clip] = []
+    reused = processed = 0
+    for source in tqdm(sources, desc="recordings", unit="file", disable=not progress):
+        fp = fingerprint(source, settings)
+        before = old.get(source.key)
+        if before and before.get("fingerprint") == fp:
+            kept = [Clip(**c) for c in before["clips"]]
+            if all(p.is_file() for c in kept for p in outputs_of(c, out)):
+                state["sources"][source.key] = before
+                clips += kept
+                rejected += before["rejected"]
+                reused += 1
+                continue
+        for c in (before or {}).get("clips", []):  # the recording changed: its old clips go
+            for p in outputs_of(Clip(**c), out):
+                p.unlink(missing_ok=True)
+        outcome = process(source, settings, transcriber, out, device)
+        processed += 1
+        state["sources"][source.key] = {"fingerprint": fp, "clips": [asdict(c) for c in outcome.clips],
+                                        "rejected": outcome.rejected}
+        clips += outcome.clips
+        rejected += outcome.rejected
+    for key, gone in old.items():  # recordings removed from INPUT
+        if key not in state["sources"]:
+            for c in gone.get("clips", []):
+                for p in outputs_of(Clip(**c), out):
+                    p.unlink(missing_ok=True)
+    manifest.write(out / "manifest.jsonl", clips)
+    write_json_atomic(out / STATE, state)
+    summary = summarise(clips, rejected, reused, processed, out)
+    write_json_atomic(out / "summary.json", summary)
+    if not clips:
+        reasons = "; ".join(f"{r}: {n}" for r, n in summary["rejected"].items())
+        hint = f" To transcribe, {transcribe.HOW_TO_GET_ONE}." if "no transcript" in summary["rejected"] else ""
+        raise TtsrigError(f"no usable clips in {root}: every recording was rejected ({reasons}).{hint}")
+    return summary
+
+
+def summarise(clips: list[Clip], rejected: list[list[str]], reused: int, processed: int, out: Path) -> dict:
+    per_speaker: dict[str, dict] = defaultdict(lambda: {"clips": 0, "hours": 0.0})
+    for c in clips:
+        per_speaker[c.speaker]["clips"] += 1
+        per_speaker[c.speaker]["hours"] += c.duration / 3600
+    return {"manifest": str(out / "manifest.jsonl"), "clips": len(clips),
+            "hours": round(sum(c.duration for c in clips) / 3600, 4),
+            "speakers": {k: {"clips": v["clips"], "hours": round(v["hours"], 4)} for k, v in per_speaker.items()},
+            "rejected": dict(Counter(r for r, _ in rejected)), "rejected_detail": rejected,
+            "recordings_reused": reused, "recordings_processed": processed}
+
+
+def render(summary: dict) -> str:
+    lines = [f"{summary['clips']} clips, {summary['hours'] * 60:.1f} min, {len(summary['speakers'])} speaker(s) "
+             f"-> {summary['manifest']}"]
+    for name, s in sorted(summary["speakers"].items()):
+        lines.append(f"  {name}: {s['clips']} clips, {s['hours'] * 60:.1f} min")
+    if summary["rejected"]:
+        lines.append(f"rejected {sum(summary['rejected'].values())}:")
+        lines += [f"  {reason}: {n}" for reason, n in sorted(summary["rejected"].items())]
+    lines.append(f"recordings processed {summary['recordings_processed']}, reused from an earlier run "
+                 f"{summary['recordings_reused']}")
+    return "\n".join(lines)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m trainers.prepare", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("input", type=Path, help="folder of recordings and transcripts")
+    p.add_argument("output", type=Path, help="folder for the training set (created)")
+    p.add_argument("--min-seconds", type=float, default=1.0, help="shortest clip kept (default 1)")
+    p.add_argument("--max-seconds", type=float, default=30.0, help="longest clip kept (default 30)")
+    p.add_argument("--mels", default="f5,styletts2", help="mels to pre-compute: f5, styletts2, both "
+                   "(comma-separated; default both) or none")
+    p.add_argument("--speaker", help="speaker name when INPUT has no speaker sub-folders (default: its name)")
+    p.add_argument("--top-db", type=float, default=40.0, help="silence = quieter than the peak by this much")
+    p.add_argument("--loudness", type=float, default=-20.0, help="RMS level of every clip, dBFS (default -20)")
+    p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"), help="where mels are computed")
+    p.add_argument("--transcribe", default="auto", choices=("auto", "none", "faster-whisper", "whisper.cpp"),
+                   help="backend for recordings without transcripts (default: the first installed)")
+    p.add_argument("--whisper-model", help="faster-whisper model name, or the ggml file for whisper.cpp")
+    p.add_argument("--language", help="language code for transcription (default: detected)")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    kinds = () if args.mels == "none" else tuple(k.strip() for k in args.mels.replace("both", "f5,styletts2")
+                                                 .split(",") if k.strip())
+    settings = Settings(args.min_seconds, args.max_seconds, kinds, args.top_db, args.loudness, args.speaker)
+    try:
+        settings.check()
+        device = pick_device(args.device)
+        transcriber = transcribe.find(args.transcribe, model=args.whisper_model, language=args.language,
+                                      device=device)
+        summary = prepare(args.input, args.output, settings, transcriber, device, progress=not args.quiet)
+    except TtsrigError as exc:
+        print(f"trainers.prepare: {exc}", file=sys.stderr)
+        return 2
+    print(render(summary))
+    if "no transcript" in summary["rejected"]:
+        print(f"note: recordings without a transcript were skipped; to use them, {transcribe.HOW_TO_GET_ONE}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

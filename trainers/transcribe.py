@@ -1,0 +1,90 @@
+"""Optional transcription for recordings without transcripts: faster-whisper if it is installed, else a
+whisper.cpp command-line binary on PATH (`whisper-cli`, or the older `whisper-cpp`) with a ggml model file.
+Neither is in ttsrig's locks (their wheels and models are the user's choice); without one, recordings
+that lack a transcript are rejected with a message that says how to get one."""
+from __future__ import annotations
+
+import importlib.util
+import shutil
+import subprocess
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+
+from envcheck.errors import TtsrigError
+
+WHISPER_CPP_BINARIES = ("whisper-cli", "whisper-cpp")
+HOW_TO_GET_ONE = ("install a Whisper backend: `.venv/bin/python -m pip install faster-whisper` (needs a CPU with "
+                  "AVX for its CTranslate2 wheels), or build whisper.cpp and put its `whisper-cli` on PATH with "
+                  "--whisper-model PATH/ggml-base.en.bin; or add a transcript (.txt or .lab beside each file, "
+                  "or metadata.csv with id|text lines)")
+
+
+class Transcriber(Protocol):
+    name: str
+
+    def __call__(self, wave: np.ndarray, rate: int) -> str: ...
+
+
+@dataclass
+class FasterWhisper:
+    model: str
+    language: str | None
+    device: str
+    name: str = "faster-whisper"
+
+    def __post_init__(self) -> None:
+        from faster_whisper import WhisperModel
+
+        self._model = WhisperModel(self.model, device="cuda" if self.device == "cuda" else "cpu")
+
+    def __call__(self, wave: np.ndarray, rate: int) -> str:
+        import soxr
+
+        audio = soxr.resample(wave, rate, 16_000) if rate != 16_000 else wave
+        segments, _info = self._model.transcribe(audio.astype(np.float32), language=self.language)
+        return " ".join(s.text.strip() for s in segments).strip()
+
+
+@dataclass
+class WhisperCpp:
+    binary: str
+    model: Path
+    language: str | None
+    name: str = "whisper.cpp"
+
+    def __call__(self, wave: np.ndarray, rate: int) -> str:
+        import soundfile as sf
+        import soxr
+
+        audio = soxr.resample(wave, rate, 16_000) if rate != 16_000 else wave  # whisper.cpp reads 16 kHz WAV
+        with tempfile.TemporaryDirectory(prefix="ttsrig-whisper-") as tmp:
+            wav, out = Path(tmp) / "clip.wav", Path(tmp) / "clip"
+            sf.write(wav, audio, 16_000, subtype="PCM_16")
+            cmd = [self.binary, "-m", str(self.model), "-f", str(wav), "-nt", "-otxt", "-of", str(out),
+                   "-l", self.language or "auto"]
+            run = subprocess.run(cmd, capture_output=True, text=True)
+            text_file = out.with_suffix(".txt")
+            if run.returncode != 0 or not text_file.exists():
+                tail = (run.stderr or run.stdout).strip().splitlines()[-1:] or [f"exit {run.returncode}"]
+                raise TtsrigError(f"{self.binary} failed on a clip: {tail[0]}")
+            return " ".join(text_file.read_text().split())
+
+
+def find(backend: str, *, model: str | None, language: str | None, device: str) -> Transcriber | None:
+    """The transcriber asked for ('auto' = the first available), or None when none is available."""
+    if backend in ("auto", "faster-whisper") and importlib.util.find_spec("faster_whisper"):
+        return FasterWhisper(model or "base.en", language, device)
+    if backend in ("auto", "whisper.cpp"):
+        binary = next((b for b in map(shutil.which, WHISPER_CPP_BINARIES) if b), None)
+        if binary:
+            if not model or not Path(model).is_file():
+                raise TtsrigError(f"found {binary}, but whisper.cpp needs its model file: pass --whisper-model "
+                                  "PATH to a ggml model (e.g. ggml-base.en.bin from the whisper.cpp releases)")
+            return WhisperCpp(binary, Path(model), language)
+    if backend != "auto" and backend != "none":
+        raise TtsrigError(f"the {backend} transcription backend is not available: {HOW_TO_GET_ONE}")
+    return None
