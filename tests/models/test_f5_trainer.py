@@ -1,0 +1,265 @@
+"""The minimal F5-TTS trainer with a tiny DiT on synthetic speech the tests make."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file, save_file
+
+from envcheck.errors import TtsrigError
+from patches import f5_core
+from tests.models import synth
+from trainers import f5, prepare
+from trainers.f5 import Config, Trainer
+
+ROOT = Path(__file__).resolve().parents[2]
+TINY = {"dim": 64, "depth": 2, "heads": 2, "dim_head": 32, "ff_mult": 2, "text_dim": 32, "conv_layers": 1,
+        "text_mask_padding": True}
+LINES = ["the rig speaks in a calm and even voice", "a bath and a path along the grass",
+         "north and south the thought was caught", "happy city days are very pretty",
+         "far away the car stood near the star", "a good foot and a good book"]
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("voice")
+    for i, text in enumerate(LINES):
+        synth.write(root / "in" / f"c{i}.wav", synth.speech(text))
+        (root / "in" / f"c{i}.txt").write_text(text)
+    summary = prepare.prepare(root / "in", root / "set", prepare.Settings(mels=("f5",)), None, "cpu",
+                              progress=False)
+    assert summary["clips"] == len(LINES), summary["rejected"]
+    return root / "set" / "manifest.jsonl"
+
+
+def config(dataset: Path, out: Path, **changes) -> Config:
+    base = Config(manifest=str(dataset), out=str(out), pretrained=None, model_config=dict(TINY), epochs=2,
+                  lr=2e-3, warmup_steps=2, frames_per_batch=400, max_samples=4, num_workers=0, device="cpu")
+    return replace(base, **changes)
+
+
+def trainer(cfg: Config) -> Trainer:
+    Path(cfg.out).mkdir(parents=True, exist_ok=True)
+    return Trainer(cfg, progress=False)
+
+
+def weights(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    return {k: v.detach().clone() for k, v in f5.inference_state(model).items()}
+
+
+def test_loss_falls_when_overfitting_a_fixed_batch(dataset, tmp_path):
+    t = trainer(config(dataset, tmp_path / "run", lr=3e-3))
+    mel, text, lens = f5.collate([t.data[i] for i in range(3)])
+    losses = [t.train_step(mel, text, lens, total_steps=200) for _ in range(80)]
+    first, last = sum(losses[:8]) / 8, sum(losses[-8:]) / 8
+    assert last < 0.6 * first, (first, last)
+
+
+def test_two_epochs_equal_one_epoch_resume_one_epoch(dataset, tmp_path):
+    straight = trainer(config(dataset, tmp_path / "a"))
+    straight.run()
+    first = trainer(config(dataset, tmp_path / "b", epochs=1))
+    first.run()
+    resumed = trainer(config(dataset, tmp_path / "b"))
+    resumed.resume()
+    assert resumed.epoch == 1 and resumed.step == first.step
+    resumed.run()
+    assert resumed.step == straight.step and resumed.epoch == 2
+    a, b = weights(straight.model), weights(resumed.model)
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    sa, sb = straight.optimizer.state_dict()["state"], resumed.optimizer.state_dict()["state"]
+    assert all(torch.equal(sa[i]["exp_avg_sq"], sb[i]["exp_avg_sq"]) for i in sa)
+    wa, wb = load_file(tmp_path / "a/epoch_0002.safetensors"), load_file(tmp_path / "b/epoch_0002.safetensors")
+    assert wa.keys() == wb.keys() and all(torch.equal(wa[k], wb[k]) for k in wa)
+
+
+def test_per_epoch_checkpoints_log_and_pruning(dataset, tmp_path):
+    out = tmp_path / "run"
+    t = trainer(config(dataset, out, epochs=4, keep=2))
+    history = t.run()
+    assert [h["epoch"] for h in history] == [1, 2, 3, 4]
+    assert sorted(p.name for p in out.glob("epoch_*.safetensors") if ".state." not in p.name) == [
+        f"epoch_{i:04d}.safetensors" for i in range(1, 5)]
+    assert sorted(p.name for p in out.glob("*.state.safetensors")) == ["epoch_0003.state.safetensors",
+                                                                      "epoch_0004.state.safetensors"]
+    log = (out / "train-log.tsv").read_text().splitlines()
+    assert log[0].startswith("epoch\tstep\tmean_loss") and len(log) == 5
+    assert json.loads((out / "run.json").read_text())["num_workers"] == 0
+    assert not list(out.glob(".*tmp"))  # atomic writes leave nothing behind
+    # constant LR after warmup by default; --decay lowers it
+    assert history[-1]["lr"] == pytest.approx(2e-3)
+    assert f5.lr_at(1000, replace(t.cfg, decay=True), 1000) == pytest.approx(2e-3 * 0.1)
+
+
+def published(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """The layout of F5TTS_v1_Base/model_1250000.safetensors: EMA-only weights, step, initted, old mel keys."""
+    ckpt = {f"ema_model.{k}": v.clone() for k, v in f5.inference_state(model).items()}
+    ckpt.update({"step": torch.tensor(1_250_000), "initted": torch.tensor(True),
+                 "ema_model.mel_spec.mel_stft.mel_scale.fb": torch.zeros(513, 100),
+                 "ema_model.mel_spec.mel_stft.spectrogram.window": torch.ones(1024)})
+    return ckpt
+
+
+@pytest.mark.parametrize("suffix", [".safetensors", ".pt"])
+def test_the_published_format_loads_every_weight(tmp_path, suffix):
+    torch.manual_seed(1)
+    source, _ = f5.build_model(TINY, f5.default_vocab())
+    with torch.no_grad():  # like a trained model: no weight left at any initial value (zeros, ones)
+        for param in source.parameters():
+            param.add_(torch.randn_like(param))
+    path = tmp_path / f"model_1250000{suffix}"
+    if suffix == ".pt":
+        torch.save({"ema_model_state_dict": published(source)}, path)
+    else:
+        save_file(published(source), path)
+    torch.manual_seed(2)
+    fresh, _ = f5.build_model(TINY, f5.default_vocab())
+    before = weights(fresh)
+    assert f5.load_pretrained(fresh, str(path)) == 1_250_000
+    after, want = weights(fresh), weights(source)
+    assert set(after) == set(want)
+    assert all(torch.equal(after[k], want[k]) for k in want)  # every weight arrived...
+    params = [k for k, _ in fresh.named_parameters()]
+    assert len(params) > 40 and not any(torch.equal(before[k], after[k]) for k in params)  # none left at init
+
+
+def test_another_architecture_is_refused(tmp_path):
+    torch.manual_seed(1)
+    other, _ = f5.build_model({**TINY, "dim": 96}, f5.default_vocab())
+    save_file(published(other), tmp_path / "other.safetensors")
+    model, _ = f5.build_model(TINY, f5.default_vocab())
+    with pytest.raises(TtsrigError, match="another architecture.*shapes differ"):
+        f5.load_pretrained(model, str(tmp_path / "other.safetensors"))
+    deeper, _ = f5.build_model({**TINY, "depth": 3}, f5.default_vocab())
+    save_file(published(deeper), tmp_path / "deeper.safetensors")
+    with pytest.raises(TtsrigError, match="1?[0-9]+ unexpected"):
+        f5.load_pretrained(model, str(tmp_path / "deeper.safetensors"))
+
+
+@pytest.mark.parametrize("ema", [False, True])
+def test_checkpoints_load_in_upstream_inference(dataset, tmp_path, ema):
+    t = trainer(config(dataset, tmp_path / "run", epochs=1, ema=ema))
+    t.run()
+    f5_core.install()
+    from f5_tts.infer.utils_infer import load_checkpoint as upstream_load
+
+    fresh, _ = f5.build_model(TINY, f5.default_vocab())
+    upstream_load(fresh, str(tmp_path / "run/epoch_0001.safetensors"), "cpu", dtype=torch.float32, use_ema=True)
+    trained = weights(t.ema.ema_model if ema else t.model)
+    loaded = weights(fresh)
+    assert all(torch.equal(loaded[k], trained[k]) for k in trained)
+    # and this trainer reads its own output as a pretrain
+    again, _ = f5.build_model(TINY, f5.default_vocab())
+    assert f5.load_pretrained(again, str(tmp_path / "run/epoch_0001.safetensors")) == t.step
+
+
+BLOCKED = "import sys\nfor name in ('datasets', 'accelerate', 'wandb', 'pandas', 'pyarrow'):\n    sys.modules[name] = None\n"
+
+
+def run_cli(*args: str, prelude: str = "", **popen) -> subprocess.CompletedProcess:
+    code = prelude + "import sys\nfrom trainers.f5 import main\nsys.exit(main(sys.argv[1:]))\n"
+    return subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, cwd=ROOT, **popen)
+
+
+def cli_args(dataset: Path, out: Path, tiny_json: Path, *extra: str) -> list[str]:
+    return [str(dataset), "--out", str(out), "--pretrained", "none", "--model-config", str(tiny_json),
+            "--frames-per-batch", "400", "--num-workers", "0", "--quiet", "--lr", "1e-3", *extra]
+
+
+@pytest.fixture
+def tiny_json(tmp_path) -> Path:
+    path = tmp_path / "tiny.json"
+    path.write_text(json.dumps(TINY))
+    return path
+
+
+def test_trains_with_datasets_accelerate_wandb_and_pandas_unimportable(dataset, tmp_path, tiny_json):
+    out = run_cli(*cli_args(dataset, tmp_path / "run", tiny_json, "--epochs", "1"), prelude=BLOCKED)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert (tmp_path / "run/epoch_0001.safetensors").is_file()
+
+
+def test_ctrl_c_saves_and_resume_continues(dataset, tmp_path, tiny_json):
+    out_dir = tmp_path / "run"
+    args = cli_args(dataset, out_dir, tiny_json, "--epochs", "100000")
+    code = "import sys\nfrom trainers.f5 import main\nsys.exit(main(sys.argv[1:]))\n"
+    proc = subprocess.Popen([sys.executable, "-c", code, *args], cwd=ROOT, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while not (out_dir / "epoch_0002.safetensors").exists() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err[-2000:]
+    assert "interrupted: saved" in err and (out_dir / "interrupted.state.safetensors").is_file()
+    again = run_cli(*cli_args(dataset, out_dir, tiny_json, "--epochs", "1"))
+    assert again.returncode == 2 and "already holds a run" in again.stderr
+    resumed = run_cli(*cli_args(dataset, out_dir, tiny_json, "--epochs", "3", "--resume"))
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    log = (out_dir / "train-log.tsv").read_text().splitlines()
+    assert log[-1].startswith("3\t") or int(log[-1].split("\t")[0]) >= 3
+
+
+def edited_manifest(dataset: Path, tmp_path: Path, change) -> Path:
+    lines = [json.loads(line) for line in dataset.read_text().splitlines()]
+    for line in lines:
+        for key in ("audio", "mel_f5"):
+            line[key] = str(dataset.parent / line[key])
+    change(lines)
+    path = tmp_path / "manifest.jsonl"
+    path.write_text("\n".join(json.dumps(x) for x in lines) + "\n")
+    return path
+
+
+def test_bad_data_fails_clearly(dataset, tmp_path):
+    def run(change) -> str:
+        path = edited_manifest(dataset, tmp_path, change)
+        with pytest.raises(TtsrigError) as err:
+            trainer(config(path, tmp_path / "run")).run()
+        return str(err.value)
+
+    assert "outside the vocab" in run(lambda ls: ls[0].update(text="naïve ☃ text")) and "☃" in run(
+        lambda ls: ls[0].update(text="snow ☃"))
+    assert "empty text" in run(lambda ls: ls[1].update(text="  "))
+    save_file({"mel": torch.zeros(80, 50)}, tmp_path / "80.safetensors")
+    assert "needs [100, frames]" in run(lambda ls: [x.update(mel_f5=str(tmp_path / "80.safetensors")) for x in ls])
+    assert "missing or corrupt" in run(lambda ls: [x.update(mel_f5=str(tmp_path / "none.safetensors")) for x in ls])
+    bad = tmp_path / "broken.jsonl"
+    bad.write_text(dataset.read_text() + "{oops\n")
+    with pytest.raises(TtsrigError, match=rf"broken.jsonl:{len(LINES) + 1} is not JSON"):
+        trainer(config(bad, tmp_path / "run2"))
+
+
+def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(dataset, tmp_path, monkeypatch):
+    t = trainer(config(dataset, tmp_path / "run", epochs=1))
+    t.run()
+    good = (tmp_path / "run/epoch_0001.safetensors").read_bytes()
+    t2 = trainer(config(dataset, tmp_path / "run", epochs=3))
+    t2.resume()
+    real = t2.model.forward
+    monkeypatch.setattr(t2.model, "forward", lambda *a, **k: (real(*a, **k)[0] * float("nan"), None, None))
+    with pytest.raises(TtsrigError, match="loss became nan.*epoch 2.*epoch_0001.state.safetensors"):
+        t2.run()
+    assert (tmp_path / "run/epoch_0001.safetensors").read_bytes() == good
+    assert not (tmp_path / "run/epoch_0002.safetensors").exists()
+
+
+def test_full_disk_leaves_no_half_checkpoint(dataset, tmp_path, monkeypatch):
+    t = trainer(config(dataset, tmp_path / "run", epochs=1))
+    import errno
+
+    def full(path, data, mode=None):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(f5, "write_atomic", full)
+    with pytest.raises(TtsrigError, match="disk full"):
+        t.run()
+    assert not list((tmp_path / "run").glob("epoch_*"))

@@ -1,0 +1,557 @@
+"""`python -m trainers.f5`: a minimal, single-file F5-TTS fine-tune trainer.
+
+What it replaces and why (upstream `f5-tts_finetune-cli`):
+- no datasets/accelerate/wandb/pandas: pyarrow cannot run on pre-v2 CPUs, and a one-GPU fine-tune needs
+  none of them. f5-tts' model code is imported without its package __init__ (patches/f5_core.py);
+- mels are read pre-computed (trainers.prepare), never recomputed in DataLoader workers (which SIGFPE on
+  pre-v2), and workers default to 0 there;
+- the learning rate is constant after a short warmup (upstream decays it linearly to ~0 over the planned
+  updates, so most of a short fine-tune does nothing); decay only with --decay;
+- plain AdamW (the fused variant fails on the CPU with some torch versions), gradient clipping, bf16/fp16
+  autocast on a GPU, EMA optional.
+
+Every epoch writes, atomically, `epoch_NNNN.safetensors` (the inference weights in the layout of the
+published F5TTS_v1_Base checkpoint: `ema_model.`-prefixed tensors plus `step` and `initted`, so upstream's
+`load_checkpoint` and voices/say-strong load it) and `epoch_NNNN.state.safetensors` (everything --resume
+needs: weights, optimiser, step, RNG states). `train-log.tsv` has one line per epoch.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import signal
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from envcheck.atomic import write_atomic, write_json_atomic
+from envcheck.errors import TtsrigError
+from patches import f5_core
+from patches.checkpoints import CheckpointError, add_trust_argument, load_checkpoint, save_safetensors
+from trainers import manifest as manifest_mod
+
+PRETRAINED = "hf://SWivid/F5-TTS/F5TTS_v1_Base/model_1250000.safetensors"
+MEL_DIM, HOP, SAMPLE_RATE = 100, 256, 24_000
+# Upstream keys that are buffers of the mel front end, absent from newer models (upstream drops them too).
+IGNORED_KEYS = ("mel_spec.mel_stft.mel_scale.fb", "mel_spec.mel_stft.spectrogram.window")
+
+
+@dataclass
+class Config:
+    manifest: str
+    out: str
+    pretrained: str | None = PRETRAINED
+    vocab: str | None = None  # default: the vocab.txt the f5-tts wheel ships (the pretrain's)
+    model_config: dict = field(default_factory=dict)  # DiT arch; default F5TTS_v1_Base
+    epochs: int = 10
+    lr: float = 1e-5
+    warmup_steps: int = 100
+    decay: bool = False
+    min_lr_ratio: float = 0.1
+    frames_per_batch: int = 3200
+    max_samples: int = 32
+    grad_clip: float = 1.0
+    weight_decay: float = 0.01
+    ema: bool = False
+    ema_beta: float = 0.999
+    keep: int = 3  # resume states kept (0 = all)
+    keep_weights: int = 0  # inference weights kept (0 = all: the listening loop wants every epoch)
+    seed: int = 0
+    device: str = "auto"
+    amp: str = "auto"  # auto | bf16 | fp16 | off
+    num_workers: int | None = None
+
+
+# -- model ----------------------------------------------------------------------------------------
+
+def default_arch() -> dict:
+    import yaml
+    from importlib.resources import files
+
+    arch = yaml.safe_load(files("f5_tts").joinpath("configs/F5TTS_v1_Base.yaml").read_text())["model"]["arch"]
+    return {k: v for k, v in arch.items() if k != "checkpoint_activations"}
+
+
+def default_vocab() -> str:
+    from importlib.resources import files
+
+    return str(files("f5_tts").joinpath("infer/examples/vocab.txt"))
+
+
+def build_model(arch: dict, vocab_path: str):
+    model_pkg = f5_core.install()
+    from f5_tts.model.utils import get_tokenizer
+
+    if not Path(vocab_path).is_file():
+        raise TtsrigError(f"vocab file {vocab_path} does not exist")
+    vocab, size = get_tokenizer(vocab_path, "custom")
+    transformer = model_pkg.DiT(**arch, text_num_embeds=size, mel_dim=MEL_DIM)
+    mel = dict(n_fft=1024, hop_length=HOP, win_length=1024, n_mel_channels=MEL_DIM,
+               target_sample_rate=SAMPLE_RATE, mel_spec_type="vocos")
+    return model_pkg.CFM(transformer=transformer, mel_spec_kwargs=mel, vocab_char_map=vocab), vocab
+
+
+def inference_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    return {k: v for k, v in model.state_dict().items() if not k.startswith("mel_spec.")}
+
+
+def load_pretrained(model: torch.nn.Module, path: str, *, trust: bool = False) -> int:
+    """Load the published layout (EMA-only `ema_model.*` weights, `step`, `initted`; safetensors or .pt) or
+    one of this trainer's checkpoints. Every weight must arrive; returns the checkpoint's step."""
+    checkpoint = load_checkpoint(resolve_pretrained(path), trust=trust)
+    weights = checkpoint
+    for key in ("ema_model_state_dict", "model_state_dict"):
+        if isinstance(checkpoint, dict) and key in checkpoint:
+            weights = checkpoint[key]
+            break
+    step = int(weights.get("step", checkpoint.get("update", 0)) if isinstance(weights, dict) else 0)
+    weights = {k.removeprefix("ema_model."): v for k, v in weights.items()
+               if k not in ("step", "initted") and k.removeprefix("ema_model.") not in IGNORED_KEYS}
+    expected = inference_state(model)
+    missing = sorted(set(expected) - set(weights))
+    unexpected = sorted(set(weights) - set(expected))
+    wrong = [f"{k}: checkpoint {tuple(weights[k].shape)}, model {tuple(v.shape)}"
+             for k, v in expected.items() if k in weights and weights[k].shape != v.shape]
+    if missing or unexpected or wrong:
+        raise TtsrigError(
+            f"{path} is a checkpoint of another architecture: {len(missing)} weights missing"
+            f"{' (e.g. ' + missing[0] + ')' if missing else ''}, {len(unexpected)} unexpected"
+            f"{' (e.g. ' + unexpected[0] + ')' if unexpected else ''}"
+            f"{', shapes differ: ' + '; '.join(wrong[:3]) if wrong else ''}. Use the matching --model-config "
+            "and --vocab (the defaults are F5TTS_v1_Base's).")
+    model.load_state_dict(weights, strict=False)  # strict=False only for the mel front end's buffers
+    return step
+
+
+def resolve_pretrained(spec: str) -> str:
+    """A local path as it is; `hf://org/repo/file` through the Hugging Face cache (offline: cache only)."""
+    if not spec.startswith("hf://"):
+        return spec
+    from huggingface_hub import hf_hub_download
+    from huggingface_hub.errors import LocalEntryNotFoundError
+
+    org, repo, filename = spec[5:].split("/", 2)
+    try:
+        return hf_hub_download(f"{org}/{repo}", filename)
+    except LocalEntryNotFoundError:
+        raise TtsrigError(f"{spec} is not in the Hugging Face cache and cannot be downloaded (offline, or "
+                          "HF_HUB_OFFLINE=1). Download it on a connected machine (huggingface-cli download "
+                          f"{org}/{repo} {filename}) and copy the cache, or pass --pretrained PATH.") from None
+    except Exception as exc:  # network and hub errors: say what and what to do
+        raise TtsrigError(f"could not fetch {spec}: {exc}. Pass --pretrained PATH to a local copy.") from None
+
+
+# -- data -----------------------------------------------------------------------------------------
+
+class MelClips(Dataset):
+    """Pre-computed F5 mels and token ids of a manifest's clips."""
+
+    def __init__(self, manifest_path: Path, vocab: dict[str, int]):
+        from f5_tts.model.utils import convert_char_to_pinyin
+
+        self.root = manifest_path.parent
+        self.clips = manifest_mod.read(manifest_path)
+        unknown: dict[str, set[str]] = {}
+        self.tokens, self.frames = [], []
+        for clip in self.clips:
+            chars = convert_char_to_pinyin([clip.text], polyphone=True)[0]
+            missing = {c for c in chars if c not in vocab}
+            if missing:
+                unknown[clip.id] = missing
+            self.tokens.append(torch.tensor([vocab.get(c, 0) for c in chars], dtype=torch.long))
+            clip.path(self.root, "mel_f5")  # says how to make it when the manifest has no F5 mels
+            self.frames.append(max(1, int(clip.duration * SAMPLE_RATE / HOP)))
+        if unknown:
+            every = sorted(set().union(*unknown.values()))
+            some = ", ".join(list(unknown)[:5])
+            raise TtsrigError(f"characters outside the vocab: {' '.join(repr(c) for c in every)} (in {len(unknown)} "
+                              f"clips, e.g. {some}). Fix the transcripts or pass a --vocab that has them.")
+
+    def __len__(self) -> int:
+        return len(self.clips)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        from safetensors import SafetensorError
+        from safetensors.torch import load_file
+
+        clip = self.clips[index]
+        path = clip.path(self.root, "mel_f5")
+        try:
+            mel = load_file(path)["mel"]
+        except (FileNotFoundError, SafetensorError, KeyError, OSError) as exc:
+            raise TtsrigError(f"mel of clip {clip.id} ({path}) is missing or corrupt ({exc}); re-run "
+                              "`python -m trainers.prepare` on this data set") from None
+        if mel.ndim != 2 or mel.shape[0] != MEL_DIM:
+            raise TtsrigError(f"mel of clip {clip.id} has shape {tuple(mel.shape)}; this model needs "
+                              f"[{MEL_DIM}, frames] (prepare with --mels f5)")
+        return mel.T.contiguous(), self.tokens[index]
+
+
+def frame_batches(frames: list[int], frames_per_batch: int, max_samples: int, seed: int, epoch: int) -> list[list[int]]:
+    """Batches of similar length up to a frame budget, in an order fixed by (seed, epoch): a resumed run
+    sees exactly the batches the uninterrupted one would."""
+    order = sorted(range(len(frames)), key=lambda i: (frames[i], i))
+    batches, current, total = [], [], 0
+    for i in order:
+        if current and (total + frames[i] > frames_per_batch or len(current) >= max_samples):
+            batches.append(current)
+            current, total = [], 0
+        current.append(i)
+        total += frames[i]
+    if current:
+        batches.append(current)
+    generator = torch.Generator().manual_seed(seed * 100_003 + epoch)
+    return [batches[i] for i in torch.randperm(len(batches), generator=generator).tolist()]
+
+
+def collate(items: list[tuple[torch.Tensor, torch.Tensor]]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    from torch.nn.utils.rnn import pad_sequence
+
+    mels, tokens = zip(*items)
+    lens = torch.tensor([m.shape[0] for m in mels])
+    return (pad_sequence(mels, batch_first=True), pad_sequence(tokens, batch_first=True, padding_value=-1), lens)
+
+
+# -- the run --------------------------------------------------------------------------------------
+
+def pick_device(device: str) -> str:
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device == "cuda" and not torch.cuda.is_available():
+        raise TtsrigError("--device cuda, but torch sees no CUDA device (run envcheck); use --device cpu")
+    return device
+
+
+def default_workers() -> int:
+    """0 on pre-v2 (workers re-import torch; the seed's runs died there), else 2."""
+    try:
+        tier = json.loads((Path(sys.prefix) / "ttsrig-state.json").read_text()).get("tier")
+    except (OSError, ValueError):
+        from envcheck.probe import probe
+
+        tier = probe().tier
+    return 0 if tier == "pre-v2" else min(2, os.cpu_count() or 1)
+
+
+def amp_dtype(amp: str, device: str) -> torch.dtype | None:
+    if device != "cuda" or amp == "off":
+        return None
+    if amp == "bf16" or (amp == "auto" and torch.cuda.is_bf16_supported()):
+        return torch.bfloat16
+    return torch.float16
+
+
+def lr_at(step: int, cfg: Config, total_steps: int) -> float:
+    warm = min(1.0, (step + 1) / max(1, cfg.warmup_steps))
+    if not cfg.decay or step < cfg.warmup_steps:
+        return cfg.lr * warm
+    progress = (step - cfg.warmup_steps) / max(1, total_steps - cfg.warmup_steps)
+    return cfg.lr * max(cfg.min_lr_ratio, 1.0 - (1.0 - cfg.min_lr_ratio) * min(1.0, progress))
+
+
+def rng_state() -> dict:
+    _, keys, pos, has_gauss, gauss = np.random.get_state()
+    state = {"torch": torch.get_rng_state(), "python": list(random.getstate()[1]),
+             "numpy": torch.from_numpy(keys.astype(np.int64)), "numpy_pos": int(pos),
+             "numpy_gauss": [int(has_gauss), float(gauss)]}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict) -> None:
+    torch.set_rng_state(state["torch"])
+    random.setstate((3, tuple(state["python"]), None))
+    has_gauss, gauss = state["numpy_gauss"]
+    np.random.set_state(("MT19937", state["numpy"].numpy().astype(np.uint32), state["numpy_pos"], has_gauss, gauss))
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+class Trainer:
+    def __init__(self, cfg: Config, *, trust: bool = False, progress: bool = True):
+        self.cfg, self.progress = cfg, progress
+        self.out = Path(cfg.out)
+        self.device = pick_device(cfg.device)
+        self.arch = cfg.model_config or default_arch()
+        self.vocab_path = cfg.vocab or default_vocab()
+        torch.manual_seed(cfg.seed)
+        random.seed(cfg.seed)
+        np.random.seed(cfg.seed)
+        self.model, vocab = build_model(self.arch, self.vocab_path)
+        self.data = MelClips(Path(cfg.manifest), vocab)
+        self.step = self.epoch = self.batch_in_epoch = 0
+        self.history: list[dict] = []
+        resuming = self.latest_state() is not None
+        if cfg.pretrained and not resuming:
+            load_pretrained(self.model, cfg.pretrained, trust=trust)
+        self.model.to(self.device)
+        self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay,
+                                           fused=self.device == "cuda")
+        self.ema = None
+        if cfg.ema:
+            from ema_pytorch import EMA
+
+            self.ema = EMA(self.model, beta=cfg.ema_beta, update_after_step=0, update_every=1,
+                           include_online_model=False)
+        self.dtype = amp_dtype(cfg.amp, self.device)
+        self.scaler = torch.amp.GradScaler("cuda") if self.dtype == torch.float16 else None
+        self.batches_per_epoch = len(frame_batches(self.data.frames, cfg.frames_per_batch, cfg.max_samples,
+                                                   cfg.seed, 0))
+
+    # checkpoints
+
+    def state_files(self) -> list[Path]:
+        return sorted(self.out.glob("*.state.safetensors"))
+
+    def latest_state(self) -> Path | None:
+        best, best_step = None, -1
+        for path in self.state_files():
+            try:
+                from safetensors import safe_open
+
+                with safe_open(str(path), framework="pt") as fh:
+                    step = int(fh.get_tensor("step").item()) if "step" in fh.keys() else -1
+            except Exception:
+                continue  # unreadable: an older good one is used
+            if step > best_step:
+                best, best_step = path, step
+        return best
+
+    def save(self, name: str) -> Path:
+        weights_src = self.ema.ema_model if self.ema is not None else self.model
+        weights = {f"ema_model.{k}": v for k, v in inference_state(weights_src).items()}
+        weights["step"] = torch.tensor(self.step)
+        weights["initted"] = torch.tensor(True)
+        state = {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
+                 "step": torch.tensor(self.step), "epoch": self.epoch, "batch_in_epoch": self.batch_in_epoch,
+                 "rng": rng_state(), "history": self.history, "config": json.dumps(asdict(self.cfg)),
+                 "arch": json.dumps(self.arch)}
+        if self.ema is not None:
+            state["ema"] = self.ema.state_dict()
+        if self.scaler is not None:
+            state["scaler"] = self.scaler.state_dict()
+        weights_path, state_path = self.out / f"{name}.safetensors", self.out / f"{name}.state.safetensors"
+        try:
+            save_safetensors(state, state_path)
+            try:
+                from safetensors.torch import save as st_save
+
+                write_atomic(weights_path, st_save({k: v.detach().cpu().contiguous() for k, v in weights.items()}))
+            except BaseException:
+                state_path.unlink(missing_ok=True)  # a pair or nothing
+                raise
+        except OSError as exc:
+            last = self.latest_state()
+            raise TtsrigError(f"could not write checkpoint {name} ({exc.strerror or exc}; disk full?). Nothing "
+                              f"half-written; the last good checkpoint is {last or 'none yet'}. Free space "
+                              "(envcheck's disk check) and --resume.") from None
+        self.prune()
+        return weights_path
+
+    def prune(self) -> None:
+        epochs = sorted(self.out.glob("epoch_*.state.safetensors"))
+        if self.cfg.keep:
+            for path in epochs[:-self.cfg.keep]:
+                path.unlink(missing_ok=True)
+        weights = sorted(p for p in self.out.glob("epoch_*.safetensors") if not p.name.endswith(".state.safetensors"))
+        if self.cfg.keep_weights:
+            for path in weights[:-self.cfg.keep_weights]:
+                path.unlink(missing_ok=True)
+
+    def resume(self) -> None:
+        path = self.latest_state()
+        if path is None:
+            raise TtsrigError(f"nothing to resume in {self.out}: no readable *.state.safetensors")
+        state = load_checkpoint(path)
+        saved_arch = json.loads(state["arch"])
+        if saved_arch != self.arch:
+            raise TtsrigError(f"{path} was trained with model config {saved_arch}, not {self.arch}")
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        if self.ema is not None and "ema" in state:
+            self.ema.load_state_dict(state["ema"])
+        if self.scaler is not None and "scaler" in state:
+            self.scaler.load_state_dict(state["scaler"])
+        self.step, self.epoch = int(state["step"]), int(state["epoch"])
+        self.batch_in_epoch = int(state["batch_in_epoch"])
+        self.history = list(state["history"])
+        set_rng_state(state["rng"])
+
+    # training
+
+    def write_log(self) -> None:
+        header = "epoch\tstep\tmean_loss\tlr\tseconds\tdata_seconds\n"
+        rows = "".join(f"{h['epoch']}\t{h['step']}\t{h['loss']:.6f}\t{h['lr']:.3g}\t{h['seconds']:.1f}\t"
+                       f"{h['data_seconds']:.1f}\n" for h in self.history)
+        write_atomic(self.out / "train-log.tsv", (header + rows).encode())
+
+    def train_step(self, mel: torch.Tensor, text: torch.Tensor, lens: torch.Tensor, total_steps: int) -> float:
+        lr = lr_at(self.step, self.cfg, total_steps)
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+        mel, text, lens = mel.to(self.device), text.to(self.device), lens.to(self.device)
+        with torch.autocast("cuda", dtype=self.dtype, enabled=self.dtype is not None):
+            loss, _cond, _pred = self.model(mel, text=text, lens=lens)
+        if not torch.isfinite(loss):
+            raise FloatingPointError(float(loss.detach()))
+        self.optimizer.zero_grad(set_to_none=True)
+        if self.scaler is not None:
+            self.scaler.scale(loss).backward()
+            self.scaler.unscale_(self.optimizer)
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.grad_clip)
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
+        else:
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.grad_clip)
+            self.optimizer.step()
+        if self.ema is not None:
+            self.ema.update()
+        self.step += 1
+        return float(loss.detach())
+
+    def run(self) -> list[dict]:
+        from tqdm import tqdm
+
+        cfg = self.cfg
+        workers = default_workers() if cfg.num_workers is None else cfg.num_workers
+        total_steps = cfg.epochs * self.batches_per_epoch
+        write_json_atomic(self.out / "run.json", {"config": asdict(cfg), "arch": self.arch,
+                                                  "vocab": self.vocab_path, "device": self.device,
+                                                  "num_workers": workers, "clips": len(self.data)})
+        interrupted = []
+        previous = signal.signal(signal.SIGINT, lambda *_: interrupted.append(True))
+        try:
+            while self.epoch < cfg.epochs:
+                batches = frame_batches(self.data.frames, cfg.frames_per_batch, cfg.max_samples, cfg.seed,
+                                        self.epoch)[self.batch_in_epoch:]
+                loader = DataLoader(self.data, batch_sampler=batches, collate_fn=collate, num_workers=workers)
+                self.model.train()
+                losses, started, data_seconds = [], time.monotonic(), 0.0
+                bar = tqdm(total=len(batches), desc=f"epoch {self.epoch + 1}/{cfg.epochs}", unit="batch",
+                           disable=not self.progress)
+                fetch = time.monotonic()
+                for mel, text, lens in loader:
+                    data_seconds += time.monotonic() - fetch
+                    try:
+                        losses.append(self.train_step(mel, text, lens, total_steps))
+                    except FloatingPointError as bad:
+                        last = self.latest_state()
+                        raise TtsrigError(
+                            f"the loss became {bad} at epoch {self.epoch + 1}, step {self.step + 1}; stopped without "
+                            f"saving. The last good checkpoint is {last or 'none (this was the first epoch)'}. "
+                            "Lower --lr, check the data (silent or mislabelled clips), or --amp off.") from None
+                    except torch.cuda.OutOfMemoryError:
+                        raise TtsrigError(
+                            f"CUDA ran out of memory on a batch of {int(lens.sum())} frames. Lower "
+                            f"--frames-per-batch (now {cfg.frames_per_batch}) or --max-samples (now "
+                            f"{cfg.max_samples}); the last good checkpoint is {self.latest_state() or 'none'}.") from None
+                    self.batch_in_epoch += 1
+                    bar.update(1)
+                    bar.set_postfix(loss=f"{losses[-1]:.4f}")
+                    if interrupted:
+                        bar.close()
+                        path = self.save("interrupted")
+                        print(f"\ninterrupted: saved {path} at step {self.step}; continue with --resume",
+                              file=sys.stderr)
+                        return self.history
+                    fetch = time.monotonic()
+                bar.close()
+                mean = sum(losses) / max(1, len(losses))
+                self.epoch += 1
+                self.batch_in_epoch = 0
+                self.history.append({"epoch": self.epoch, "step": self.step, "loss": mean,
+                                     "lr": lr_at(max(0, self.step - 1), cfg, total_steps),
+                                     "seconds": time.monotonic() - started, "data_seconds": data_seconds})
+                path = self.save(f"epoch_{self.epoch:04d}")
+                self.write_log()
+                (self.out / "interrupted.state.safetensors").unlink(missing_ok=True)
+                (self.out / "interrupted.safetensors").unlink(missing_ok=True)
+                if self.progress:
+                    print(f"epoch {self.epoch}: mean loss {mean:.4f} -> {path.name}", file=sys.stderr)
+        finally:
+            signal.signal(signal.SIGINT, previous)
+        return self.history
+
+
+# -- command line ---------------------------------------------------------------------------------
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m trainers.f5", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("manifest", help="manifest.jsonl from `python -m trainers.prepare`")
+    p.add_argument("--out", required=True, help="run folder (checkpoints, train-log.tsv, run.json)")
+    p.add_argument("--pretrained", default=PRETRAINED, help=f"checkpoint to fine-tune: a path, hf://org/repo/file, "
+                   f"or 'none' for random init (default {PRETRAINED})")
+    p.add_argument("--vocab", help="vocab.txt (default: the one shipped with f5-tts, which the pretrain uses)")
+    p.add_argument("--model-config", help="JSON file with the DiT arch (default F5TTS_v1_Base)")
+    p.add_argument("--resume", action="store_true", help="continue the run in --out where it stopped")
+    for name, kind, default, text in (
+            ("--epochs", int, 10, "epochs in total"), ("--lr", float, 1e-5, "learning rate after warmup"),
+            ("--warmup-steps", int, 100, "linear warmup length in optimiser steps"),
+            ("--min-lr-ratio", float, 0.1, "with --decay: the floor, as a share of --lr"),
+            ("--frames-per-batch", int, 3200, "mel frames per batch (lower it when CUDA runs out of memory)"),
+            ("--max-samples", int, 32, "clips per batch at most"), ("--grad-clip", float, 1.0, "gradient norm limit"),
+            ("--weight-decay", float, 0.01, "AdamW weight decay"), ("--ema-beta", float, 0.999, "EMA decay"),
+            ("--keep", int, 3, "resume states kept (0 = all)"),
+            ("--keep-weights", int, 0, "per-epoch inference weights kept (0 = all)"), ("--seed", int, 0, "seed"),
+            ("--num-workers", int, None, "DataLoader workers (default 0 on pre-v2 CPUs, else 2)")):
+        p.add_argument(name, type=kind, default=default, help=f"{text} (default {default})")
+    p.add_argument("--decay", action="store_true", help="decay the LR linearly after warmup (default: constant)")
+    p.add_argument("--ema", action="store_true", help="keep an EMA of the weights and save it as the inference "
+                   "weights (off by default: on a short fine-tune a slow EMA barely leaves the pretrain)")
+    p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
+    p.add_argument("--amp", default="auto", choices=("auto", "bf16", "fp16", "off"),
+                   help="mixed precision on a GPU (auto: bf16 where supported, else fp16)")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    add_trust_argument(p)
+    return p
+
+
+def config_from(args: argparse.Namespace) -> Config:
+    arch = {}
+    if args.model_config:
+        try:
+            arch = json.loads(Path(args.model_config).read_text())
+        except (OSError, ValueError) as exc:
+            raise TtsrigError(f"--model-config {args.model_config}: {exc}") from None
+    return Config(manifest=args.manifest, out=args.out,
+                  pretrained=None if args.pretrained in ("none", "") else args.pretrained, vocab=args.vocab,
+                  model_config=arch, epochs=args.epochs, lr=args.lr, warmup_steps=args.warmup_steps,
+                  decay=args.decay, min_lr_ratio=args.min_lr_ratio, frames_per_batch=args.frames_per_batch,
+                  max_samples=args.max_samples, grad_clip=args.grad_clip, weight_decay=args.weight_decay,
+                  ema=args.ema, ema_beta=args.ema_beta, keep=args.keep, keep_weights=args.keep_weights,
+                  seed=args.seed, device=args.device, amp=args.amp, num_workers=args.num_workers)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        cfg = config_from(args)
+        out = Path(cfg.out)
+        if out.exists() and any(out.glob("*.state.safetensors")) and not args.resume:
+            raise TtsrigError(f"{out} already holds a run: --resume to continue it, or choose another --out")
+        out.mkdir(parents=True, exist_ok=True)
+        trainer = Trainer(cfg, trust=args.trust_checkpoint, progress=not args.quiet)
+        if args.resume:
+            trainer.resume()
+        history = trainer.run()
+    except (TtsrigError, CheckpointError) as exc:
+        print(f"trainers.f5: {exc}", file=sys.stderr)
+        return 2
+    if history:
+        print(f"done: {history[-1]['epoch']} epochs, last mean loss {history[-1]['loss']:.4f}; "
+              f"checkpoints in {cfg.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
