@@ -389,8 +389,8 @@ class Trainer:
 
     def write_log(self) -> None:
         header = "epoch\tstep\tmean_loss\tlr\tseconds\tdata_seconds\n"
-        rows = "".join(f"{h['epoch']}\t{h['step']}\t{h['loss']:.6f}\t{h['lr']:.3g}\t{h['seconds']:.1f}\t"
-                       f"{h['data_seconds']:.1f}\n" for h in self.history)
+        rows = "".join(f"{h['epoch']}\t{h['step']}\t{h['loss']:.6f}\t{h['lr']:.3g}\t{h['seconds']:.2f}\t"
+                       f"{h['data_seconds']:.3f}\n" for h in self.history)
         write_atomic(self.out / "train-log.tsv", (header + rows).encode())
 
     def train_step(self, mel: torch.Tensor, text: torch.Tensor, lens: torch.Tensor, total_steps: int) -> float:
