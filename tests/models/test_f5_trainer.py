@@ -263,3 +263,21 @@ def test_full_disk_leaves_no_half_checkpoint(dataset, tmp_path, monkeypatch):
     with pytest.raises(TtsrigError, match="disk full"):
         t.run()
     assert not list((tmp_path / "run").glob("epoch_*"))
+
+
+def test_defaults_are_the_published_base_model_and_its_vocab():
+    arch = f5.default_arch()
+    assert (arch["dim"], arch["depth"], arch["heads"], arch["text_dim"], arch["conv_layers"]) == (1024, 22, 16, 512, 4)
+    vocab = Path(f5.default_vocab()).read_text(encoding="utf-8").split("\n")
+    assert vocab[0] == " " and len([v for v in vocab if v]) >= 2500
+    cfg = Config(manifest="m", out="o")
+    assert (cfg.lr, cfg.decay, cfg.ema, cfg.pretrained) == (1e-5, False, False, f5.PRETRAINED)
+
+
+def test_offline_pretrained_says_what_to_do(tmp_path):
+    # its own interpreter: huggingface_hub reads HF_HUB_OFFLINE once, at import
+    code = ("from trainers import f5\nfrom envcheck.errors import TtsrigError\n"
+            "try:\n    f5.resolve_pretrained(f5.PRETRAINED)\nexcept TtsrigError as e:\n    print(e)\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=120,
+                         env={**os.environ, "HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp_path / "hf")})
+    assert "not in the Hugging Face cache" in out.stdout and "--pretrained PATH" in out.stdout, out.stderr
