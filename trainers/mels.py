@@ -2,9 +2,11 @@
 
 - F5-TTS: upstream's own MelSpec (vocos variant: 24 kHz, 100 bins, n_fft 1024, hop 256, window 1024,
   magnitude, log of clamp(1e-5)), so the trainer sees exactly what upstream inference produces.
-- StyleTTS2: the recipe of the LibriTTS pretrain: 80 bins, n_fft 2048, window 1200, hop 300, log(1e-5 + mel)
-  normalised with mean -4 and std 4. torchaudio's default sample_rate of 16000 for the filter bank is kept
-  on purpose: upstream builds it that way for its 24 kHz audio, and the pretrain learned those filters.
+- StyleTTS2: the recipe of the LibriTTS pretrain: the clip padded with 5000 zero samples at each end, then
+  80 bins, n_fft 2048, window 1200, hop 300, log(1e-5 + mel) normalised with mean -4 and std 4.
+  torchaudio's default sample_rate of 16000 for the filter bank is kept on purpose: upstream builds it
+  that way for its 24 kHz audio, and the pretrain learned those filters. The StyleTTS2 trainer pads the
+  waveform the same way, so mel frame i starts at padded sample 300 * i.
 """
 from __future__ import annotations
 
@@ -13,7 +15,7 @@ import functools
 import torch
 
 F5_MELS, F5_HOP = 100, 256
-STYLETTS2_MELS, STYLETTS2_HOP = 80, 300
+STYLETTS2_MELS, STYLETTS2_HOP, STYLETTS2_PAD = 80, 300, 5000
 
 
 @functools.lru_cache(maxsize=4)
@@ -43,9 +45,10 @@ def f5_mel(wave: torch.Tensor, device: str = "cpu") -> torch.Tensor:
 
 
 def styletts2_mel(wave: torch.Tensor, device: str = "cpu") -> torch.Tensor:
-    """[n_mels=80, frames] float32 on the CPU, normalised as the pretrain expects."""
+    """[n_mels=80, frames] float32 on the CPU, of the padded clip, normalised as the pretrain expects."""
     with torch.no_grad():
-        mel = _styletts2_module(device)(wave.to(device))
+        padded = torch.nn.functional.pad(wave.to(device), (STYLETTS2_PAD, STYLETTS2_PAD))
+        mel = _styletts2_module(device)(padded)
         mel = (torch.log(1e-5 + mel) - (-4)) / 4
     return mel.float().cpu()
 

@@ -1,0 +1,605 @@
+"""`python -m trainers.styletts2`: fine-tune the StyleTTS2 LibriTTS pretrain on a trainers.prepare manifest.
+
+Built on the `styletts2` package's modules and losses; the loop is this project's own, following the
+second-stage fine-tune recipe of the original repository (train_finetune.py):
+- decoder and style encoders stay in eval mode (the package's decoder moves tensors to 'cuda' in train
+  mode: eval keeps it device-agnostic, as the recipe does), the text aligner, text encoder, predictor,
+  PL-BERT and discriminators train;
+- alignment by monotonic alignment search on the aligner's attention (trainers/mas.py), half the time the
+  soft attention; random crops of min(shortest mel / 2 - 1, max_len / 2) frames;
+- losses, each switched off by a zero weight: mel (multi-resolution STFT), adversarial (MPD + MSD),
+  SLM feature matching (WavLM), monotonic, s2s, F0, norm, duration, CE, and from diff_epoch the style
+  diffusion (diff) and style reconstruction (sty); from joint_epoch the SLM adversarial training;
+- a batch of one works (the upstream code squeezes it away), the CPU works (no hard-coded cuda), no
+  DataLoader workers, mixed precision only when asked (--amp bf16).
+
+Each epoch writes, atomically, `epoch_2nd_NNNNN.pth` ({"net": {module: weights}}, tensors only: it loads
+with torch.load's safe default, in the package's inference code and in voices/say-default) and
+`epoch_2nd_NNNNN.state.safetensors` (what --resume needs). `config.yml` is the run's config;
+`train-log.tsv` holds each loss term's mean per epoch.
+"""
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import random
+import signal
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from envcheck.atomic import write_atomic
+from envcheck.errors import TtsrigError
+from patches.checkpoints import CheckpointError, add_trust_argument, load_checkpoint, save_safetensors
+from trainers import manifest as manifest_mod
+from trainers import mas, phonemes, styletts2_model, styletts2_pieces
+from trainers.mels import STYLETTS2_HOP, STYLETTS2_PAD
+
+REF_FRAMES = 192  # reference mels are crops of this many frames, as upstream
+MIN_FRAMES = 84  # shorter clips cannot give the decoder its 80-frame crop
+TRAINED = ("bert", "bert_encoder", "predictor", "predictor_encoder", "style_encoder", "decoder",
+           "text_encoder", "text_aligner")
+TERMS = ("mel", "gen", "slm", "mono", "s2s", "F0", "norm", "dur", "ce", "sty", "diff", "disc", "slm_gen", "slm_disc")
+
+
+# -- data -----------------------------------------------------------------------------------------
+
+@dataclass
+class Item:
+    id: str
+    wave: Path
+    mel: Path
+    tokens: list[int]
+    speaker: str
+    frames: int
+
+
+class Data:
+    """A manifest's clips, phonemised once; clips that cannot train are counted and reported."""
+
+    def __init__(self, manifest_path: Path, language: str = "en-us", log=print):
+        root = manifest_path.parent
+        clips = manifest_mod.read(manifest_path)
+        self.skipped: dict[str, list[str]] = {}
+        self.unknown: dict[str, list[str]] = {}
+        encoded = phonemes.phonemize([c.text for c in clips], language)
+        self.items: list[Item] = []
+        for clip, phon in zip(clips, encoded):
+            if not phon.strip():
+                self.skipped.setdefault("phonemises to nothing", []).append(clip.id)
+                continue
+            tokens = phonemes.tokenize(phon)
+            if tokens.unknown:
+                self.unknown[clip.id] = tokens.unknown
+            frames = int((clip.duration * 24_000 + 2 * STYLETTS2_PAD) // STYLETTS2_HOP)
+            if frames < MIN_FRAMES:
+                self.skipped[f"shorter than the {MIN_FRAMES}-frame crop"] = self.skipped.get(
+                    f"shorter than the {MIN_FRAMES}-frame crop", []) + [clip.id]
+                continue
+            self.items.append(Item(clip.id, clip.path(root, "audio"), clip.path(root, "mel_styletts2"),
+                                   tokens.ids, clip.speaker, frames))
+        if self.unknown:
+            symbols = sorted({s for v in self.unknown.values() for s in v})
+            log(f"symbols outside the StyleTTS2 table (left out): {' '.join(symbols)} in {len(self.unknown)} "
+                f"clip(s), e.g. {next(iter(self.unknown))}")
+        for reason, ids in self.skipped.items():
+            log(f"skipped {len(ids)} clip(s): {reason} (e.g. {ids[0]})")
+        if not self.items:
+            raise TtsrigError(f"no clip of {manifest_path} can train StyleTTS2 (skipped: "
+                              + "; ".join(f"{r}: {len(i)}" for r, i in self.skipped.items()) + ")")
+        self.by_speaker: dict[str, list[int]] = {}
+        for index, item in enumerate(self.items):
+            self.by_speaker.setdefault(item.speaker, []).append(index)
+        self._cache: dict[int, tuple[np.ndarray, torch.Tensor]] = {}
+
+    def load(self, index: int) -> tuple[np.ndarray, torch.Tensor]:
+        """(padded wave, mel of even length) of one clip."""
+        if index not in self._cache:
+            import soundfile as sf
+            from safetensors import SafetensorError
+            from safetensors.torch import load_file
+
+            item = self.items[index]
+            try:
+                wave, rate = sf.read(str(item.wave), dtype="float32")
+                mel = load_file(item.mel)["mel"]
+            except (OSError, RuntimeError, SafetensorError, KeyError) as exc:
+                raise TtsrigError(f"clip {item.id}: audio or mel unreadable ({exc}); re-run trainers.prepare") from None
+            if rate != 24_000 or wave.ndim != 1:
+                raise TtsrigError(f"clip {item.id}: {item.wave} is not 24 kHz mono; re-run trainers.prepare")
+            if mel.ndim != 2 or mel.shape[0] != 80:
+                raise TtsrigError(f"clip {item.id}: mel shape {tuple(mel.shape)}, StyleTTS2 needs [80, frames] "
+                                  "(prepare with --mels styletts2)")
+            wave = np.concatenate([np.zeros(STYLETTS2_PAD, np.float32), wave, np.zeros(STYLETTS2_PAD, np.float32)])
+            self._cache[index] = (wave, mel[:, : mel.shape[1] - mel.shape[1] % 2])
+        return self._cache[index]
+
+    def batches(self, batch_size: int, seed: int, epoch: int) -> list[list[int]]:
+        order = torch.randperm(len(self.items), generator=torch.Generator().manual_seed(seed * 7919 + epoch)).tolist()
+        return [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
+
+    def collate(self, indices: list[int], rng: random.Random) -> dict:
+        indices = sorted(indices, key=lambda i: -self.load(i)[1].shape[1])  # longest first, as upstream
+        waves, mels = zip(*(self.load(i) for i in indices))
+        tokens = [torch.tensor(self.items[i].tokens) for i in indices]
+        refs = []
+        for i in indices:  # a reference clip of the same speaker, cropped
+            ref = self.load(rng.choice(self.by_speaker[self.items[i].speaker]))[1]
+            if ref.shape[1] > REF_FRAMES:
+                start = rng.randrange(0, ref.shape[1] - REF_FRAMES)
+                ref = ref[:, start:start + REF_FRAMES]
+            refs.append(ref)
+        others = [self.items[rng.randrange(len(self.items))].tokens for _ in indices]  # texts for SLM adversarial
+
+        def pad(seqs, length):
+            out = torch.zeros(len(seqs), length, dtype=torch.long)
+            for row, seq in enumerate(seqs):
+                out[row, :len(seq)] = seq if torch.is_tensor(seq) else torch.tensor(seq)
+            return out
+
+        n_mels, longest = mels[0].shape[0], max(m.shape[1] for m in mels)
+        mel_batch = torch.zeros(len(indices), n_mels, longest)
+        ref_batch = torch.zeros(len(indices), n_mels, REF_FRAMES)
+        for row, (mel, ref) in enumerate(zip(mels, refs)):
+            mel_batch[row, :, :mel.shape[1]] = mel
+            ref_batch[row, :, :ref.shape[1]] = ref
+        return {"waves": list(waves), "texts": pad(tokens, max(len(t) for t in tokens)),
+                "input_lengths": torch.tensor([len(t) for t in tokens]),
+                "ref_texts": pad(others, max(len(t) for t in others)),
+                "ref_lengths": torch.tensor([len(t) for t in others]),
+                "mels": mel_batch, "mel_input_length": torch.tensor([m.shape[1] for m in mels]), "ref_mels": ref_batch}
+
+
+def length_to_mask(lengths: torch.Tensor) -> torch.Tensor:
+    """True where padded (upstream's convention)."""
+    return torch.arange(int(lengths.max()), device=lengths.device)[None, :] >= lengths[:, None]
+
+
+# -- the trainer ----------------------------------------------------------------------------------
+
+class NonFinite(Exception):
+    def __init__(self, term: str, value: float):
+        super().__init__(term)
+        self.term, self.value = term, value
+
+
+class Trainer:
+    def __init__(self, config: dict, manifest: Path, out: Path, *, device: str = "cpu", trust: bool = False,
+                 amp: str = "off", progress: bool = True, log=print):
+        from styletts2.losses import DiscriminatorLoss, GeneratorLoss, MultiResolutionSTFTLoss, WavLMLoss
+        from styletts2.Modules.diffusion.sampler import ADPM2Sampler, DiffusionSampler, KarrasSchedule
+        from styletts2.utils import recursive_munch
+
+        self.config, self.out, self.device, self.progress, self.log = config, out, device, progress, log
+        self.loss_w = {k[len("lambda_"):]: float(v) for k, v in config["loss_params"].items() if k.startswith("lambda_")}
+        self.seed = int(config.get("seed", 0))
+        torch.manual_seed(self.seed)
+        random.seed(self.seed)
+        np.random.seed(self.seed)
+        self.rng = random.Random(self.seed)
+        self.params = recursive_munch(config["model_params"])
+        self.data = Data(manifest, config.get("language", "en-us"), log)
+        self.model = styletts2_model.build(config, trust)
+        self.resuming = any(out.glob("*.state.safetensors"))
+        if not self.resuming and config["pieces"].get("model"):
+            loaded = styletts2_model.load_pretrain(self.model, Path(config["pieces"]["model"]), trust)
+            log(f"pretrain: loaded {', '.join(loaded)}")
+        for key in self.model:
+            self.model[key].to(device)
+        self.stft_loss = MultiResolutionSTFTLoss().to(device)
+        self.gl = GeneratorLoss(self.model.mpd, self.model.msd).to(device)
+        self.dl = DiscriminatorLoss(self.model.mpd, self.model.msd).to(device)
+        self.wl = None
+        if self.loss_w["slm"] > 0:
+            self.wl = WavLMLoss(self.params.slm.model, self.model.wd, 24_000, self.params.slm.sr).to(device)
+        self.sampler = DiffusionSampler(self.model.diffusion.diffusion, sampler=ADPM2Sampler(),
+                                        sigma_schedule=KarrasSchedule(sigma_min=1e-4, sigma_max=3.0, rho=9.0),
+                                        clamp=False)
+        self.slmadv = None
+        if self.wl is not None and int(config["loss_params"]["joint_epoch"]) < int(config["epochs"]):
+            from styletts2.Modules.slmadv import SLMAdversarialLoss
+
+            p = config["slmadv_params"]
+            self.slmadv = SLMAdversarialLoss(self.model, self.wl, self.sampler, p["min_len"], p["max_len"],
+                                             batch_percentage=p["batch_percentage"], skip_update=p["iter"], sig=p["sig"])
+        self.optimizers = self._optimizers()
+        self.dtype = torch.bfloat16 if amp == "bf16" and device == "cuda" else None
+        self.epoch = self.iters = 0
+        self.history: list[dict] = []
+        self.running_std: list[float] = []
+        self.n_down = self.model.text_aligner.n_down
+
+    def _optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        o = self.config["optimizer_params"]
+        optimizers = {}
+        for key in self.model:
+            # the recipe: AdamW betas (0, 0.99) everywhere; PL-BERT at bert_lr with betas (0.9, 0.99); the
+            # acoustic modules (decoder, style encoder) at ft_lr. Its OneCycle schedulers are never stepped
+            # in the fine-tune loop, so the rates are constant: plain AdamW does the same.
+            lr, betas, wd = float(o["lr"]), (0.0, 0.99), 1e-4
+            if key == "bert":
+                lr, betas, wd = float(o["bert_lr"]), (0.9, 0.99), 0.01
+            elif key in ("decoder", "style_encoder"):
+                lr = float(o["ft_lr"])
+            optimizers[key] = torch.optim.AdamW(self.model[key].parameters(), lr=lr, betas=betas, eps=1e-9,
+                                                weight_decay=wd)
+        return optimizers
+
+    def zero_grad(self) -> None:
+        for opt in self.optimizers.values():
+            opt.zero_grad(set_to_none=True)
+
+    def set_modes(self) -> None:
+        for key in self.model:
+            self.model[key].eval()
+        for key in ("text_aligner", "text_encoder", "predictor", "bert_encoder", "bert", "msd", "mpd"):
+            self.model[key].train()
+
+    # one step: the recipe's generator, discriminator and (optionally) SLM adversarial updates
+
+    def step(self, batch: dict) -> dict[str, float] | None:
+        from styletts2.utils import log_norm
+
+        m, w, dev = self.model, self.loss_w, self.device
+        texts = batch["texts"].to(dev)
+        input_lengths = batch["input_lengths"].to(dev)
+        mels = batch["mels"].to(dev)
+        mel_len = batch["mel_input_length"].to(dev)
+        ref_mels = batch["ref_mels"].to(dev)
+        diffusing = self.epoch >= int(self.config["loss_params"]["diff_epoch"]) and (w["diff"] > 0 or w["sty"] > 0)
+        batch_size = texts.shape[0]
+        with torch.no_grad():
+            mask = length_to_mask(mel_len // (2 ** self.n_down))
+            text_mask = length_to_mask(input_lengths)
+            ref = None
+            if self.params.multispeaker and diffusing:
+                ref = torch.cat([m.style_encoder(ref_mels.unsqueeze(1)), m.predictor_encoder(ref_mels.unsqueeze(1))], 1)
+
+        ppgs, s2s_pred, s2s_attn = m.text_aligner(mels, mask, texts)
+        s2s_attn = s2s_attn.transpose(-1, -2)[..., 1:].transpose(-1, -2)  # drop the aligner's start token
+        mask_st = mas.mask_from_lens(s2s_attn, input_lengths, mel_len // (2 ** self.n_down))
+        s2s_attn_mono = mas.maximum_path(s2s_attn, mask_st)
+        t_en = m.text_encoder(texts, input_lengths, text_mask)
+        asr = t_en @ (s2s_attn if self.rng.getrandbits(1) else s2s_attn_mono)
+        d_gt = s2s_attn_mono.sum(dim=-1).detach()
+
+        # whole-utterance styles, one clip at a time (the style encoders pool over time)
+        s_dur = torch.cat([m.predictor_encoder(mels[b, :, :mel_len[b]][None, None]) for b in range(batch_size)])
+        gs = torch.cat([m.style_encoder(mels[b, :, :mel_len[b]][None, None]) for b in range(batch_size)])
+        s_trg = torch.cat([gs, s_dur], dim=-1).detach()
+        bert_dur = m.bert(texts, attention_mask=(~text_mask).int())
+        d_en = m.bert_encoder(bert_dur).transpose(-1, -2)
+
+        zero = torch.zeros((), device=dev)
+        loss_sty = loss_diff = zero
+        if diffusing:
+            if self.params.diffusion.dist.estimate_sigma_data:
+                sigma = float(s_trg.std(dim=-1).mean()) if batch_size > 1 or s_trg.shape[-1] > 1 else 0.2
+                m.diffusion.diffusion.sigma_data = sigma
+                self.running_std.append(sigma)
+            extra = {"features": ref} if self.params.multispeaker else {}
+            s_preds = self.sampler(noise=torch.randn_like(s_trg).unsqueeze(1), embedding=bert_dur, embedding_scale=1,
+                                   embedding_mask_proba=0.1, num_steps=self.rng.randint(3, 4), **extra).squeeze(1)
+            loss_diff = m.diffusion(s_trg.unsqueeze(1), embedding=bert_dur, **extra).mean() if self.params.multispeaker \
+                else m.diffusion.diffusion(s_trg.unsqueeze(1), embedding=bert_dur).mean()
+            loss_sty = F.l1_loss(s_preds, s_trg)
+
+        d, p = m.predictor(d_en, s_dur, input_lengths, s2s_attn_mono, text_mask)
+
+        # random crops: the same window of aligned text, prosody, mel and waveform for every clip
+        crop = min(int(mel_len.min()) // 2 - 1, int(self.config["max_len"]) // 2)
+        crop_st = int(mel_len.min()) // 2 - 1
+        en, p_en, gt, wav, st = [], [], [], [], []
+        for b in range(batch_size):
+            half = int(mel_len[b]) // 2
+            start = self.rng.randrange(0, max(1, half - crop))
+            en.append(asr[b, :, start:start + crop])
+            p_en.append(p[b, :, start:start + crop])
+            gt.append(mels[b, :, start * 2:(start + crop) * 2])
+            wave = batch["waves"][b][start * 2 * STYLETTS2_HOP:(start + crop) * 2 * STYLETTS2_HOP]
+            wav.append(torch.from_numpy(wave))
+            start = self.rng.randrange(0, max(1, half - crop_st))
+            st.append(mels[b, :, start * 2:(start + crop_st) * 2])
+        wav = torch.stack(wav).float().to(dev).detach()
+        en, p_en, gt = torch.stack(en), torch.stack(p_en), torch.stack(gt).detach()
+        if gt.shape[-1] < 80:
+            return None  # as upstream: too short a crop for the decoder
+
+        s = m.style_encoder(gt.unsqueeze(1))
+        s_dur_crop = m.predictor_encoder(gt.unsqueeze(1))
+        with torch.no_grad():
+            F0_real = m.pitch_extractor(gt.unsqueeze(1))[0].reshape(batch_size, -1)  # JDC squeezes a batch of 1
+            N_real = log_norm(gt.unsqueeze(1)).squeeze(1)
+            y_rec_gt = wav.unsqueeze(1)
+            y_rec_gt_pred = m.decoder(en, F0_real, N_real, s) if self.slmadv is not None else None
+        F0_fake, N_fake = m.predictor.F0Ntrain(p_en, s_dur_crop)
+        y_rec = m.decoder(en, F0_fake, N_fake, s)
+        loss_F0 = F.smooth_l1_loss(F0_real, F0_fake) / 10
+        loss_norm = F.smooth_l1_loss(N_real, N_fake)
+
+        losses = {"disc": zero}
+        if w["gen"] > 0:  # discriminators first, on detached audio
+            self.zero_grad()
+            d_loss = self.dl(y_rec_gt.detach(), y_rec.detach()).mean()
+            self._check("disc", d_loss)
+            d_loss.backward()
+            self.optimizers["msd"].step()
+            self.optimizers["mpd"].step()
+            losses["disc"] = d_loss.detach()
+
+        self.zero_grad()
+        loss_mel = self.stft_loss(y_rec.squeeze(1), wav)
+        loss_gen = self.gl(y_rec_gt, y_rec).mean() if w["gen"] > 0 else zero
+        loss_slm = self.slm_feature_loss(wav, y_rec) if self.wl is not None else zero
+
+        loss_ce = loss_dur = zero
+        for pred, target, length in zip(d, d_gt, input_lengths):
+            pred, target = pred[:length], target[:length].long()
+            trg = (torch.arange(pred.shape[1], device=dev)[None, :] < target[:, None]).float()
+            dur_pred = torch.sigmoid(pred).sum(dim=1)
+            loss_dur = loss_dur + F.l1_loss(dur_pred[1:length - 1], target[1:length - 1].float())
+            loss_ce = loss_ce + F.binary_cross_entropy_with_logits(pred.flatten(), trg.flatten())
+        loss_ce, loss_dur = loss_ce / batch_size, loss_dur / batch_size
+        loss_s2s = sum(F.cross_entropy(pred[:length], text[:length])
+                       for pred, text, length in zip(s2s_pred, texts, input_lengths)) / batch_size
+        loss_mono = F.l1_loss(s2s_attn, s2s_attn_mono) * 10
+
+        terms = {"mel": loss_mel, "gen": loss_gen, "slm": loss_slm, "mono": loss_mono, "s2s": loss_s2s,
+                 "F0": loss_F0, "norm": loss_norm, "dur": loss_dur, "ce": loss_ce, "sty": loss_sty, "diff": loss_diff}
+        for name, value in terms.items():
+            self._check(name, value)
+        g_loss = sum(w[name] * value for name, value in terms.items() if w.get(name, 0) > 0)
+        g_loss.backward()
+        for key in TRAINED:
+            self.optimizers[key].step()
+        if diffusing:
+            self.optimizers["diffusion"].step()
+        losses.update({k: v.detach() for k, v in terms.items()})
+        losses["slm_gen"] = losses["slm_disc"] = zero
+        if self.slmadv is not None and self.epoch >= int(self.config["loss_params"]["joint_epoch"]):
+            losses.update(self.slm_adversarial(batch, y_rec_gt, y_rec_gt_pred, s_trg, ref))
+        self.iters += 1
+        return {k: float(v) for k, v in losses.items()}
+
+    def slm_feature_loss(self, wav: torch.Tensor, y_rec: torch.Tensor) -> torch.Tensor:
+        """WavLM feature matching, with the batch dimension kept (the package's version squeezes it away)."""
+        with torch.no_grad():
+            real = self.wl.wavlm(input_values=self.wl.resample(wav), output_hidden_states=True).hidden_states
+        fake = self.wl.wavlm(input_values=self.wl.resample(y_rec.squeeze(1)), output_hidden_states=True).hidden_states
+        return sum(torch.mean(torch.abs(r - g)) for r, g in zip(real, fake))
+
+    def slm_adversarial(self, batch, y_rec_gt, y_rec_gt_pred, s_trg, ref) -> dict[str, torch.Tensor]:
+        p, m = self.config["slmadv_params"], self.model
+        use_ind = self.rng.random() < 0.5
+        ref_texts = batch["texts"] if use_ind else batch["ref_texts"]
+        ref_lengths = batch["input_lengths"] if use_ind else batch["ref_lengths"]
+        out = self.slmadv(self.iters, y_rec_gt, y_rec_gt_pred, batch["waves"], batch["mel_input_length"].to(self.device),
+                          ref_texts.to(self.device), ref_lengths.to(self.device), use_ind, s_trg.detach(),
+                          ref if self.params.multispeaker else None)
+        if out is None:
+            return {}
+        d_loss_slm, loss_gen_lm, _ = out
+        self.zero_grad()
+        loss_gen_lm.backward()
+        norm = sum(float(q.grad.norm()) ** 2 for q in m.predictor.parameters() if q.grad is not None) ** 0.5
+        if norm > p["thresh"]:
+            for key in m:
+                for q in m[key].parameters():
+                    if q.grad is not None:
+                        q.grad *= 1 / norm
+        for module in (m.predictor.duration_proj, m.predictor.lstm, m.diffusion):
+            for q in module.parameters():
+                if q.grad is not None:
+                    q.grad *= p["scale"]
+        for key in ("bert_encoder", "bert", "predictor", "diffusion"):
+            self.optimizers[key].step()
+        if torch.is_tensor(d_loss_slm) and d_loss_slm.requires_grad:
+            self.zero_grad()
+            d_loss_slm.backward()
+            self.optimizers["wd"].step()
+        return {"slm_gen": loss_gen_lm.detach(), "slm_disc": torch.as_tensor(d_loss_slm).detach()}
+
+    @staticmethod
+    def _check(term: str, value: torch.Tensor) -> None:
+        if not torch.isfinite(value).all():
+            raise NonFinite(term, float(value.detach().float().mean()))
+
+    # checkpoints
+
+    def latest_state(self) -> Path | None:
+        from safetensors import safe_open
+
+        best, best_iters = None, -1
+        for path in self.out.glob("*.state.safetensors"):
+            try:
+                with safe_open(str(path), framework="pt") as fh:
+                    iters = int(fh.get_tensor("iters").item())
+            except Exception:
+                continue
+            if iters > best_iters:
+                best, best_iters = path, iters
+        return best
+
+    def save(self, name: str) -> Path:
+        net = {key: self.model[key].state_dict() for key in self.model}
+        inference = {"net": {k: v for k, v in net.items() if k not in ("mpd", "msd", "wd")},
+                     "epoch": self.epoch, "iters": self.iters}
+        buffer = io.BytesIO()
+        torch.save(inference, buffer)
+        state = {"net": net, "optimizers": {k: o.state_dict() for k, o in self.optimizers.items()},
+                 "epoch": self.epoch, "iters": torch.tensor(self.iters), "history": self.history,
+                 "running_std": self.running_std, "rng": {"torch": torch.get_rng_state(),
+                                                          "python": list(self.rng.getstate()[1]),
+                                                          "numpy": torch.from_numpy(np.random.get_state()[1].astype(np.int64))},
+                 "model_params": json.dumps(self.config["model_params"], sort_keys=True)}
+        weights_path, state_path = self.out / f"{name}.pth", self.out / f"{name}.state.safetensors"
+        try:
+            save_safetensors(state, state_path)
+            try:
+                write_atomic(weights_path, buffer.getvalue())
+            except BaseException:
+                state_path.unlink(missing_ok=True)
+                raise
+        except OSError as exc:
+            raise TtsrigError(f"could not write checkpoint {name} ({exc.strerror or exc}; disk full?). Nothing "
+                              f"half-written; the last good checkpoint is {self.latest_state() or 'none yet'}.") from None
+        keep = int(self.config.get("keep", 3))
+        states = sorted(self.out.glob("epoch_2nd_*.state.safetensors"))
+        for old in states[:-keep] if keep else []:
+            old.unlink(missing_ok=True)
+        return weights_path
+
+    def resume(self) -> None:
+        path = self.latest_state()
+        if path is None:
+            raise TtsrigError(f"nothing to resume in {self.out}")
+        state = load_checkpoint(path)
+        if json.loads(state["model_params"]) != json.loads(json.dumps(self.config["model_params"], sort_keys=True)):
+            raise TtsrigError(f"{path} was trained with other model_params than {self.out / 'config.yml'}")
+        styletts2_model.load_weights(self.model, state["net"], str(path))
+        for key, opt in self.optimizers.items():
+            opt.load_state_dict(state["optimizers"][key])
+        self.epoch, self.iters = int(state["epoch"]), int(state["iters"])
+        self.history, self.running_std = list(state["history"]), list(state["running_std"])
+        torch.set_rng_state(state["rng"]["torch"])
+        self.rng.setstate((3, tuple(state["rng"]["python"]), None))
+        np.random.set_state(("MT19937", state["rng"]["numpy"].numpy().astype(np.uint32), 624, 0, 0.0))
+
+    # the loop
+
+    def write_log(self) -> None:
+        header = "epoch\titers\tskipped\tseconds\t" + "\t".join(TERMS) + "\n"
+        rows = "".join(f"{h['epoch']}\t{h['iters']}\t{h['skipped']}\t{h['seconds']:.2f}\t"
+                       + "\t".join(f"{h['losses'].get(t, 0.0):.5f}" for t in TERMS) + "\n" for h in self.history)
+        write_atomic(self.out / "train-log.tsv", (header + rows).encode())
+
+    def run(self) -> list[dict]:
+        from tqdm import tqdm
+
+        epochs = int(self.config["epochs"])
+        interrupted: list[bool] = []
+        previous = signal.signal(signal.SIGINT, lambda *_: interrupted.append(True))
+        try:
+            while self.epoch < epochs:
+                self.set_modes()
+                sums: dict[str, float] = {}
+                steps = skipped = 0
+                started = time.monotonic()
+                batches = self.data.batches(int(self.config["batch_size"]), self.seed, self.epoch)
+                for indices in tqdm(batches, desc=f"epoch {self.epoch + 1}/{epochs}", unit="batch",
+                                    disable=not self.progress):
+                    try:
+                        with torch.autocast("cuda", dtype=self.dtype, enabled=self.dtype is not None):
+                            losses = self.step(self.data.collate(indices, self.rng))
+                    except NonFinite as bad:
+                        raise TtsrigError(
+                            f"the {bad.term} loss became {bad.value} at epoch {self.epoch + 1}; stopped without "
+                            f"saving. The last good checkpoint is {self.latest_state() or 'none'}. Lower "
+                            "optimizer_params.lr (--set), or set that loss's weight to 0.") from None
+                    except torch.cuda.OutOfMemoryError:
+                        raise TtsrigError(
+                            "CUDA ran out of memory. Lower --set batch_size (now "
+                            f"{self.config['batch_size']}) or --set max_len (now {self.config['max_len']}), and keep "
+                            "SLM adversarial training off (no --slm-adversarial).") from None
+                    if losses is None:
+                        skipped += 1
+                    else:
+                        steps += 1
+                        for k, v in losses.items():
+                            sums[k] = sums.get(k, 0.0) + v
+                    if interrupted:
+                        path = self.save("interrupted")
+                        self.log(f"interrupted: saved {path}; continue with --resume")
+                        return self.history
+                self.epoch += 1
+                means = {k: v / max(1, steps) for k, v in sums.items()}
+                self.history.append({"epoch": self.epoch, "iters": self.iters, "skipped": skipped,
+                                     "seconds": time.monotonic() - started, "losses": means})
+                path = self.save(f"epoch_2nd_{self.epoch:05d}")
+                self.write_log()
+                for leftover in self.out.glob("interrupted.*"):
+                    leftover.unlink()
+                if self.progress:
+                    self.log(f"epoch {self.epoch}: " + " ".join(f"{k} {v:.3f}" for k, v in means.items() if v)
+                             + f" -> {path.name}")
+        finally:
+            signal.signal(signal.SIGINT, previous)
+        return self.history
+
+
+# -- command line ---------------------------------------------------------------------------------
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m trainers.styletts2", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("manifest", type=Path, help="manifest.jsonl from trainers.prepare (with StyleTTS2 mels)")
+    p.add_argument("--out", type=Path, required=True, help="run folder (config.yml, checkpoints, train-log.tsv)")
+    p.add_argument("--pretrained-dir", type=Path, help="folder with the pretrained pieces in the upstream layout")
+    p.add_argument("--wavlm", help="WavLM for the SLM losses: a local transformers folder or a hub id")
+    p.add_argument("--epochs", type=int, help="default 20")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override any config value, e.g. --set batch_size=4 --set loss_params.lambda_slm=0")
+    p.add_argument("--slm-adversarial", action="store_true", help="SLM adversarial training from the first epoch "
+                   "(the recipe's joint training; the memory peak: off by default)")
+    p.add_argument("--resume", action="store_true", help="continue the run in --out")
+    p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
+    p.add_argument("--amp", default="off", choices=("off", "bf16"), help="mixed precision on a GPU (default off: "
+                   "StyleTTS2's adversarial losses are not stable in fp16)")
+    p.add_argument("--language", default="en-us", help="espeak-ng voice for phonemisation (the pretrain: en-us)")
+    p.add_argument("--quiet", action="store_true")
+    add_trust_argument(p)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    log = (lambda message: None) if args.quiet else (lambda message: print(message, file=sys.stderr))
+    try:
+        device = args.device
+        if device == "auto":
+            device = "cuda" if torch.cuda.is_available() else "cpu"
+        elif device == "cuda" and not torch.cuda.is_available():
+            raise TtsrigError("--device cuda, but torch sees no CUDA device (run envcheck); use --device cpu")
+        config_path = args.out / "config.yml"
+        if args.resume:
+            import yaml
+
+            if not config_path.is_file():
+                raise TtsrigError(f"nothing to resume: {config_path} does not exist")
+            config = yaml.safe_load(config_path.read_text())
+            for item in args.set:  # e.g. more epochs
+                key, value = item.split("=", 1)
+                styletts2_pieces._set(config, key, value)
+            if args.epochs:
+                config["epochs"] = args.epochs
+        else:
+            if any(args.out.glob("*.state.safetensors")):
+                raise TtsrigError(f"{args.out} already holds a run: --resume to continue it, or choose another --out")
+            sets = list(args.set) + ([f"epochs={args.epochs}"] if args.epochs else [])
+            need_wavlm = not any(s.replace(" ", "").startswith("loss_params.lambda_slm=0") for s in sets)
+            pieces = styletts2_pieces.find(args.pretrained_dir, args.wavlm, need_wavlm=need_wavlm)
+            config = styletts2_pieces.make_config(pieces, sets, args.slm_adversarial)
+            config["language"] = args.language
+        args.out.mkdir(parents=True, exist_ok=True)
+        styletts2_pieces.save_config(config, config_path)
+        trainer = Trainer(config, args.manifest, args.out, device=device, trust=args.trust_checkpoint,
+                          amp=args.amp, progress=not args.quiet, log=log)
+        if args.resume:
+            trainer.resume()
+        history = trainer.run()
+    except (TtsrigError, CheckpointError) as exc:
+        print(f"trainers.styletts2: {exc}", file=sys.stderr)
+        return 2
+    if history:
+        print(f"done: {history[-1]['epoch']} epochs; checkpoints and train-log.tsv in {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

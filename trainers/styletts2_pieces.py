@@ -1,0 +1,156 @@
+"""The pretrained pieces a StyleTTS2 fine-tune needs, where they are found, and the run's config.
+
+Pieces (with the upstream repository's layout, so a checkout of yl4579/StyleTTS2 plus the LibriTTS model
+works as --pretrained-dir):
+  Models/LibriTTS/config.yml, Models/LibriTTS/epochs_2nd_00020.pth   the pretrain (Hugging Face)
+  Utils/ASR/config.yml, Utils/ASR/epoch_00080.pth                    the text aligner
+  Utils/JDC/bst.t7                                                   the pitch extractor
+  Utils/PLBERT/config.yml, Utils/PLBERT/step_1000000.t7              PL-BERT
+  and WavLM (microsoft/wavlm-base-plus, a transformers model) for the SLM loss.
+Each is looked for in --pretrained-dir, then in the download cache, then downloaded (cached_path /
+huggingface_hub); offline, the error lists what is missing and where to put it.
+"""
+from __future__ import annotations
+
+import copy
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+from envcheck.atomic import write_atomic
+from envcheck.errors import TtsrigError
+
+HF = "https://huggingface.co/yl4579/StyleTTS2-LibriTTS/resolve/main"
+GH = "https://github.com/yl4579/StyleTTS2/raw/main"
+PIECES = {
+    "config": ("Models/LibriTTS/config.yml", f"{HF}/Models/LibriTTS/config.yml"),
+    "model": ("Models/LibriTTS/epochs_2nd_00020.pth", f"{HF}/Models/LibriTTS/epochs_2nd_00020.pth"),
+    "asr_config": ("Utils/ASR/config.yml", f"{GH}/Utils/ASR/config.yml"),
+    "asr": ("Utils/ASR/epoch_00080.pth", f"{GH}/Utils/ASR/epoch_00080.pth"),
+    "jdc": ("Utils/JDC/bst.t7", f"{GH}/Utils/JDC/bst.t7"),
+    "plbert_config": ("Utils/PLBERT/config.yml", f"{GH}/Utils/PLBERT/config.yml"),
+    "plbert": ("Utils/PLBERT/step_1000000.t7", f"{GH}/Utils/PLBERT/step_1000000.t7"),
+}
+WAVLM = "microsoft/wavlm-base-plus"
+
+
+@dataclass
+class Pieces:
+    paths: dict[str, Path]
+    wavlm: str  # a local folder or a Hugging Face id already in the cache
+
+
+def _offline() -> bool:
+    return os.environ.get("HF_HUB_OFFLINE", "0") not in ("0", "") or os.environ.get("TTSRIG_OFFLINE") == "1"
+
+
+def find(pretrained_dir: Path | None, wavlm: str | None = None, *, need_wavlm: bool = True) -> Pieces:
+    paths: dict[str, Path] = {}
+    missing: list[str] = []
+    for name, (layout, url) in PIECES.items():
+        local = pretrained_dir / layout if pretrained_dir else None
+        if local is not None and local.is_file():
+            paths[name] = local
+            continue
+        try:
+            paths[name] = _download(url)
+        except Exception as exc:  # offline, or the server refused: collect them all, then say so once
+            missing.append(f"  {name}: {local or layout} (or {url}): {str(exc).splitlines()[0][:120]}")
+    wavlm_source = wavlm or (str(pretrained_dir / "wavlm-base-plus") if pretrained_dir and
+                             (pretrained_dir / "wavlm-base-plus" / "config.json").is_file() else WAVLM)
+    if need_wavlm and not Path(wavlm_source).is_dir():
+        try:
+            from huggingface_hub import snapshot_download
+
+            wavlm_source = snapshot_download(wavlm_source, local_files_only=_offline())
+        except Exception as exc:
+            missing.append(f"  wavlm: {wavlm_source} (a transformers model folder, or the Hugging Face id "
+                           f"{WAVLM} in the cache): {str(exc).splitlines()[0][:120]}")
+    if missing:
+        raise TtsrigError("StyleTTS2 pretrained pieces are missing:\n" + "\n".join(missing) + "\nPut them in "
+                          "--pretrained-dir with the layout above (a checkout of yl4579/StyleTTS2 plus "
+                          "Models/LibriTTS from the Hugging Face repo yl4579/StyleTTS2-LibriTTS), or run once "
+                          "online so they are cached; WavLM can be --wavlm PATH. Without the SLM losses "
+                          "(--set loss_params.lambda_slm=0) WavLM is not needed.")
+    return Pieces(paths, wavlm_source)
+
+
+def _download(url: str) -> Path:
+    if _offline():
+        raise TtsrigError("offline (HF_HUB_OFFLINE=1 or TTSRIG_OFFLINE=1) and not in --pretrained-dir")
+    from cached_path import cached_path
+
+    return Path(cached_path(url))
+
+
+# -- the run's config -------------------------------------------------------------------------------
+
+FINE_TUNE_DEFAULTS = {
+    # sized for a 12 GB card: the upstream README's advice (small batch, bounded max_len) and the
+    # Colab fine-tune's values; SLM adversarial training (the memory peak) stays off unless asked
+    "epochs": 20,
+    "batch_size": 2,
+    "max_len": 100,
+    "save_freq": 1,
+    "loss_params": {"lambda_mel": 5.0, "lambda_gen": 1.0, "lambda_slm": 1.0, "lambda_mono": 1.0,
+                    "lambda_s2s": 1.0, "lambda_F0": 1.0, "lambda_norm": 1.0, "lambda_dur": 1.0,
+                    "lambda_ce": 20.0, "lambda_sty": 1.0, "lambda_diff": 1.0, "diff_epoch": 0,
+                    "joint_epoch": 1_000_000},
+    "optimizer_params": {"lr": 1e-4, "bert_lr": 1e-5, "ft_lr": 1e-4},
+    "slmadv_params": {"min_len": 400, "max_len": 500, "batch_percentage": 0.5, "iter": 10, "thresh": 5,
+                      "scale": 0.01, "sig": 1.5},
+    "seed": 0,
+}
+
+
+def _set(config: dict, dotted: str, raw: str) -> None:
+    keys = dotted.split(".")
+    node = config
+    for key in keys[:-1]:
+        if not isinstance(node.get(key), dict):
+            raise TtsrigError(f"--set {dotted}: {key} is not a section of the config")
+        node = node[key]
+    if keys[-1] not in node:
+        raise TtsrigError(f"--set {dotted}: no such setting (see config.yml in the run folder for the names)")
+    node[keys[-1]] = yaml.safe_load(raw)
+
+
+def make_config(pieces: Pieces, overrides: list[str] = (), slm_adversarial: bool = False) -> dict:
+    """The pretrain's model_params (they must match its weights) + fine-tune defaults + --set overrides."""
+    try:
+        pretrain = yaml.safe_load(pieces.paths["config"].read_text())
+        model_params = copy.deepcopy(pretrain["model_params"])
+    except (OSError, yaml.YAMLError, KeyError, TypeError) as exc:
+        raise TtsrigError(f"{pieces.paths['config']} is not a StyleTTS2 config ({exc})") from None
+    model_params.setdefault("slm", {})["model"] = pieces.wavlm
+    config = copy.deepcopy(FINE_TUNE_DEFAULTS)
+    config["model_params"] = model_params
+    config["preprocess_params"] = pretrain.get("preprocess_params", {"sr": 24000, "spect_params": {
+        "n_fft": 2048, "win_length": 1200, "hop_length": 300}})
+    config["pieces"] = {k: str(v) for k, v in pieces.paths.items()}
+    if slm_adversarial:
+        config["loss_params"]["joint_epoch"] = 0
+    for item in overrides:
+        if "=" not in item:
+            raise TtsrigError(f"--set {item!r}: write it as section.key=value")
+        key, value = item.split("=", 1)
+        _set(config, key.strip(), value.strip())
+    check(config)
+    return config
+
+
+def check(config: dict) -> None:
+    if int(config["batch_size"]) < 1:
+        raise TtsrigError("batch_size must be at least 1")
+    if int(config["max_len"]) < 80:
+        raise TtsrigError(f"max_len {config['max_len']} is below 80 frames: the decoder needs crops of at least "
+                          "80 mel frames (upstream skips such batches)")
+    for key, value in config["loss_params"].items():
+        if key.startswith("lambda_") and float(value) < 0:
+            raise TtsrigError(f"loss_params.{key} is negative")
+
+
+def save_config(config: dict, path: Path) -> None:
+    write_atomic(path, yaml.safe_dump(config, sort_keys=False).encode())
