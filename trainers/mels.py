@@ -44,10 +44,11 @@ def f5_mel(wave: torch.Tensor, device: str = "cpu") -> torch.Tensor:
     return mel.squeeze(0).float().cpu()
 
 
-def styletts2_mel(wave: torch.Tensor, device: str = "cpu") -> torch.Tensor:
-    """[n_mels=80, frames] float32 on the CPU, of the padded clip, normalised as the pretrain expects."""
+def styletts2_mel(wave: torch.Tensor, device: str = "cpu", pad: bool = True) -> torch.Tensor:
+    """[n_mels=80, frames] float32 on the CPU, of the padded clip (training) or the clip as it is (a
+    reference for the style encoders, as upstream's inference), normalised as the pretrain expects."""
     with torch.no_grad():
-        padded = torch.nn.functional.pad(wave.to(device), (STYLETTS2_PAD, STYLETTS2_PAD))
+        padded = torch.nn.functional.pad(wave.to(device), (STYLETTS2_PAD, STYLETTS2_PAD) if pad else (0, 0))
         mel = _styletts2_module(device)(padded)
         mel = (torch.log(1e-5 + mel) - (-4)) / 4
     return mel.float().cpu()

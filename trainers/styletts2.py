@@ -543,7 +543,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--pretrained-dir", type=Path, help="folder with the pretrained pieces in the upstream layout")
     p.add_argument("--wavlm", help="WavLM for the SLM losses: a local transformers folder or a hub id")
     p.add_argument("--epochs", type=int, help="default 20")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+    p.add_argument("--set", action="extend", nargs="+", default=[], metavar="KEY=VALUE",
                    help="override any config value, e.g. --set batch_size=4 --set loss_params.lambda_slm=0")
     p.add_argument("--slm-adversarial", action="store_true", help="SLM adversarial training from the first epoch "
                    "(the recipe's joint training; the memory peak: off by default)")

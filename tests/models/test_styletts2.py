@@ -1,0 +1,225 @@
+"""The StyleTTS2 fine-tune wrapper on a reduced model, tiny random pieces and synthetic speech."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+
+from envcheck.errors import TtsrigError
+from patches.checkpoints import UntrustedCheckpoint
+from tests.models import synth, tiny_styletts2
+from trainers import mas, phonemes, prepare, styletts2_pieces
+from trainers import styletts2 as st
+
+ROOT = Path(__file__).resolve().parents[2]
+SENTENCES = ["The rig speaks in a calm and even voice.", "A bath and a path along the grass.",
+             "North and south the thought was caught.", "Happy city days are very pretty."]
+FAST = ["max_len=80"]
+
+
+@pytest.fixture(scope="module")
+def pieces(tmp_path_factory) -> Path:
+    return tiny_styletts2.make(tmp_path_factory.mktemp("pretrained"))
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("voice")
+    for i, text in enumerate(SENTENCES):
+        synth.write(root / "in" / f"c{i}.wav", synth.speech(text))
+        (root / "in" / f"c{i}.txt").write_text(text)
+    synth.write(root / "in" / "short.wav", synth.speech("Hello."))  # 0.54 s: shorter than the decoder's crop
+    (root / "in" / "short.txt").write_text("Hello.")
+    synth.write(root / "in" / "notes.wav", synth.speech(SENTENCES[0]))  # phonemises to nothing
+    (root / "in" / "notes.txt").write_text("♪ ♪")
+    summary = prepare.prepare(root / "in", root / "set", prepare.Settings(min_s=0.5, mels=("styletts2",)), None,
+                              "cpu", progress=False)
+    assert summary["clips"] == len(SENTENCES) + 2, summary
+    return root / "set" / "manifest.jsonl"
+
+
+def train(dataset: Path, out: Path, pieces: Path | None, *args: str) -> subprocess.CompletedProcess:
+    cmd = [sys.executable, "-W", "ignore", "-m", "trainers.styletts2", str(dataset), "--out", str(out), "--quiet",
+           "--device", "cpu", *args]
+    if pieces is not None:
+        cmd += ["--pretrained-dir", str(pieces)]
+    return subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, env={**os.environ, "TTSRIG_OFFLINE": "1"})
+
+
+def log_rows(run: Path) -> list[dict]:
+    lines = (run / "train-log.tsv").read_text().splitlines()
+    header = lines[0].split("\t")
+    return [dict(zip(header, line.split("\t"))) for line in lines[1:]]
+
+
+# -- pieces that need no training ---------------------------------------------------------------
+
+def test_mas_equals_a_brute_force_dynamic_programme():
+    rng = np.random.default_rng(0)
+    checked = 0
+    for _ in range(200):
+        text, mel = int(rng.integers(1, 7)), int(rng.integers(1, 14))
+        if mel < text:
+            continue
+        values = rng.standard_normal((text, mel)).astype(np.float32)
+        path = mas.maximum_path(torch.from_numpy(values)[None], torch.ones(1, text, mel, dtype=torch.bool))[0]
+        reference = mas.brute_force(values)
+        assert (path.numpy() * values).sum() == pytest.approx((reference * values).sum(), abs=1e-4)
+        assert (path.sum(0) == 1).all()  # every frame goes to exactly one token
+        checked += 1
+    assert checked > 100
+    # batched, with each item's lengths masked
+    attn = torch.rand(2, 5, 9)
+    mask = mas.mask_from_lens(attn, torch.tensor([5, 3]), torch.tensor([9, 6]))
+    path = mas.maximum_path(attn, mask)
+    assert path[1, 3:].sum() == 0 and path[1, :, 6:].sum() == 0 and path[1].sum() == 6 and path[0].sum() == 9
+
+
+def test_phoneme_pipeline_reports_what_it_cannot_map():
+    [(phon, tokens)] = phonemes.encode(["The bath, calmly!"])
+    assert "ˈ" in phon and "," in phon.split()  # stress marks, punctuation as its own word
+    assert tokens.ids[0] == tokens.ids[-1] == phonemes.PAD and not tokens.unknown
+    odd = phonemes.tokenize("ðə §x§")
+    assert odd.unknown == ["§"] and len(odd.ids) == len("ðə x") + 2
+    with pytest.raises(TtsrigError, match="phonemises to nothing"):
+        phonemes.encode(["♪"])
+
+
+def test_config_fits_a_12_gb_card_and_every_value_is_overridable(pieces):
+    found = styletts2_pieces.find(pieces)
+    config = styletts2_pieces.make_config(found)
+    assert (config["batch_size"], config["max_len"]) == (2, 100)
+    assert config["loss_params"]["joint_epoch"] > config["epochs"]  # SLM adversarial off by default
+    assert config["model_params"]["slm"]["model"] == str(pieces / "wavlm-base-plus")
+    changed = styletts2_pieces.make_config(found, ["batch_size=4", "loss_params.lambda_slm=0",
+                                                   "model_params.dropout=0.1"], slm_adversarial=True)
+    assert (changed["batch_size"], changed["loss_params"]["lambda_slm"], changed["model_params"]["dropout"]) == (4, 0, 0.1)
+    assert changed["loss_params"]["joint_epoch"] == 0
+    for bad, message in (("nope=1", "no such setting"), ("batch_size", "section.key=value"),
+                         ("max_len=40", "below 80 frames"), ("epochs.x=1", "not a section")):
+        with pytest.raises(TtsrigError, match=message):
+            styletts2_pieces.make_config(found, [bad])
+
+
+def test_missing_pieces_offline_say_what_and_where(tmp_path, monkeypatch):
+    monkeypatch.setenv("TTSRIG_OFFLINE", "1")
+    with pytest.raises(TtsrigError) as err:
+        styletts2_pieces.find(tmp_path, need_wavlm=False)
+    message = str(err.value)
+    for layout, _url in styletts2_pieces.PIECES.values():
+        assert layout in message
+    assert "--pretrained-dir" in message
+
+
+def test_an_untrusted_legacy_pretrain_is_refused(pieces, dataset, tmp_path):
+    out = train(dataset, tmp_path / "run", pieces, "--set", *FAST)
+    assert out.returncode == 2
+    assert "refused to unpickle" in out.stderr and "epochs_2nd_00020.pth" in out.stderr
+    assert "python -m patches trust add" in out.stderr and "Traceback" not in out.stderr
+    assert not list((tmp_path / "run").glob("epoch_*"))
+
+
+# -- training ----------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def run_two_epochs(pieces, dataset, tmp_path_factory) -> tuple[Path, subprocess.CompletedProcess]:
+    run = tmp_path_factory.mktemp("run") / "two"
+    out = train(dataset, run, pieces, "--trust-checkpoint", "--epochs", "2", "--set", *FAST)
+    return run, out
+
+
+def test_training_steps_have_every_enabled_loss_finite(run_two_epochs):
+    run, out = run_two_epochs
+    assert out.returncode == 0, out.stderr[-3000:]
+    rows = log_rows(run)
+    assert [r["epoch"] for r in rows] == ["1", "2"]
+    enabled = ("mel", "gen", "slm", "mono", "s2s", "F0", "norm", "dur", "ce", "sty", "diff", "disc")
+    for row in rows:
+        for term in enabled:
+            value = float(row[term])
+            assert np.isfinite(value) and value != 0.0, (term, value)
+    assert (run / "epoch_2nd_00001.pth").is_file() and (run / "epoch_2nd_00002.state.safetensors").is_file()
+
+
+def test_unusable_clips_are_skipped_and_counted(run_two_epochs, dataset, pieces):
+    data = st.Data(dataset, log=lambda m: None)
+    assert len(data.items) == len(SENTENCES)
+    assert [len(v) for v in data.skipped.values()] == [1, 1]
+    assert any("phonemises to nothing" in k for k in data.skipped) and any("crop" in k for k in data.skipped)
+
+
+def test_the_checkpoint_reloads_and_synthesises(run_two_epochs, dataset):
+    from trainers import styletts2_model
+    from voices import styletts2 as engine
+
+    run, _ = run_two_epochs
+    saved = torch.load(run / "epoch_2nd_00002.pth", weights_only=True)  # torch's safe default loads it
+    assert {"decoder", "text_encoder", "predictor", "style_encoder", "diffusion", "bert"} <= set(saved["net"])
+    voice = engine.load(run / "epoch_2nd_00002.pth", run / "config.yml")
+    for key in ("decoder", "predictor"):  # what was trained is what was loaded
+        for name, value in voice.model[key].state_dict().items():
+            assert torch.equal(value, styletts2_model.strip_prefix(saved["net"][key])[name])
+    wave, rate = sf.read(dataset.parent / "wavs" / "c0.wav", dtype="float32")
+    ref = engine.reference_style(voice, wave)
+    [(_, tokens)] = phonemes.encode(["A new sentence to say."])
+    torch.manual_seed(0)
+    audio = engine.synthesize(voice, tokens.ids, ref, diffusion_steps=3)
+    assert audio.dtype == np.float32 and np.isfinite(audio).all() and len(audio) > 2400
+
+
+def test_resume_continues_where_the_run_stopped(run_two_epochs, pieces, dataset, tmp_path):
+    straight, _ = run_two_epochs
+    run = tmp_path / "resumed"
+    first = train(dataset, run, pieces, "--trust-checkpoint", "--epochs", "1", "--set", *FAST)
+    assert first.returncode == 0, first.stderr[-3000:]
+    again = train(dataset, run, pieces, "--trust-checkpoint", "--epochs", "1")
+    assert again.returncode == 2 and "already holds a run" in again.stderr
+    resumed = train(dataset, run, None, "--resume", "--epochs", "2")
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert [r["epoch"] for r in log_rows(run)] == ["1", "2"]
+    a = torch.load(straight / "epoch_2nd_00002.pth", weights_only=True)
+    b = torch.load(run / "epoch_2nd_00002.pth", weights_only=True)
+    assert a["iters"] == b["iters"]
+    for key in a["net"]:
+        for name, value in a["net"][key].items():
+            assert torch.equal(value, b["net"][key][name]), (key, name)
+
+
+def test_batch_of_one_with_losses_switched_off(pieces, dataset, tmp_path):
+    run = tmp_path / "one"
+    out = train(dataset, run, pieces, "--trust-checkpoint", "--epochs", "1", "--wavlm", str(tmp_path / "absent"),
+                "--set", *FAST, "batch_size=1", "loss_params.lambda_gen=0", "loss_params.lambda_slm=0",
+                "loss_params.lambda_diff=0", "loss_params.lambda_sty=0")
+    assert out.returncode == 0, out.stderr[-3000:]
+    [row] = log_rows(run)
+    assert row["iters"] == str(len(SENTENCES))  # one clip per step
+    for off in ("gen", "slm", "disc", "diff", "sty"):
+        assert float(row[off]) == 0.0
+    for on in ("mel", "mono", "s2s", "F0", "norm", "dur", "ce"):
+        assert np.isfinite(float(row[on])) and float(row[on]) != 0.0
+
+
+def test_nan_stops_the_run_and_keeps_the_last_good_checkpoint(run_two_epochs, dataset, tmp_path):
+    import shutil
+
+    import yaml
+
+    straight, _ = run_two_epochs
+    run = tmp_path / "nan"
+    shutil.copytree(straight, run)
+    good = (run / "epoch_2nd_00002.pth").read_bytes()
+    config = yaml.safe_load((run / "config.yml").read_text())
+    config["epochs"] = 3
+    trainer = st.Trainer(config, dataset, run, progress=False, log=lambda m: None)
+    trainer.resume()
+    trainer.stft_loss.forward = lambda x, y: torch.tensor(float("nan"))
+    with pytest.raises(TtsrigError, match="the mel loss became nan at epoch 3.*epoch_2nd_00002.state.safetensors"):
+        trainer.run()
+    assert (run / "epoch_2nd_00002.pth").read_bytes() == good and not (run / "epoch_2nd_00003.pth").exists()

@@ -1,0 +1,1 @@
+"""Synthesis: `voices/say-default` (StyleTTS2), `voices/say-strong` (F5-TTS), `voices/audition`."""
