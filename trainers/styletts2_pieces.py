@@ -78,6 +78,12 @@ def find(pretrained_dir: Path | None, wavlm: str | None = None, *, need_wavlm: b
 
 
 def _download(url: str) -> Path:
+    """Hugging Face files through the Hugging Face cache (offline: the cache only); GitHub files through
+    cached_path's cache."""
+    if url.startswith(HF + "/"):
+        from huggingface_hub import hf_hub_download
+
+        return Path(hf_hub_download("yl4579/StyleTTS2-LibriTTS", url[len(HF) + 1:], local_files_only=_offline()))
     if _offline():
         raise TtsrigError("offline (HF_HUB_OFFLINE=1 or TTSRIG_OFFLINE=1) and not in --pretrained-dir")
     from cached_path import cached_path

@@ -24,6 +24,9 @@ MODEL_PARAMS = {
                   "dist": {"sigma_data": 0.2, "estimate_sigma_data": True, "mean": -3.0, "std": 1.0}},
 }
 ASR = {"input_dim": 80, "hidden_dim": 32, "n_token": 178, "token_embedding_dim": 32, "n_layers": 1}
+TINY_WAVLM = {"hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2, "intermediate_size": 64,
+              "conv_dim": (16, 16, 16, 16, 16, 16, 16), "num_conv_pos_embeddings": 16,
+              "num_conv_pos_embedding_groups": 2}
 PLBERT = {"vocab_size": 178, "hidden_size": 32, "num_attention_heads": 2, "intermediate_size": 64,
           "max_position_embeddings": 512, "num_hidden_layers": 1, "embedding_size": 32}
 
@@ -47,8 +50,22 @@ def converge_spectral_norms(model) -> None:
                     module.weight_v.copy_(v)
 
 
-def make(root: Path, *, legacy_pretrain: bool = True) -> Path:
-    """Write config, pretrain, ASR, JDC, PL-BERT and WavLM under root; returns root."""
+def full_size() -> dict:
+    """The real architecture, from the configs the styletts2 wheel ships (for the GPU benchmark)."""
+    from importlib.resources import files
+
+    pkg = files("styletts2")
+    return {"model_params": yaml.safe_load(pkg.joinpath("Configs/config_libritts.yml").read_text())["model_params"],
+            "asr": yaml.safe_load(pkg.joinpath("Utils/ASR/config.yml").read_text())["model_params"],
+            "plbert": yaml.safe_load(pkg.joinpath("Utils/PLBERT/config.yml").read_text())["model_params"],
+            "wavlm": {}}  # WavLMConfig's defaults are the base size
+
+
+def make(root: Path, *, legacy_pretrain: bool = True, sizes: dict | None = None) -> Path:
+    """Write config, pretrain, ASR, JDC, PL-BERT and WavLM under root (random weights); returns root.
+    `sizes` (see full_size) replaces the reduced sizes."""
+    sizes = sizes or {"model_params": MODEL_PARAMS, "asr": ASR, "plbert": PLBERT, "wavlm": TINY_WAVLM}
+    asr_params, plbert_params = sizes["asr"], sizes["plbert"]
     from styletts2.Utils.ASR.models import ASRCNN
     from styletts2.Utils.JDC.model import JDCNet
     from styletts2.Utils.PLBERT.util import CustomAlbert
@@ -58,20 +75,17 @@ def make(root: Path, *, legacy_pretrain: bool = True) -> Path:
 
     torch.manual_seed(0)
     (root / "Utils/ASR").mkdir(parents=True)
-    (root / "Utils/ASR/config.yml").write_text(yaml.safe_dump({"model_params": ASR}))
-    torch.save({"model": ASRCNN(**ASR).state_dict()}, root / "Utils/ASR/epoch_00080.pth")
+    (root / "Utils/ASR/config.yml").write_text(yaml.safe_dump({"model_params": asr_params}))
+    torch.save({"model": ASRCNN(**asr_params).state_dict()}, root / "Utils/ASR/epoch_00080.pth")
     (root / "Utils/JDC").mkdir(parents=True)
     torch.save({"net": JDCNet(num_class=1, seq_len=192).state_dict()}, root / "Utils/JDC/bst.t7")
     (root / "Utils/PLBERT").mkdir(parents=True)
-    (root / "Utils/PLBERT/config.yml").write_text(yaml.safe_dump({"model_params": PLBERT}))
-    bert = CustomAlbert(AlbertConfig(**PLBERT))
+    (root / "Utils/PLBERT/config.yml").write_text(yaml.safe_dump({"model_params": plbert_params}))
+    bert = CustomAlbert(AlbertConfig(**plbert_params))
     torch.save({"net": {f"module.encoder.{k}": v for k, v in bert.state_dict().items()}},
                root / "Utils/PLBERT/step_1000000.t7")
-    wavlm = WavLMModel(WavLMConfig(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64,
-                                   conv_dim=(16, 16, 16, 16, 16, 16, 16), num_conv_pos_embeddings=16,
-                                   num_conv_pos_embedding_groups=2))
-    wavlm.save_pretrained(root / "wavlm-base-plus")
-    params = copy.deepcopy(MODEL_PARAMS)
+    WavLMModel(WavLMConfig(**sizes["wavlm"])).save_pretrained(root / "wavlm-base-plus")
+    params = copy.deepcopy(sizes["model_params"])
     params["slm"]["model"] = str(root / "wavlm-base-plus")
     (root / "Models/LibriTTS").mkdir(parents=True)
     config = {"model_params": params, "preprocess_params": {"sr": 24000, "spect_params": {
