@@ -136,6 +136,11 @@ def make_config(pieces: Pieces, overrides: list[str] = (), slm_adversarial: bool
     config["preprocess_params"] = pretrain.get("preprocess_params", {"sr": 24000, "spect_params": {
         "n_fft": 2048, "win_length": 1200, "hop_length": 300}})
     config["pieces"] = {k: str(v) for k, v in pieces.paths.items()}
+    # the keys upstream's code reads, so the package's own inference class finds the same pieces (not
+    # PLBERT_dir: the package's PL-BERT loader fails on a folder, TypeError on str / str; without it, it
+    # fetches PL-BERT by URL, which is the same file)
+    config.update({"ASR_config": config["pieces"]["asr_config"], "ASR_path": config["pieces"]["asr"],
+                   "F0_path": config["pieces"]["jdc"]})
     if slm_adversarial:
         config["loss_params"]["joint_epoch"] = 0
     for item in overrides:

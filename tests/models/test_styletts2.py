@@ -223,3 +223,47 @@ def test_nan_stops_the_run_and_keeps_the_last_good_checkpoint(run_two_epochs, da
     with pytest.raises(TtsrigError, match="the mel loss became nan at epoch 3.*epoch_2nd_00002.state.safetensors"):
         trainer.run()
     assert (run / "epoch_2nd_00002.pth").read_bytes() == good and not (run / "epoch_2nd_00003.pth").exists()
+
+    def out_of_memory(batch):
+        raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+
+    trainer.step = out_of_memory
+    with pytest.raises(TtsrigError, match="out of memory.*batch_size \\(now 2\\).*max_len \\(now 80\\)"):
+        trainer.run()
+    assert (run / "epoch_2nd_00002.pth").read_bytes() == good
+
+
+def test_the_package_inference_class_loads_the_checkpoint(run_two_epochs, monkeypatch):
+    """styletts2.tts.StyleTTS2.load_model, the package's own loader, reads a checkpoint of this trainer.
+    Its module needs langchain and gruut and downloads nltk data at import, none of which is in the locks:
+    those imports are stubbed, and its URLs point at the local pieces (it re-downloads the pitch model
+    whatever the config says, and fetches PL-BERT by URL)."""
+    import types
+
+    import nltk
+    import yaml
+
+    run, _ = run_two_epochs
+    config = yaml.safe_load((run / "config.yml").read_text())
+    splitter = types.ModuleType("langchain.text_splitter")
+    splitter.RecursiveCharacterTextSplitter = object
+    monkeypatch.setitem(sys.modules, "langchain", types.ModuleType("langchain"))
+    monkeypatch.setitem(sys.modules, "langchain.text_splitter", splitter)
+    gruut = types.ModuleType("gruut")
+    gruut.sentences = lambda *a, **k: []
+    monkeypatch.setitem(sys.modules, "gruut", gruut)
+    monkeypatch.setattr(nltk, "download", lambda *a, **k: True)
+    from styletts2 import tts
+    from trainers import styletts2_model
+
+    styletts2_model.install_cpu_fixes()
+    local = {tts.F0_CHECKPOINT_URL: config["F0_path"], tts.BERT_CONFIG_URL: config["pieces"]["plbert_config"],
+             tts.BERT_CHECKPOINT_URL: config["pieces"]["plbert"]}
+    monkeypatch.setattr(tts, "cached_path", lambda url: local[url])
+    engine = tts.StyleTTS2.__new__(tts.StyleTTS2)
+    engine.device = "cpu"
+    model = engine.load_model(model_path=str(run / "epoch_2nd_00002.pth"), config_path=str(run / "config.yml"))
+    saved = torch.load(run / "epoch_2nd_00002.pth", weights_only=True)["net"]
+    for key in ("decoder", "text_encoder", "predictor", "bert"):
+        for name, value in model[key].state_dict().items():
+            assert torch.equal(value, saved[key][name]), (key, name)

@@ -82,8 +82,10 @@ def make(root: Path, *, legacy_pretrain: bool = True, sizes: dict | None = None)
     (root / "Utils/PLBERT").mkdir(parents=True)
     (root / "Utils/PLBERT/config.yml").write_text(yaml.safe_dump({"model_params": plbert_params}))
     bert = CustomAlbert(AlbertConfig(**plbert_params))
-    torch.save({"net": {f"module.encoder.{k}": v for k, v in bert.state_dict().items()}},
-               root / "Utils/PLBERT/step_1000000.t7")
+    bert_state = {f"module.encoder.{k}": v for k, v in bert.state_dict().items()}
+    # the published file has the position ids (a buffer older transformers saved); upstream's loader deletes them
+    bert_state["module.encoder.embeddings.position_ids"] = torch.arange(plbert_params["max_position_embeddings"])[None]
+    torch.save({"net": bert_state}, root / "Utils/PLBERT/step_1000000.t7")
     WavLMModel(WavLMConfig(**sizes["wavlm"])).save_pretrained(root / "wavlm-base-plus")
     params = copy.deepcopy(sizes["model_params"])
     params["slm"]["model"] = str(root / "wavlm-base-plus")
