@@ -29,14 +29,19 @@ class Voice:
     device: str
 
 
-def load(checkpoint: Path, config_path: Path, *, device: str = "cpu", trust: bool = False) -> Voice:
+def load(checkpoint: Path, config: Path | dict, *, device: str = "cpu", trust: bool = False) -> Voice:
+    """config: a trainers.styletts2 run's config.yml (or the same as a dict)."""
     from styletts2.Modules.diffusion.sampler import ADPM2Sampler, DiffusionSampler, KarrasSchedule
     from styletts2.utils import recursive_munch
 
-    try:
-        config = yaml.safe_load(Path(config_path).read_text())
-    except (OSError, yaml.YAMLError) as exc:
-        raise TtsrigError(f"cannot read the StyleTTS2 config {config_path}: {exc}") from None
+    if not isinstance(config, dict):
+        try:
+            config = yaml.safe_load(Path(config).read_text())
+        except (OSError, yaml.YAMLError) as exc:
+            raise TtsrigError(f"cannot read the StyleTTS2 config {config}: {exc}") from None
+    if "pieces" not in config:
+        raise TtsrigError("the StyleTTS2 config names no pretrained pieces: use the config.yml a "
+                          "trainers.styletts2 run wrote beside its checkpoints")
     model = styletts2_model.build(config, trust)
     state = load_checkpoint(checkpoint, trust=trust)
     if not isinstance(state, dict) or "net" not in state:

@@ -1,0 +1,184 @@
+"""say-strong, say-default and audition with tiny random checkpoints and a random vocoder (no downloads)."""
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from tests.models import synth, tiny_styletts2, voices_fixtures
+from voices import audition, markers
+from voices import text as text_mod
+
+ROOT = Path(__file__).resolve().parents[2]
+REF_TEXT = "The bath was full of warm water."
+
+
+@pytest.fixture(scope="module")
+def kit(tmp_path_factory) -> dict:
+    root = tmp_path_factory.mktemp("voices")
+    ref = synth.write(root / "ref.wav", synth.speech(REF_TEXT, 48_000), 48_000, stereo=True)  # any rate, stereo
+    vocoder = voices_fixtures.vocoder(root / "vocos")
+    run = voices_fixtures.f5_run(root / "f5run")
+    return {"root": root, "ref": ref, "run": run, "strong": voices_fixtures.strong_config(root / "strong.toml", vocoder),
+            "pieces": None}
+
+
+@pytest.fixture(scope="module")
+def st2(kit) -> Path:
+    pieces = tiny_styletts2.make(kit["root"] / "st2-pieces")
+    return voices_fixtures.styletts2_checkpoint(pieces, kit["root"] / "st2run")
+
+
+def say(engine: str, *args: str, stdin: str | None = None, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    """The real executable, from another directory, with the test venv's python."""
+    return subprocess.run([str(ROOT / "voices" / f"say-{engine}"), *args], capture_output=True, text=True,
+                          input=stdin, cwd=cwd or "/tmp", env={**os.environ, "TTSRIG_PYTHON": sys.executable,
+                                                               "TTSRIG_OFFLINE": "1", "HF_HUB_OFFLINE": "1"})
+
+
+def strong(kit, out: Path, *args: str, **kw) -> subprocess.CompletedProcess:
+    return say("strong", "--voice-config", str(kit["strong"]), "--checkpoint", str(kit["run"] / "epoch_0003.safetensors"),
+               "--ref", str(kit["ref"]), "--ref-text", REF_TEXT, "--device", "cpu", "-o", str(out), *args, **kw)
+
+
+def read(path: Path) -> np.ndarray:
+    data, rate = sf.read(path, dtype="float32")
+    assert rate == 24_000 and data.ndim == 1
+    return data
+
+
+def test_say_strong_writes_a_24k_wav_of_plausible_length(kit, tmp_path):
+    out = strong(kit, tmp_path / "a.wav", "A short sentence to say.", "--seed", "1")
+    assert out.returncode == 0, out.stderr[-2000:]
+    wave = read(tmp_path / "a.wav")
+    assert np.isfinite(wave).all() and np.abs(wave).max() > 0
+    # F5 sizes the output from the reference's speaking rate: about as long as the text takes to say
+    assert 0.8 < len(wave) / 24_000 < 5.0
+    assert re.search(r"wrote .*a\.wav: [\d.]+ s of audio in [\d.]+ s \(real-time factor [\d.]+", out.stdout)
+
+
+def test_a_seed_makes_a_render_repeatable(kit, tmp_path):
+    for name, seed in (("a", "7"), ("b", "7"), ("c", "8")):
+        assert strong(kit, tmp_path / f"{name}.wav", "Repeat after me.", "--seed", seed).returncode == 0
+    a, b, c = (read(tmp_path / f"{n}.wav") for n in "abc")
+    assert np.array_equal(a, b) and not np.array_equal(a, c)
+
+
+def test_long_text_is_chunked_and_cross_faded(kit, tmp_path):
+    text = "First sentence here. Second one follows! And a third, to finish?"
+    assert text_mod.sentences(text) == ["First sentence here.", "Second one follows!", "And a third, to finish?"]
+    one = strong(kit, tmp_path / "one.wav", "First sentence here.", "--seed", "1")
+    three = strong(kit, tmp_path / "three.wav", "--file", str(Path(tmp_path / "t.txt")), "--seed", "1") \
+        if (tmp_path / "t.txt").write_text(text) else None
+    assert one.returncode == 0 and three.returncode == 0, three.stderr[-2000:]
+    assert len(read(tmp_path / "three.wav")) > 2 * len(read(tmp_path / "one.wav"))
+    # the seam: a pause and an equal-power fade, no jump between two pieces of constant level
+    a, b = np.full(4800, 0.5, np.float32), np.full(4800, 0.5, np.float32)
+    joined = text_mod.join([a, b], fade_s=0.05, gap_s=0.1)
+    assert len(joined) == 4800 + 2400 + 4800 - 1200
+    assert np.abs(np.diff(joined)).max() < 0.01
+
+
+def test_text_from_standard_input(kit, tmp_path):
+    out = strong(kit, tmp_path / "stdin.wav", "--seed", "1", stdin="Read from standard input.\n")
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert len(read(tmp_path / "stdin.wav")) > 0
+
+
+def test_say_default_writes_a_24k_wav(kit, st2, tmp_path):
+    args = ["Hello from the default voice.", "--checkpoint", str(st2), "--ref", str(kit["ref"]), "--device", "cpu",
+            "--diffusion-steps", "3", "--seed", "1", "-o", str(tmp_path / "d.wav")]
+    refused = say("default", *args)
+    assert refused.returncode == 2 and "refused to unpickle" in refused.stderr and not (tmp_path / "d.wav").exists()
+    out = say("default", *args, "--trust-checkpoint")
+    assert out.returncode == 0, out.stderr[-2000:]
+    wave = read(tmp_path / "d.wav")
+    assert np.isfinite(wave).all() and len(wave) > 2400
+
+
+@pytest.mark.parametrize("case", ["empty", "unsupported", "no-ref", "silent-ref", "missing-checkpoint", "unwritable"])
+def test_bad_input_fails_clearly_and_writes_nothing(kit, tmp_path, case):
+    target = tmp_path / "out.wav"
+    silent = synth.write(tmp_path / "silent.wav", synth.silence(2.0))
+    if case == "empty":
+        out = strong(kit, target, stdin="   \n")
+        expected = "text is empty"
+    elif case == "unsupported":
+        out = strong(kit, target, "☃☃☃")
+        expected = "no character"
+    elif case == "no-ref":
+        out = strong(kit, target, "Hello.", "--ref", str(tmp_path / "absent.wav"))
+        expected = "does not exist"
+    elif case == "silent-ref":
+        out = strong(kit, target, "Hello.", "--ref", str(silent))
+        expected = "silent or shorter"
+    elif case == "missing-checkpoint":
+        out = strong(kit, target, "Hello.", "--checkpoint", str(tmp_path / "runs/x/epoch_0009.safetensors"))
+        expected = "looked at .*python -m trainers.f5.*offline"
+    else:
+        (tmp_path / "file").write_text("")
+        out = strong(kit, tmp_path / "file" / "out.wav", "Hello.")
+        target = tmp_path / "file" / "out.wav"
+        expected = "cannot write"
+    assert out.returncode == 2, out.stdout + out.stderr
+    assert re.search(expected, out.stderr), out.stderr
+    assert "Traceback" not in out.stderr and not target.exists()
+    assert not list(tmp_path.glob(".*ttsrig-tmp"))
+
+
+def test_the_marker_passage_covers_every_marker():
+    words = set(re.findall(r"[a-z']+", markers.PASSAGE.lower()))
+    for marker in markers.MARKERS:
+        for probe in marker["words"]:
+            assert set(probe.lower().split()) <= words, (marker["id"], probe)
+    assert len(markers.GUIDANCE) >= 4 and "right" in markers.VERDICTS
+
+
+def run_audition(kit, out: Path, *extra: str) -> subprocess.CompletedProcess:
+    return subprocess.run([str(ROOT / "voices/audition"), "render", "strong", str(kit["run"] / "epoch_*.safetensors"),
+                           "--ref", str(kit["ref"]), "--ref-text", REF_TEXT, "--out", str(out), "--voice-config",
+                           str(kit["strong"]), "--device", "cpu", *extra], capture_output=True, text=True, cwd="/tmp",
+                          env={**os.environ, "TTSRIG_PYTHON": sys.executable, "HF_HUB_OFFLINE": "1"})
+
+
+def test_audition_renders_every_checkpoint_and_the_page_saves_verdicts(kit, tmp_path):
+    out = tmp_path / "aud"
+    done = run_audition(kit, out)
+    assert done.returncode == 0, done.stderr[-2000:]
+    renders = json.loads((out / "renders.json").read_text())["renders"]
+    assert [r["label"] for r in renders] == ["epoch_0001", "epoch_0002", "epoch_0003"]
+    lengths = {len(read(out / r["file"])) for r in renders}
+    assert len(lengths) == 1  # same passage, same reference, same seed: same length
+
+    httpd = audition.server(out)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    try:
+        browser = shutil.which("chromium") or shutil.which("chromium-browser")
+        assert browser, "Debian's chromium is needed (bin/test installs it)"
+        page = subprocess.run([browser, "--headless", "--no-sandbox", "--disable-gpu", "--virtual-time-budget=5000",
+                               "--dump-dom", f"http://127.0.0.1:{httpd.server_address[1]}/index.html?selftest=1"],
+                              capture_output=True, text=True, timeout=180)
+    finally:
+        httpd.shutdown()
+    report = json.loads(re.search(r'<pre id="selftest">(.*?)</pre>', page.stdout).group(1))
+    assert report["renders"] == ["epoch_0001", "epoch_0002", "epoch_0003"] and report["audio"] == 3
+    assert report["markers"] == len(markers.MARKERS) and report["saved"] is True
+    saved = json.loads((out / "verdicts.json").read_text())
+    assert saved == {"epoch_0001": {"bath": "right"}}
+
+    # the next audition into the folder shows them again
+    again = run_audition(kit, out)
+    assert again.returncode == 0
+    html = (out / "index.html").read_text()
+    data = json.loads(re.search(r'<script id="audition-data" type="application/json">(.*?)</script>', html, re.S)
+                      .group(1).replace("<\\/", "</"))
+    assert data["verdicts"] == saved

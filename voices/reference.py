@@ -1,0 +1,23 @@
+"""The reference clip both voices condition on: any rate, mono or stereo, trimmed and checked."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from envcheck.errors import TtsrigError
+from trainers import audio
+
+
+def load(path: str | Path, max_s: float = 12.0) -> np.ndarray:
+    """24 kHz mono float32, silence trimmed, at most max_s (F5 keeps references short: they count against
+    the 30 s it can generate)."""
+    path = Path(path).expanduser()
+    if not path.is_file():
+        raise TtsrigError(f"reference clip {path} does not exist: pass --ref CLIP (a few seconds of the voice) "
+                          "or set reference in the voice's config")
+    wave = audio.load(path)  # resamples and mixes down
+    trimmed = audio.trim(wave, top_db=40)
+    if len(trimmed) < 0.3 * audio.SAMPLE_RATE or float(np.max(np.abs(trimmed), initial=0.0)) < 1e-3:
+        raise TtsrigError(f"reference clip {path} is silent or shorter than 0.3 s: give a few seconds of speech")
+    return trimmed[: int(max_s * audio.SAMPLE_RATE)]

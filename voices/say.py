@@ -1,0 +1,194 @@
+"""`voices/say-default` and `voices/say-strong`: text in, a 24 kHz WAV out.
+
+    voices/say-strong "Text to say." -o out.wav [--ref CLIP --ref-text "what the clip says"]
+    voices/say-default --file story.txt -o story.wav --seed 1
+    echo "From standard input." | voices/say-default -o out.wav
+
+Settings come from voices/default.toml or voices/strong.toml (--voice-config another), then the options below.
+Long text is split at sentence ends and joined with a short cross-fade.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from envcheck.errors import TtsrigError
+from patches.checkpoints import CheckpointError, add_trust_argument
+from voices import config as voice_config
+from voices import reference, text as text_mod
+
+ENGINES = {"default": "StyleTTS2", "strong": "F5-TTS"}
+HOW_TO_GET_ONE = {
+    "default": "train one (python -m trainers.styletts2 MANIFEST --out runs/NAME), or leave checkpoint empty for "
+               "the LibriTTS pretrain (downloaded when online; offline, give --pretrained-dir with its pieces)",
+    "strong": "train one (python -m trainers.f5 MANIFEST --out runs/NAME), or leave checkpoint empty for "
+              "F5TTS_v1_Base (downloaded when online; offline, copy the Hugging Face cache or pass --checkpoint PATH)",
+}
+
+
+def build_parser(engine: str) -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog=f"say-{engine}", description=f"{ENGINES[engine]} voice. " + __doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("text", nargs="*", help="the text (else --file, else standard input)")
+    p.add_argument("--file", help="read the text from this file")
+    p.add_argument("-o", "--output", default=f"say-{engine}.wav", help="WAV to write (default: %(default)s)")
+    p.add_argument("--voice-config", help=f"voice config (default voices/{engine}.toml)")
+    p.add_argument("--checkpoint", help="checkpoint to speak with (overrides the config)")
+    p.add_argument("--ref", help="reference clip of the voice (overrides the config)")
+    p.add_argument("--seed", type=int, help="make the render repeatable")
+    p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
+    p.add_argument("--quiet", action="store_true")
+    if engine == "strong":
+        p.add_argument("--ref-text", help="what the reference clip says")
+        p.add_argument("--steps", type=int)
+        p.add_argument("--cfg-strength", type=float)
+        p.add_argument("--sway", type=float, dest="sway_sampling_coef")
+        p.add_argument("--speed", type=float)
+    else:
+        p.add_argument("--pretrained-dir", help="pretrained pieces in the upstream layout")
+        p.add_argument("--alpha", type=float)
+        p.add_argument("--beta", type=float)
+        p.add_argument("--diffusion-steps", type=int)
+        p.add_argument("--embedding-scale", type=float)
+    add_trust_argument(p)
+    return p
+
+
+def settings(engine: str, args: argparse.Namespace) -> dict:
+    cfg = voice_config.load(engine, args.voice_config)
+    for key, value in vars(args).items():
+        if value is not None and key in cfg:
+            cfg[key] = value
+    if args.checkpoint:
+        cfg["checkpoint"] = args.checkpoint
+    if args.ref:
+        cfg["reference"] = args.ref
+    if engine == "strong" and args.ref_text:
+        cfg["reference_text"] = args.ref_text
+    return cfg
+
+
+def checkpoint_path(engine: str, value: str | None) -> str | None:
+    resolved = voice_config.resolve(value)
+    if resolved and not resolved.startswith("hf://") and not Path(resolved).is_file():
+        raise TtsrigError(f"checkpoint {value} does not exist (looked at {resolved}). {HOW_TO_GET_ONE[engine]}.")
+    return resolved
+
+
+class Speaker:
+    """One loaded voice that renders sentences; shared by say-* and audition."""
+
+    def __init__(self, engine: str, cfg: dict, device: str, trust: bool):
+        self.engine, self.cfg, self.device = engine, cfg, device
+        ref_file = voice_config.resolve(cfg.get("reference"))
+        if not ref_file:
+            raise TtsrigError(f"no reference clip: set reference in {cfg['_file']} or pass --ref CLIP")
+        self.ref = reference.load(ref_file)
+        ckpt = checkpoint_path(engine, cfg.get("checkpoint"))
+        if engine == "strong":
+            from voices import f5
+
+            self.voice = f5.load(ckpt, vocab=voice_config.resolve(cfg.get("vocab")),
+                                 model_config=voice_config.resolve(cfg.get("model_config")),
+                                 vocoder=voice_config.resolve(cfg.get("vocoder")) or "charactr/vocos-mel-24khz",
+                                 device=device, trust=trust)
+        else:
+            from voices import styletts2
+
+            if ckpt:
+                config = voice_config.resolve(cfg.get("config")) or str(Path(ckpt).with_name("config.yml"))
+            else:
+                from trainers import styletts2_pieces
+
+                pieces = styletts2_pieces.find(Path(voice_config.resolve(cfg.get("pretrained_dir")))
+                                               if cfg.get("pretrained_dir") else None, need_wavlm=False)
+                ckpt, config = str(pieces.paths["model"]), styletts2_pieces.make_config(pieces)
+            self.voice = styletts2.load(Path(ckpt), config, device=device, trust=trust)
+            self.style = styletts2.reference_style(self.voice, self.ref)
+
+    def sentence(self, sentence: str) -> np.ndarray:
+        if self.engine == "strong":
+            from voices import f5
+
+            unknown = f5.check_text(self.voice, sentence)
+            if unknown:
+                print(f"note: not in the vocab, read as pauses: {' '.join(unknown)}", file=sys.stderr)
+            c = self.cfg
+            return f5.synthesize(self.voice, self.ref, c.get("reference_text", ""), sentence, steps=int(c["steps"]),
+                                 cfg_strength=float(c["cfg_strength"]), sway_sampling_coef=float(c["sway_sampling_coef"]),
+                                 speed=float(c["speed"]))
+        from trainers import phonemes
+        from voices import styletts2
+
+        [(_, tokens)] = phonemes.encode([sentence])
+        if tokens.unknown:
+            print(f"note: symbols the model lacks, left out: {' '.join(tokens.unknown)}", file=sys.stderr)
+        c = self.cfg
+        return styletts2.synthesize(self.voice, tokens.ids, self.style, alpha=float(c["alpha"]), beta=float(c["beta"]),
+                                    diffusion_steps=int(c["diffusion_steps"]),
+                                    embedding_scale=float(c["embedding_scale"]))
+
+    def render(self, text: str, seed: int | None) -> np.ndarray:
+        if seed is not None:
+            torch.manual_seed(seed)
+            np.random.seed(seed)
+        pieces = []
+        for sentence in text_mod.sentences(text):
+            try:
+                pieces.append(self.sentence(sentence))
+            except torch.cuda.OutOfMemoryError:
+                raise TtsrigError("CUDA ran out of memory: use --device cpu, or shorter text") from None
+        return text_mod.join(pieces)
+
+
+def pick_device(device: str) -> str:
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device == "cuda" and not torch.cuda.is_available():
+        raise TtsrigError("--device cuda, but torch sees no CUDA device (run envcheck); use --device cpu")
+    return device
+
+
+def main(argv: list[str] | None = None) -> int:
+    import warnings
+
+    warnings.filterwarnings("ignore", category=FutureWarning)  # torch's weight_norm deprecation, on every load
+    warnings.filterwarnings("ignore", message="dropout option adds dropout")
+    engine, argv = (argv or sys.argv[1:])[0], (argv or sys.argv[1:])[1:]
+    args = build_parser(engine).parse_args(argv)
+    try:
+        text = text_mod.read_text(args.text, args.file)
+        cfg = settings(engine, args)
+        output = Path(args.output).expanduser()
+        if output.is_dir():
+            raise TtsrigError(f"-o {output} is a folder: give a file name ending in .wav")
+        started = time.monotonic()
+        speaker = Speaker(engine, cfg, pick_device(args.device), args.trust_checkpoint)
+        loaded = time.monotonic()
+        wave = speaker.render(text, args.seed)
+        took = time.monotonic() - loaded
+        if not len(wave) or not np.isfinite(wave).all():
+            raise TtsrigError("the model produced no usable audio (empty or not finite); nothing was written")
+        from trainers import audio
+
+        try:
+            audio.write_wav(output, np.clip(wave, -1.0, 1.0))
+        except OSError as exc:
+            raise TtsrigError(f"cannot write {output}: {exc.strerror or exc}. Choose a writable path with -o.") from None
+    except (TtsrigError, CheckpointError) as exc:
+        print(f"say-{engine}: {exc}", file=sys.stderr)
+        return 2
+    seconds = len(wave) / 24_000
+    if not args.quiet:
+        print(f"wrote {output}: {seconds:.2f} s of audio in {took:.2f} s (real-time factor {took / seconds:.2f}; "
+              f"loading took {loaded - started:.1f} s)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
