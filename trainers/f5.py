@@ -222,11 +222,9 @@ def collate(items: list[tuple[torch.Tensor, torch.Tensor]]) -> tuple[torch.Tenso
 # -- the run --------------------------------------------------------------------------------------
 
 def pick_device(device: str) -> str:
-    if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if device == "cuda" and not torch.cuda.is_available():
-        raise TtsrigError("--device cuda, but torch sees no CUDA device (run envcheck); use --device cpu")
-    return device
+    from trainers import device as device_mod
+
+    return device_mod.pick(device)
 
 
 def default_workers() -> int:

@@ -193,11 +193,9 @@ def outputs_of(clip: Clip, out: Path) -> list[Path]:
 
 
 def pick_device(device: str) -> str:
-    if device != "auto":
-        return device
-    import torch
+    from trainers import device as device_mod
 
-    return "cuda" if torch.cuda.is_available() else "cpu"
+    return device_mod.pick(device)
 
 
 def prepare(root: Path, out: Path, settings: Settings, transcriber=None, device: str = "cpu",

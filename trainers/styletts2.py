@@ -561,11 +561,9 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     log = (lambda message: None) if args.quiet else (lambda message: print(message, file=sys.stderr))
     try:
-        device = args.device
-        if device == "auto":
-            device = "cuda" if torch.cuda.is_available() else "cpu"
-        elif device == "cuda" and not torch.cuda.is_available():
-            raise TtsrigError("--device cuda, but torch sees no CUDA device (run envcheck); use --device cpu")
+        from trainers import device as device_mod
+
+        device = device_mod.pick(args.device)
         config_path = args.out / "config.yml"
         if args.resume:
             import yaml

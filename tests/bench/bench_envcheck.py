@@ -19,6 +19,8 @@ import sys
 import time
 from pathlib import Path
 
+import _record  # tests/bench/_record.py, beside this script
+
 ROOT = Path(__file__).resolve().parents[2]
 VENVS = Path(os.environ.get("TTSRIG_TEST_VENVS", ROOT / ".cache" / "test-venvs"))
 
@@ -59,11 +61,7 @@ def main() -> int:
         pre = args.emulate_venv or VENVS / "pre-v2"
         ensure(pre, "pre-v2")
         result["emulated_phenom"] = report(pre, "--emulate", "phenom")[1]
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2) + "\n")
-    print(json.dumps({k: v for k, v in result.items() if k != "host"} | {"host_median_s": result["host"]["median_wall_s"]},
-                     indent=2))
-    return 0
+    return _record.write(args.out, result)
 
 
 if __name__ == "__main__":

@@ -14,6 +14,8 @@ import sys
 import time
 from pathlib import Path
 
+import _record  # tests/bench/_record.py, beside this script
+
 import torch
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -58,10 +60,7 @@ def main() -> int:
               "frames": batch * args.clip_frames, "step_s_median": round(sorted(times[3:])[len(times[3:]) // 2], 4),
               "peak_allocated_gib": round(torch.cuda.max_memory_allocated() / 2**30, 2),
               "peak_reserved_gib": round(torch.cuda.max_memory_reserved() / 2**30, 2)}
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2) + "\n")
-    print(json.dumps(result, indent=2))
-    return 0
+    return _record.write(args.out, result)
 
 
 if __name__ == "__main__":

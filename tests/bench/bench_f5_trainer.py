@@ -22,6 +22,8 @@ import tempfile
 import time
 from pathlib import Path
 
+import _record  # tests/bench/_record.py, beside this script
+
 ROOT = Path(__file__).resolve().parents[2]
 CACHE = ROOT / ".cache" / "bench"
 VENVS = Path(os.environ.get("TTSRIG_TEST_VENVS", ROOT / ".cache" / "test-venvs"))
@@ -139,10 +141,7 @@ def main() -> int:
                               "note": "same frame budget; its own batch packing; mels computed per item from the audio"}
         result["ttsrig_over_upstream_steps_per_s"] = round(result["ttsrig"]["steps_per_s"] /
                                                            result["upstream"]["steps_per_s"], 2)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2) + "\n")
-    print(json.dumps(result, indent=2))
-    return 0
+    return _record.write(args.out, result)
 
 
 if __name__ == "__main__":

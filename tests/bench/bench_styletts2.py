@@ -18,6 +18,8 @@ import tempfile
 import time
 from pathlib import Path
 
+import _record  # tests/bench/_record.py, beside this script
+
 import torch
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -62,9 +64,7 @@ def main() -> int:
     results = {"date": time.strftime("%Y-%m-%d"), "torch": torch.__version__}
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        for i, text in enumerate(TEXTS):
-            synth.write(tmp / "in" / f"c{i}.wav", synth.speech(text))
-            (tmp / "in" / f"c{i}.txt").write_text(text)
+        synth.transcribed(tmp / "in", TEXTS)
         prepare.prepare(tmp / "in", tmp / "set", prepare.Settings(mels=("styletts2",)), None, "cpu", progress=False)
         pieces = styletts2_pieces.find(tiny_styletts2.make(tmp / "pretrained"))
         config = styletts2_pieces.make_config(pieces, ["max_len=80"])
@@ -76,10 +76,7 @@ def main() -> int:
             results["gpu_full_size"] = measure(styletts2_pieces.make_config(full), tmp / "set" / "manifest.jsonl",
                                                tmp / "run-gpu", "cuda", args.steps)
             results["gpu_full_size"]["gpu"] = torch.cuda.get_device_name(0)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(results, indent=2) + "\n")
-    print(json.dumps(results, indent=2))
-    return 0
+    return _record.write(args.out, results)
 
 
 if __name__ == "__main__":

@@ -34,3 +34,11 @@ def write(path: Path, wave: np.ndarray, rate: int = 22_050, stereo: bool = False
     path.parent.mkdir(parents=True, exist_ok=True)
     sf.write(path, np.stack([wave, wave * 0.5], axis=1) if stereo else wave, rate)
     return path
+
+
+def transcribed(folder: Path, lines: list[str], prefix: str = "c") -> Path:
+    """A folder of espeak-ng recordings, each with its transcript beside it (.txt)."""
+    for i, text in enumerate(lines):
+        write(folder / f"{prefix}{i}.wav", speech(text))
+        (folder / f"{prefix}{i}.txt").write_text(text)
+    return folder

@@ -31,9 +31,7 @@ LINES = ["the rig speaks in a calm and even voice", "a bath and a path along the
 @pytest.fixture(scope="module")
 def dataset(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("voice")
-    for i, text in enumerate(LINES):
-        synth.write(root / "in" / f"c{i}.wav", synth.speech(text))
-        (root / "in" / f"c{i}.txt").write_text(text)
+    synth.transcribed(root / "in", LINES)
     summary = prepare.prepare(root / "in", root / "set", prepare.Settings(mels=("f5",)), None, "cpu",
                               progress=False)
     assert summary["clips"] == len(LINES), summary["rejected"]

@@ -32,9 +32,7 @@ def pieces(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def dataset(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("voice")
-    for i, text in enumerate(SENTENCES):
-        synth.write(root / "in" / f"c{i}.wav", synth.speech(text))
-        (root / "in" / f"c{i}.txt").write_text(text)
+    synth.transcribed(root / "in", SENTENCES)
     synth.write(root / "in" / "short.wav", synth.speech("Hello."))  # 0.54 s: shorter than the decoder's crop
     (root / "in" / "short.txt").write_text("Hello.")
     synth.write(root / "in" / "notes.wav", synth.speech(SENTENCES[0]))  # phonemises to nothing

@@ -12,8 +12,9 @@ TINY_F5 = {"dim": 64, "depth": 2, "heads": 2, "dim_head": 32, "ff_mult": 2, "tex
            "text_mask_padding": True}
 
 
-def vocoder(folder: Path) -> Path:
-    """A randomly initialised Vocos in the layout of charactr/vocos-mel-24khz (config.yaml + weights)."""
+def vocoder(folder: Path, dim: int = 64, intermediate: int = 128, layers: int = 2) -> Path:
+    """A randomly initialised Vocos in the layout of charactr/vocos-mel-24khz (config.yaml + weights);
+    dim 512, intermediate 1536, layers 8 is the published size."""
     from vocos import Vocos
 
     folder.mkdir(parents=True, exist_ok=True)
@@ -21,9 +22,10 @@ def vocoder(folder: Path) -> Path:
                                     "init_args": {"sample_rate": 24000, "n_fft": 1024, "hop_length": 256,
                                                   "n_mels": 100, "padding": "center"}},
               "backbone": {"class_path": "vocos.models.VocosBackbone",
-                           "init_args": {"input_channels": 100, "dim": 64, "intermediate_dim": 128, "num_layers": 2}},
+                           "init_args": {"input_channels": 100, "dim": dim, "intermediate_dim": intermediate,
+                                         "num_layers": layers}},
               "head": {"class_path": "vocos.heads.ISTFTHead",
-                       "init_args": {"dim": 64, "n_fft": 1024, "hop_length": 256, "padding": "center"}}}
+                       "init_args": {"dim": dim, "n_fft": 1024, "hop_length": 256, "padding": "center"}}}
     (folder / "config.yaml").write_text(yaml.safe_dump(config))
     torch.manual_seed(0)
     torch.save(Vocos.from_hparams(str(folder / "config.yaml")).state_dict(), folder / "pytorch_model.bin")
