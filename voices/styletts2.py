@@ -81,7 +81,7 @@ def synthesize(voice: Voice, tokens: list[int], ref_s: torch.Tensor, *, alpha: f
     tokens_t = torch.tensor(tokens[:-1] if tokens[-1] == phonemes.PAD else tokens, device=dev)[None]  # upstream: one pad, at the start
     if tokens_t.shape[1] > 512:
         raise TtsrigError("a sentence longer than PL-BERT's 512 tokens: split the text into shorter sentences")
-    with torch.no_grad():
+    with torch.inference_mode():
         lengths = torch.tensor([tokens_t.shape[1]], device=dev)
         text_mask = torch.arange(tokens_t.shape[1], device=dev)[None] >= lengths[:, None]
         t_en = m.text_encoder(tokens_t, lengths, text_mask)
