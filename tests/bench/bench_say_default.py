@@ -4,7 +4,7 @@
     python tests/bench/bench_say_default.py [--steps 5] [--device cpu] [--out FILE]
 
 Full-size LibriTTS architecture with random weights (tests/models/tiny_styletts2.full_size), the same
-reference clip, text and diffusion steps for both; RTF after one warm-up render each, loading excluded.
+reference clip, text and diffusion steps for both; RTF: the median of three renders after a warm-up, loading excluded.
 The package's module cannot be imported as it is in ttsrig's environments (it imports langchain and gruut,
 and downloads nltk data at import): those imports are stubbed, its phonemiser and word tokenizer are
 replaced by the same espeak-ng phonemes and nltk tokenizer ttsrig uses, and its download URLs point at the
@@ -33,12 +33,16 @@ REF_TEXT = "The bath was full of warm water, and the path was long."
 TEXT = "After a long day, Clare and her brother walked home along the path by the river."
 
 
-def timed(render) -> tuple[float, int]:
-    render()  # warm-up
-    torch.manual_seed(0)
-    start = time.monotonic()
-    samples = len(render())
-    return time.monotonic() - start, samples
+def timed(render, repeats: int = 3) -> tuple[float, int]:
+    """Median seconds of `repeats` renders after a warm-up, and the samples rendered."""
+    render()
+    times = []
+    for _ in range(repeats):
+        torch.manual_seed(0)
+        start = time.monotonic()
+        samples = len(render())
+        times.append(time.monotonic() - start)
+    return sorted(times)[len(times) // 2], samples
 
 
 def package_engine(pieces: Path, config_path: Path, device: str):
