@@ -13,7 +13,6 @@ Run with the host venv's python and PYTHONPATH set to the checkout.
 """
 from __future__ import annotations
 
-import argparse
 import sys
 import tempfile
 import time
@@ -29,8 +28,7 @@ sys.path.insert(0, str(ROOT))
 
 from tests.models import synth, tiny_styletts2  # noqa: E402
 
-REF_TEXT = "The bath was full of warm water, and the path was long."
-TEXT = "After a long day, Clare and her brother walked home along the path by the river."
+REF_TEXT, TEXT = _record.REF_TEXT, _record.TEXT
 
 
 def timed(render, repeats: int = 3) -> tuple[float, int]:
@@ -78,16 +76,11 @@ def package_engine(pieces: Path, config_path: Path, device: str):
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--steps", type=int, default=5)
-    parser.add_argument("--device", default="cpu")
-    parser.add_argument("--out", type=Path, default=ROOT / "tests/bench/results/say-default.json")
-    args = parser.parse_args()
+    args = _record.voice_args(__doc__, 5, ROOT / "tests/bench/results/say-default.json")
     from trainers import phonemes, styletts2_model, styletts2_pieces
     from voices import reference, styletts2
 
-    result = {"date": time.strftime("%Y-%m-%d"), "device": args.device, "diffusion_steps": args.steps, "text": TEXT,
-              "torch": torch.__version__, "threads": torch.get_num_threads()}
+    result = _record.voice_header(args, "diffusion_steps")
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         ref = synth.write(tmp / "ref.wav", synth.speech(REF_TEXT, 24_000), 24_000)

@@ -12,7 +12,6 @@ imported in ttsrig's environments (it needs langchain and gruut and downloads nl
 """
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 import tempfile
@@ -28,24 +27,18 @@ sys.path.insert(0, str(ROOT))
 
 from tests.models import synth, voices_fixtures  # noqa: E402
 
-REF_TEXT = "The bath was full of warm water, and the path was long."
-TEXT = "After a long day, Clare and her brother walked home along the path by the river."
+REF_TEXT, TEXT = _record.REF_TEXT, _record.TEXT
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--steps", type=int, default=32)
-    parser.add_argument("--device", default="cpu")
-    parser.add_argument("--out", type=Path, default=ROOT / "tests/bench/results/voices.json")
-    args = parser.parse_args()
+    args = _record.voice_args(__doc__, 32, ROOT / "tests/bench/results/voices.json")
     from safetensors.torch import save_file
 
     from trainers import f5
     from voices import f5 as engine
     from voices import reference
 
-    result = {"date": time.strftime("%Y-%m-%d"), "device": args.device, "steps": args.steps, "text": TEXT,
-              "torch": torch.__version__, "threads": torch.get_num_threads()}
+    result = _record.voice_header(args, "steps")
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         ref = synth.write(tmp / "ref.wav", synth.speech(REF_TEXT, 24_000), 24_000)
