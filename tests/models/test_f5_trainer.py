@@ -279,3 +279,15 @@ def test_offline_pretrained_says_what_to_do(tmp_path):
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=120,
                          env={**os.environ, "HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp_path / "hf")})
     assert "not in the Hugging Face cache" in out.stdout and "--pretrained PATH" in out.stdout, out.stderr
+
+
+def test_cuda_out_of_memory_names_the_batch_settings(dataset, tmp_path, monkeypatch):
+    t = trainer(config(dataset, tmp_path / "run", epochs=1))
+
+    def out_of_memory(*args, **kwargs):
+        raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+
+    monkeypatch.setattr(t, "train_step", out_of_memory)
+    with pytest.raises(TtsrigError, match=r"--frames-per-batch \(now 400\).*--max-samples \(now 4\)"):
+        t.run()
+    assert not list((tmp_path / "run").glob("epoch_*"))

@@ -182,3 +182,16 @@ def test_audition_renders_every_checkpoint_and_the_page_saves_verdicts(kit, tmp_
     data = json.loads(re.search(r'<script id="audition-data" type="application/json">(.*?)</script>', html, re.S)
                       .group(1).replace("<\\/", "</"))
     assert data["verdicts"] == saved
+
+
+def test_cuda_out_of_memory_suggests_the_cpu_or_shorter_text(monkeypatch):
+    from voices import say
+
+    speaker = say.Speaker.__new__(say.Speaker)
+
+    def out_of_memory(sentence):
+        raise __import__("torch").cuda.OutOfMemoryError("CUDA out of memory")
+
+    speaker.sentence = out_of_memory
+    with pytest.raises(Exception, match="--device cpu, or shorter text"):
+        speaker.render("One sentence. Another one.", seed=1)
