@@ -34,8 +34,9 @@ from torch.utils.data import DataLoader, Dataset
 from envcheck.atomic import write_atomic, write_json_atomic
 from envcheck.errors import TtsrigError
 from patches import f5_core
-from patches.checkpoints import CheckpointError, add_trust_argument, load_checkpoint, save_safetensors
+from patches.checkpoints import CheckpointError, add_trust_argument, load_checkpoint
 from trainers import manifest as manifest_mod
+from trainers import run_state
 
 PRETRAINED = "hf://SWivid/F5-TTS/F5TTS_v1_Base/model_1250000.safetensors"
 MEL_DIM, HOP, SAMPLE_RATE = 100, 256, 24_000
@@ -254,25 +255,6 @@ def lr_at(step: int, cfg: Config, total_steps: int) -> float:
     return cfg.lr * max(cfg.min_lr_ratio, 1.0 - (1.0 - cfg.min_lr_ratio) * min(1.0, progress))
 
 
-def rng_state() -> dict:
-    _, keys, pos, has_gauss, gauss = np.random.get_state()
-    state = {"torch": torch.get_rng_state(), "python": list(random.getstate()[1]),
-             "numpy": torch.from_numpy(keys.astype(np.int64)), "numpy_pos": int(pos),
-             "numpy_gauss": [int(has_gauss), float(gauss)]}
-    if torch.cuda.is_available():
-        state["cuda"] = torch.cuda.get_rng_state_all()
-    return state
-
-
-def set_rng_state(state: dict) -> None:
-    torch.set_rng_state(state["torch"])
-    random.setstate((3, tuple(state["python"]), None))
-    has_gauss, gauss = state["numpy_gauss"]
-    np.random.set_state(("MT19937", state["numpy"].numpy().astype(np.uint32), state["numpy_pos"], has_gauss, gauss))
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
-
-
 class Trainer:
     def __init__(self, cfg: Config, *, trust: bool = False, progress: bool = True):
         self.cfg, self.progress = cfg, progress
@@ -306,22 +288,8 @@ class Trainer:
 
     # checkpoints
 
-    def state_files(self) -> list[Path]:
-        return sorted(self.out.glob("*.state.safetensors"))
-
     def latest_state(self) -> Path | None:
-        best, best_step = None, -1
-        for path in self.state_files():
-            try:
-                from safetensors import safe_open
-
-                with safe_open(str(path), framework="pt") as fh:
-                    step = int(fh.get_tensor("step").item()) if "step" in fh.keys() else -1
-            except Exception:
-                continue  # unreadable: an older good one is used
-            if step > best_step:
-                best, best_step = path, step
-        return best
+        return run_state.latest_state(self.out, "step")
 
     def save(self, name: str) -> Path:
         weights_src = self.ema.ema_model if self.ema is not None else self.model
@@ -330,29 +298,19 @@ class Trainer:
         weights["initted"] = torch.tensor(True)
         state = {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
                  "step": torch.tensor(self.step), "epoch": self.epoch, "batch_in_epoch": self.batch_in_epoch,
-                 "rng": rng_state(), "history": self.history, "config": json.dumps(asdict(self.cfg)),
+                 "rng": run_state.rng_state(), "history": self.history, "config": json.dumps(asdict(self.cfg)),
                  "arch": json.dumps(self.arch)}
         if self.ema is not None:
             state["ema"] = self.ema.state_dict()
         if self.scaler is not None:
             state["scaler"] = self.scaler.state_dict()
-        weights_path, state_path = self.out / f"{name}.safetensors", self.out / f"{name}.state.safetensors"
-        try:
-            save_safetensors(state, state_path)
-            try:
-                from safetensors.torch import save as st_save
+        from safetensors.torch import save as st_save
 
-                write_atomic(weights_path, st_save({k: v.detach().cpu().contiguous() for k, v in weights.items()}))
-            except BaseException:
-                state_path.unlink(missing_ok=True)  # a pair or nothing
-                raise
-        except OSError as exc:
-            last = self.latest_state()
-            raise TtsrigError(f"could not write checkpoint {name} ({exc.strerror or exc}; disk full?). Nothing "
-                              f"half-written; the last good checkpoint is {last or 'none yet'}. Free space "
-                              "(envcheck's disk check) and --resume.") from None
+        path = run_state.write_pair(self.out, name, ".safetensors",
+                                    st_save({k: v.detach().cpu().contiguous() for k, v in weights.items()}),
+                                    state, "step")
         self.prune()
-        return weights_path
+        return path
 
     def prune(self) -> None:
         epochs = sorted(self.out.glob("epoch_*.state.safetensors"))
@@ -381,7 +339,7 @@ class Trainer:
         self.step, self.epoch = int(state["step"]), int(state["epoch"])
         self.batch_in_epoch = int(state["batch_in_epoch"])
         self.history = list(state["history"])
-        set_rng_state(state["rng"])
+        run_state.set_rng_state(state["rng"])
 
     # training
 

@@ -18,8 +18,9 @@ from collections import Counter, defaultdict
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from envcheck.atomic import write_json_atomic
+from envcheck.atomic import write_atomic, write_json_atomic
 from envcheck.errors import TtsrigError
+from patches.trust import file_sha256
 from trainers import audio, manifest, transcribe
 from trainers.manifest import Clip
 
@@ -110,16 +111,15 @@ def clip_id(key: str, index: int | None) -> str:
 
 
 def fingerprint(source: Source, settings: Settings) -> str:
-    digest = hashlib.sha256(source.audio.read_bytes())
-    digest.update(f"\0{source.text}\0{source.speaker}\0{settings.digest()}".encode())
-    return digest.hexdigest()
+    # the audio is hashed in blocks: an hour-long recording is never read into memory at once
+    parts = f"{file_sha256(source.audio)}\0{source.text}\0{source.speaker}\0{settings.digest()}"
+    return hashlib.sha256(parts.encode()).hexdigest()
 
 
 def save_clip(out: Path, cid: str, wave, text: str, source: Source, settings: Settings, device: str) -> Clip:
     import torch
     from safetensors.torch import save
 
-    from envcheck.atomic import write_atomic
     from trainers import mels
 
     wave = audio.normalise(wave, settings.loudness_dbfs)

@@ -36,9 +36,9 @@ import torch.nn.functional as F
 
 from envcheck.atomic import write_atomic
 from envcheck.errors import TtsrigError
-from patches.checkpoints import CheckpointError, add_trust_argument, load_checkpoint, save_safetensors
+from patches.checkpoints import CheckpointError, add_trust_argument, load_checkpoint
 from trainers import manifest as manifest_mod
-from trainers import mas, phonemes, styletts2_model, styletts2_pieces
+from trainers import mas, phonemes, run_state, styletts2_model, styletts2_pieces
 from trainers.mels import STYLETTS2_HOP, STYLETTS2_PAD
 
 REF_FRAMES = 192  # reference mels are crops of this many frames, as upstream
@@ -79,8 +79,7 @@ class Data:
                 self.unknown[clip.id] = tokens.unknown
             frames = int((clip.duration * 24_000 + 2 * STYLETTS2_PAD) // STYLETTS2_HOP)
             if frames < MIN_FRAMES:
-                self.skipped[f"shorter than the {MIN_FRAMES}-frame crop"] = self.skipped.get(
-                    f"shorter than the {MIN_FRAMES}-frame crop", []) + [clip.id]
+                self.skipped.setdefault(f"shorter than the {MIN_FRAMES}-frame crop", []).append(clip.id)
                 continue
             self.items.append(Item(clip.id, clip.path(root, "audio"), clip.path(root, "mel_styletts2"),
                                    tokens.ids, clip.speaker, frames))
@@ -413,18 +412,7 @@ class Trainer:
     # checkpoints
 
     def latest_state(self) -> Path | None:
-        from safetensors import safe_open
-
-        best, best_iters = None, -1
-        for path in self.out.glob("*.state.safetensors"):
-            try:
-                with safe_open(str(path), framework="pt") as fh:
-                    iters = int(fh.get_tensor("iters").item())
-            except Exception:
-                continue
-            if iters > best_iters:
-                best, best_iters = path, iters
-        return best
+        return run_state.latest_state(self.out, "iters")
 
     def save(self, name: str) -> Path:
         net = {key: self.model[key].state_dict() for key in self.model}
@@ -434,26 +422,14 @@ class Trainer:
         torch.save(inference, buffer)
         state = {"net": net, "optimizers": {k: o.state_dict() for k, o in self.optimizers.items()},
                  "epoch": self.epoch, "iters": torch.tensor(self.iters), "history": self.history,
-                 "running_std": self.running_std, "rng": {"torch": torch.get_rng_state(),
-                                                          "python": list(self.rng.getstate()[1]),
-                                                          "numpy": torch.from_numpy(np.random.get_state()[1].astype(np.int64))},
+                 "running_std": self.running_std, "rng": run_state.rng_state(self.rng),
                  "model_params": json.dumps(self.config["model_params"], sort_keys=True)}
-        weights_path, state_path = self.out / f"{name}.pth", self.out / f"{name}.state.safetensors"
-        try:
-            save_safetensors(state, state_path)
-            try:
-                write_atomic(weights_path, buffer.getvalue())
-            except BaseException:
-                state_path.unlink(missing_ok=True)
-                raise
-        except OSError as exc:
-            raise TtsrigError(f"could not write checkpoint {name} ({exc.strerror or exc}; disk full?). Nothing "
-                              f"half-written; the last good checkpoint is {self.latest_state() or 'none yet'}.") from None
+        path = run_state.write_pair(self.out, name, ".pth", buffer.getvalue(), state, "iters")
         keep = int(self.config.get("keep", 3))
         states = sorted(self.out.glob("epoch_2nd_*.state.safetensors"))
         for old in states[:-keep] if keep else []:
             old.unlink(missing_ok=True)
-        return weights_path
+        return path
 
     def resume(self) -> None:
         path = self.latest_state()
@@ -467,9 +443,7 @@ class Trainer:
             opt.load_state_dict(state["optimizers"][key])
         self.epoch, self.iters = int(state["epoch"]), int(state["iters"])
         self.history, self.running_std = list(state["history"]), list(state["running_std"])
-        torch.set_rng_state(state["rng"]["torch"])
-        self.rng.setstate((3, tuple(state["rng"]["python"]), None))
-        np.random.set_state(("MT19937", state["rng"]["numpy"].numpy().astype(np.uint32), 624, 0, 0.0))
+        run_state.set_rng_state(state["rng"], self.rng)
 
     # the loop
 

@@ -257,7 +257,9 @@ def test_full_disk_leaves_no_half_checkpoint(dataset, tmp_path, monkeypatch):
     def full(path, data, mode=None):
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(f5, "write_atomic", full)
+    from trainers import run_state
+
+    monkeypatch.setattr(run_state, "write_atomic", full)
     with pytest.raises(TtsrigError, match="disk full"):
         t.run()
     assert not list((tmp_path / "run").glob("epoch_*"))

@@ -1,0 +1,69 @@
+"""What both trainers do with a run folder: a checkpoint is a pair (inference weights + resume state) written
+all or nothing, the newest readable state is the one to resume, and the RNG states travel with it."""
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from envcheck.atomic import write_atomic
+from envcheck.errors import TtsrigError
+from patches.checkpoints import save_safetensors
+
+STATE_SUFFIX = ".state.safetensors"
+
+
+def latest_state(out: Path, counter: str) -> Path | None:
+    """The readable *.state.safetensors with the highest `counter` (a scalar tensor in it)."""
+    from safetensors import safe_open
+
+    best, best_count = None, -1
+    for path in out.glob(f"*{STATE_SUFFIX}"):
+        try:
+            with safe_open(str(path), framework="pt") as fh:
+                count = int(fh.get_tensor(counter).item())
+        except Exception:
+            continue  # unreadable: an older good one is used
+        if count > best_count:
+            best, best_count = path, count
+    return best
+
+
+def write_pair(out: Path, name: str, weights_suffix: str, weights: bytes, state: dict, counter: str) -> Path:
+    """`name.state.safetensors` then `name + weights_suffix`; when either write fails neither stays."""
+    weights_path, state_path = out / f"{name}{weights_suffix}", out / f"{name}{STATE_SUFFIX}"
+    try:
+        save_safetensors(state, state_path)
+        try:
+            write_atomic(weights_path, weights)
+        except BaseException:
+            state_path.unlink(missing_ok=True)  # a pair or nothing
+            raise
+    except OSError as exc:
+        last = latest_state(out, counter)
+        raise TtsrigError(f"could not write checkpoint {name} ({exc.strerror or exc}; disk full?). Nothing "
+                          f"half-written; the last good checkpoint is {last or 'none yet'}. Free space "
+                          "(envcheck's disk check) and --resume.") from None
+    return weights_path
+
+
+def rng_state(python=random) -> dict:
+    """torch (and CUDA), numpy and Python RNG states; `python` is the random module or a Random."""
+    _, keys, pos, has_gauss, gauss = np.random.get_state()
+    state = {"torch": torch.get_rng_state(), "python": list(python.getstate()[1]),
+             "numpy": torch.from_numpy(keys.astype(np.int64)), "numpy_pos": int(pos),
+             "numpy_gauss": [int(has_gauss), float(gauss)]}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict, python=random) -> None:
+    torch.set_rng_state(state["torch"])
+    python.setstate((3, tuple(state["python"]), None))
+    has_gauss, gauss = state["numpy_gauss"]
+    np.random.set_state(("MT19937", state["numpy"].numpy().astype(np.uint32), state["numpy_pos"], has_gauss, gauss))
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
