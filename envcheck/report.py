@@ -87,7 +87,9 @@ def check_env() -> dict[str, str]:
 # -- sections -------------------------------------------------------------------------------------
 
 def cpu_rows(report: Report) -> list[Row]:
-    code = "import json; from envcheck.probe import probe; print(json.dumps(probe().to_json()))"
+    # avx2 (from CPUID, so the emulated CPU's under --emulate) says whether the hook turns NNPACK off.
+    code = ("import json; from envcheck.probe import probe; from patches.sitecustomize import cpu_has_avx2; "
+            "cpu = probe().to_json(); cpu['avx2'] = cpu_has_avx2(); print(json.dumps(cpu))")
     timeout = 60.0 * (EMULATION_SLOWDOWN if report.emulate else 1)
     verdict = isolated.run_check(Check("probe", code, timeout), report.python, emulate=report.emulate,
                                  env=check_env())
@@ -180,7 +182,8 @@ def patch_rows(report: Report) -> list[Row]:
     env = Env(report.venv, site_packages(report.venv))
     for patch in (dynamo, sitecustomize):
         try:
-            state, detail = patch.status(env, tier)
+            state, detail = (sitecustomize.status(env, tier, report.cpu.get("avx2")) if patch is sitecustomize
+                             else patch.status(env, tier))
         except TtsrigError as exc:
             state, detail = "unknown", str(exc)
         good = state in ("applied", "not needed")

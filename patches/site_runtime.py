@@ -8,6 +8,7 @@ heavy is imported here: the torch fix runs when torch is first imported.
 Switches (environment variables):
   TTSRIG_SITE=0            turn the whole hook off
   TTSRIG_ONEDNN_FIX=0      leave oneDNN on
+  TTSRIG_NNPACK_FIX=0      leave NNPACK on, even on a CPU without AVX2
   TTSRIG_DATASETS_STUB=0   no `datasets` stub
 """
 import importlib.abc
@@ -31,6 +32,32 @@ def _disable_onednn(torch):
     import torch.backends.mkldnn
 
     torch.backends.mkldnn.enabled = False
+
+
+def _cpu_has_avx2(torch):
+    # torch's cpuinfo reads CPUID, so under qemu-x86_64 this is the emulated CPU (/proc/cpuinfo is the host's).
+    # get_cpu_capability() is the fallback: it also reads CPUID, but ATEN_CPU_CAPABILITY can lower it.
+    import torch.cpu
+
+    supported = getattr(torch.cpu, "_is_avx2_supported", None)
+    if supported is not None:
+        return bool(supported())
+    import torch.backends.cpu
+
+    return torch.backends.cpu.get_cpu_capability() in ("AVX2", "AVX512")
+
+
+def _disable_nnpack_without_avx2(torch):
+    # NNPACK needs AVX2. Without it torch tries to initialise NNPACK again at every 2-D convolution (Conv1d
+    # included, on pre-v2 where oneDNN is off) and prints "Could not initialize NNPACK! Reason: Unsupported
+    # hardware." each time; switched off, convolutions take ATen's own path, as they did anyway.
+    try:
+        if not _cpu_has_avx2(torch):
+            import torch.backends.nnpack
+
+            torch.backends.nnpack.set_flags(False)
+    except Exception as exc:  # only noise is at stake: never fail `import torch` over it
+        sys.stderr.write(f"ttsrig: NNPACK left on (could not check for AVX2: {exc})\n")
 
 
 class _AfterTorchImport(importlib.abc.MetaPathFinder):
@@ -96,6 +123,8 @@ def _install():
     fixes = []
     if config.get("disable_onednn") and _switched_on("TTSRIG_ONEDNN_FIX"):
         fixes.append(_disable_onednn)
+    if config.get("nnpack_off_without_avx2") and _switched_on("TTSRIG_NNPACK_FIX"):
+        fixes.append(_disable_nnpack_without_avx2)
     if fixes and "torch" not in sys.modules:
         sys.meta_path.insert(0, _AfterTorchImport(fixes))
     if config.get("datasets_stub", True) and _switched_on("TTSRIG_DATASETS_STUB"):

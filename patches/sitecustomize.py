@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 from envcheck.atomic import write_atomic
@@ -11,10 +12,15 @@ NAME = "sitecustomize"
 ONEDNN_OFF_ON = ("pre-v2",)  # measured: oneDNN faults under -cpu phenom, not under Nehalem or Haswell
 RUNTIME = Path(__file__).with_name("site_runtime.py")
 MODULE, CONFIG, PTH = "_ttsrig_site.py", "_ttsrig_site.json", "ttsrig-site.pth"
+NNPACK_SWITCH = "TTSRIG_NNPACK_FIX"
+ASK_THE_CPU = object()  # status() default: read this machine's CPU
 
 
 def wanted(tier: str | None) -> dict[str, bytes]:
-    config = {"tier": tier, "disable_onednn": tier in ONEDNN_OFF_ON, "datasets_stub": True}
+    # NNPACK is decided when torch is imported, from the CPU the interpreter runs on: a v2 venv on an AVX2
+    # machine keeps it, and the same venv under qemu-x86_64 -cpu Nehalem turns it off.
+    config = {"tier": tier, "disable_onednn": tier in ONEDNN_OFF_ON, "nnpack_off_without_avx2": True,
+              "datasets_stub": True}
     return {
         MODULE: RUNTIME.read_bytes(),
         CONFIG: (json.dumps(config, indent=2, sort_keys=True) + "\n").encode(),
@@ -22,14 +28,47 @@ def wanted(tier: str | None) -> dict[str, bytes]:
     }
 
 
-def status(env: Env, tier: str | None) -> tuple[str, str]:
+def cpu_has_avx2() -> bool | None:
+    """Whether this CPU has AVX2: from CPUID (archspec) where it can be read, else /proc/cpuinfo; None if
+    neither can be read. Under qemu-x86_64 only CPUID shows the emulated CPU."""
+    from envcheck import probe
+
+    try:
+        return "avx2" in probe.read_cpuid()[2]
+    except Exception:  # archspec missing or CPUID unreadable: the kernel's view
+        try:
+            return "avx2" in probe.parse_cpuinfo(probe.read_proc_cpuinfo())[2]
+        except OSError:
+            return None
+
+
+def switched_off(variable: str) -> bool:
+    """The hook's reading of a switch (site_runtime._switched_on, which cannot be imported here)."""
+    return os.environ.get(variable, "1").strip().lower() in ("0", "false", "no", "off")
+
+
+def nnpack_note(avx2: bool | None) -> str:
+    """What the hook does about NNPACK on this CPU, for `patches status` and envcheck."""
+    off = [v for v in ("TTSRIG_SITE", NNPACK_SWITCH) if switched_off(v)]
+    if off:
+        return f"NNPACK left on: {off[0]}=0 in this environment"
+    if avx2 is None:
+        return "NNPACK off on a CPU without AVX2"
+    if avx2:
+        return "NNPACK left on: this CPU has AVX2"
+    return "NNPACK off: this CPU lacks AVX2, which NNPACK needs"
+
+
+def status(env: Env, tier: str | None, avx2: bool | None | object = ASK_THE_CPU) -> tuple[str, str]:
+    """`avx2`: whether the CPU the venv runs on has AVX2 (envcheck passes the emulated CPU's answer)."""
     files = wanted(tier)
     present = {n: (env.site / n).read_bytes() for n in files if (env.site / n).exists()}
     if not present:
         return "missing", "the start-up hook is not installed; run `python -m patches apply`"
     if present == files:
         onednn = "oneDNN off" if tier in ONEDNN_OFF_ON else "oneDNN left on"
-        return "applied", f"{PTH} -> {MODULE} ({onednn}, datasets stub)"
+        nnpack = nnpack_note(cpu_has_avx2() if avx2 is ASK_THE_CPU else avx2)
+        return "applied", f"{PTH} -> {MODULE} ({onednn}; {nnpack}; datasets stub)"
     changed = sorted(n for n in files if present.get(n) != files[n])
     return "stale", f"{', '.join(changed)} differ from this checkout's hook (edited by hand, or another tier); " \
                     "run `python -m patches apply`"

@@ -166,7 +166,12 @@ def test_sitecustomize_edited_by_hand_is_stale_and_apply_restores_it(venv, capsy
 
 FAKE_TORCH = {"torch/__init__.py": "from torch import backends\n",
               "torch/backends/__init__.py": "from torch.backends import mkldnn\n",
-              "torch/backends/mkldnn.py": "enabled = True\n"}
+              "torch/backends/mkldnn.py": "enabled = True\n",
+              # the CPU the fake torch reports: FAKE_AVX2=1 has AVX2 (torch's cpuinfo reads CPUID)
+              "torch/cpu/__init__.py": "import os\n\ndef _is_avx2_supported():\n"
+                                       "    return os.environ.get('FAKE_AVX2') == '1'\n",
+              "torch/backends/nnpack.py": "enabled = True\n\ndef set_flags(_enabled):\n"
+                                          "    global enabled\n    enabled = _enabled\n"}
 SHOW = ("import site, sys; site.addsitedir(sys.argv[1]); print('torch' in sys.modules); "
         "import datasets; print(getattr(datasets, '__ttsrig_stub__', False)); "
         "import importlib.util; print(importlib.util.find_spec('datasets') is not None); "
@@ -220,3 +225,81 @@ def test_the_stub_says_why_when_used(tmp_path):
     code = f"import site; site.addsitedir({str(site)!r}); import datasets; datasets.load_from_disk('x')"
     out = subprocess.run([sys.executable, "-S", "-c", code], capture_output=True, text=True, cwd=site)
     assert "manifest.jsonl" in out.stderr
+
+
+# --- NNPACK: off on a CPU without AVX2, decided from the CPU, not the tier ----------------------------
+
+SHOW_NNPACK = "import site, sys; site.addsitedir(sys.argv[1]); import torch.backends.nnpack as n; print(n.enabled)"
+
+
+def nnpack_enabled(site, **env) -> str:
+    out = subprocess.run([sys.executable, "-S", "-c", SHOW_NNPACK, str(site)], capture_output=True, text=True,
+                         env={**os.environ, **env}, cwd=site)
+    assert out.returncode == 0 and not out.stderr, out.stderr
+    return out.stdout.strip()
+
+
+@pytest.mark.parametrize("tier", ["pre-v2", "v2", "v3"])
+def test_hook_turns_nnpack_off_on_a_cpu_without_avx2_whatever_the_tier(tmp_path, tier):
+    site = hook_site(tmp_path, tier)
+    assert nnpack_enabled(site, FAKE_AVX2="0") == "False"
+    assert nnpack_enabled(site, FAKE_AVX2="1") == "True"  # e.g. a v2 venv on an AVX2 machine keeps NNPACK
+
+
+def test_nnpack_switches(tmp_path):
+    site = hook_site(tmp_path, "pre-v2")
+    assert nnpack_enabled(site, FAKE_AVX2="0") == "False"
+    assert nnpack_enabled(site, FAKE_AVX2="0", TTSRIG_NNPACK_FIX="0") == "True"
+    assert nnpack_enabled(site, FAKE_AVX2="0", TTSRIG_SITE="0") == "True"
+    assert show(site, FAKE_AVX2="0", TTSRIG_NNPACK_FIX="0")[3] == "False"  # oneDNN's fix stays on
+
+
+def test_without_torchs_cpuinfo_the_cpu_capability_decides(tmp_path):
+    older = {"torch/cpu/__init__.py": "",
+             "torch/backends/cpu.py": "import os\n\ndef get_cpu_capability():\n"
+                                      "    return os.environ.get('FAKE_CAPABILITY', 'NO AVX')\n"}
+    site = hook_site(tmp_path, "v2", older)
+    assert nnpack_enabled(site) == "False"
+    assert nnpack_enabled(site, FAKE_CAPABILITY="AVX2") == "True"
+
+
+def test_a_failing_avx2_check_leaves_torch_importable(tmp_path):
+    site = hook_site(tmp_path, "v2", {"torch/cpu/__init__.py": "def _is_avx2_supported():\n    raise OSError('no')\n"})
+    out = subprocess.run([sys.executable, "-S", "-c", SHOW_NNPACK, str(site)], capture_output=True, text=True,
+                         cwd=site)
+    assert out.returncode == 0 and out.stdout.strip() == "True"
+    assert "NNPACK left on (could not check for AVX2: no)" in out.stderr
+
+
+@pytest.mark.parametrize("avx2, expected", [(False, "NNPACK off: this CPU lacks AVX2"),
+                                            (True, "NNPACK left on: this CPU has AVX2"),
+                                            (None, "NNPACK off on a CPU without AVX2")])
+def test_status_says_what_the_hook_does_about_nnpack(venv, monkeypatch, capsys, avx2, expected):
+    run(venv, "apply", "--only", "sitecustomize")
+    capsys.readouterr()
+    monkeypatch.setattr(sitecustomize, "cpu_has_avx2", lambda: avx2)
+    assert run(venv, "status", "--only", "sitecustomize") == 0
+    assert expected in capsys.readouterr().out
+    monkeypatch.setenv("TTSRIG_NNPACK_FIX", "0")
+    assert run(venv, "status", "--only", "sitecustomize") == 0
+    assert "NNPACK left on: TTSRIG_NNPACK_FIX=0 in this environment" in capsys.readouterr().out
+
+
+def test_cpu_has_avx2_reads_cpuid_then_proc_cpuinfo(monkeypatch):
+    from envcheck import probe
+
+    monkeypatch.setattr(probe, "read_cpuid", lambda: ("GenuineIntel", "Nehalem", frozenset({"sse4_2"})))
+    monkeypatch.setattr(probe, "read_proc_cpuinfo", lambda: "vendor_id : GenuineIntel\nflags : sse4_2 avx2\n")
+    assert sitecustomize.cpu_has_avx2() is False  # CPUID wins: under qemu it is the emulated CPU
+
+    def no_archspec():
+        raise ImportError("archspec")
+
+    monkeypatch.setattr(probe, "read_cpuid", no_archspec)
+    assert sitecustomize.cpu_has_avx2() is True
+
+    def unreadable():
+        raise OSError("no /proc")
+
+    monkeypatch.setattr(probe, "read_proc_cpuinfo", unreadable)
+    assert sitecustomize.cpu_has_avx2() is None

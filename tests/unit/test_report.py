@@ -177,3 +177,26 @@ def test_sigfpe_mentions_a_switched_off_patch(tmp_path, monkeypatch, checks):
     monkeypatch.setenv("TTSRIG_SITE", "0")
     rows = rows_by_name(rep.build(str(venv), checkpoints=tmp_path, only=["float32 CPU matmul"]))
     assert "TTSRIG_SITE=0 in this environment switches it off" in rows["float32 CPU matmul"].detail
+
+
+def test_the_patch_section_says_nnpack_is_off_and_why(tmp_path, monkeypatch):
+    from patches import sitecustomize
+    from patches.target import Env
+
+    venv = fake_venv(tmp_path, "v2")
+    sitecustomize.apply(Env(venv, rep.site_packages(venv)), "v2")
+    monkeypatch.setattr(sitecustomize, "cpu_has_avx2", lambda: True)  # the machine running envcheck: not asked
+    for avx2, said in ((False, "NNPACK off: this CPU lacks AVX2, which NNPACK needs"),
+                       (True, "NNPACK left on: this CPU has AVX2")):
+        report = rep.Report(venv, str(venv / "bin/python"), "Nehalem", cpu={"tier": "v2", "avx2": avx2})
+        row = {r.name: r for r in rep.patch_rows(report)}["sitecustomize"]
+        assert row.status == OK and said in row.detail, row.detail
+
+
+def test_the_cpu_probe_reports_avx2(tmp_path):
+    # This interpreter runs the probe (no archspec here): the kernel's flags decide.
+    report = rep.Report(fake_venv(tmp_path, "v3"), sys.executable, None)
+    [row] = rep.cpu_rows(report)
+    assert row.status == OK, row.detail
+    flags = Path("/proc/cpuinfo").read_text().split("\nflags", 1)[1].split("\n", 1)[0].split()
+    assert report.cpu["avx2"] is ("avx2" in flags)
