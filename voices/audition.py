@@ -10,24 +10,38 @@ index.html: players side by side, the marker table (which words probe which acce
 checkpoint and marker, and what each verdict means for training. Verdicts are saved to verdicts.json
 (through `serve`; opened as a file, the page keeps them in the browser and offers a download), and a later
 render into the same folder (or with --verdicts FILE) shows them again.
+
+`serve` listens on 127.0.0.1 only and takes verdicts only from its own page: the Host must be its own
+address (DNS rebinding), a browser's Origin its own origin, the body JSON of at most MAX_BODY bytes. The
+page sends only what changed and the server merges it into verdicts.json (voices/verdicts.py), so a
+second browser never wipes the first's verdicts. Only the folder's own files are served: no listings,
+no subfolders, no hidden files, no symbolic links.
 """
 from __future__ import annotations
 
 import argparse
+import errno
 import glob
 import http.server
 import json
+import os
+import stat
 import sys
 import time
 from functools import partial
 from pathlib import Path
+from typing import BinaryIO
+from urllib.parse import unquote, urlsplit
 
 from envcheck.atomic import write_atomic, write_json_atomic
 from envcheck.errors import TtsrigError
 from patches.checkpoints import CheckpointError, add_trust_argument
-from voices import markers
+from voices import markers, verdicts
 
 PAGE = Path(__file__).with_name("audition.html")
+MAX_BODY = 64 * 1024  # a POST carries the changes of one click: a few hundred bytes
+API = "/verdicts"  # GET: the current verdicts; POST: changes to merge in
+SERVED_SUFFIXES = (".html", ".json", ".wav")
 
 
 def expand(patterns: list[str]) -> list[Path]:
@@ -46,30 +60,88 @@ def page(data: dict) -> str:
     return PAGE.read_text(encoding="utf-8").replace("__AUDITION_DATA__", payload)
 
 
-def previous_verdicts(out: Path, given: str | None) -> dict:
-    source = Path(given) if given else out / "verdicts.json"
-    if not source.is_file():
-        return {}
+def claim_out(out: Path) -> None:
+    """--out must be a new or empty folder, or one an earlier render made: never write over other files."""
+    if out.exists() and not out.is_dir():
+        raise TtsrigError(f"--out {out} is a file: name a folder for the audition")
     try:
-        data = json.loads(source.read_text())
-        return data if isinstance(data, dict) else {}
-    except ValueError:
-        raise TtsrigError(f"{source} is not JSON: fix or delete it") from None
+        occupied = out.is_dir() and any(out.iterdir())
+    except OSError as exc:
+        raise TtsrigError(f"cannot read --out {out} ({exc.strerror}): choose a folder you can write") from None
+    if occupied:
+        try:
+            verdicts.read_renders(out)
+        except TtsrigError:
+            raise TtsrigError(f"--out {out} holds other files and no renders.json of an earlier audition: "
+                              "choose a new or empty folder (render writes index.html, renders.json and WAVs)") from None
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise TtsrigError(f"cannot make --out {out} ({exc.strerror}): choose a folder you can write") from None
+    if not (out / verdicts.RENDERS).exists():  # marks the folder as an audition's, so a failed render can be re-run
+        write_json_atomic(out / verdicts.RENDERS, {"renders": []})
+
+
+def verdicts_to_show(out: Path, given: str | None) -> dict:
+    """The verdicts the page starts with, checked before any rendering: out's own, or --verdicts FILE's.
+
+    Under `serve` the page shows and saves out/verdicts.json, so FILE may not hide a different one there.
+    """
+    own = out / verdicts.FILE
+    current = verdicts.read(own)
+    if not given:
+        return current
+    source = Path(given).expanduser()
+    if not source.exists():
+        raise TtsrigError(f"--verdicts {given} does not exist: name a verdicts.json, or leave --verdicts out")
+    shown = verdicts.read(source, missing_ok=False)
+    if own.exists() and shown != current and source.resolve() != own.resolve():
+        raise TtsrigError(f"--verdicts {given} would hide the verdicts already in {own}: leave --verdicts out "
+                          "to keep them, or move that file away first")
+    return shown
+
+
+def unique_labels(checkpoints: list[Path]) -> list[str]:
+    """A verdict is kept per label: two checkpoints never share one (epoch_5 of two runs)."""
+    stems = [c.stem for c in checkpoints]
+    if len(set(stems)) == len(stems):
+        return stems
+    named = [f"{c.parent.name}/{c.stem}" for c in checkpoints]
+    if len(set(named)) == len(named):
+        return named
+    return [f"{i:02d}-{c.stem}" for i, c in enumerate(checkpoints, start=1)]
+
+
+def read_passage(given: str | None) -> str:
+    if not given:
+        return markers.PASSAGE
+    try:
+        passage = Path(given).read_text(encoding="utf-8").strip()
+    except UnicodeDecodeError:
+        raise TtsrigError(f"--passage {given} is not UTF-8 text: save it as UTF-8") from None
+    except OSError as exc:
+        raise TtsrigError(f"--passage {given} cannot be read ({exc.strerror}): name a text file") from None
+    if not passage:
+        raise TtsrigError(f"--passage {given} is empty: write the passage to render into it")
+    return passage
 
 
 def render(args: argparse.Namespace) -> int:
-    import numpy as np
+    checkpoints = expand(args.checkpoints)
+    passage = read_passage(args.passage)
+    out = Path(args.out)
+    shown = verdicts_to_show(out, args.verdicts)
+    claim_out(out)
+    labels = unique_labels(checkpoints)
+
+    import numpy as np  # after the checks: a refusal needs no torch
 
     from trainers import audio
     from voices import say
 
-    checkpoints = expand(args.checkpoints)
-    passage = Path(args.passage).read_text(encoding="utf-8").strip() if args.passage else markers.PASSAGE
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
     device = say.pick_device(args.device)
     renders = []
-    for index, checkpoint in enumerate(checkpoints, start=1):
+    for index, (checkpoint, label) in enumerate(zip(checkpoints, labels), start=1):
         ns = argparse.Namespace(voice_config=args.voice_config, checkpoint=str(checkpoint), ref=args.ref,
                                 ref_text=getattr(args, "ref_text", None))
         cfg = say.settings(args.engine, ns)
@@ -79,55 +151,232 @@ def render(args: argparse.Namespace) -> int:
         took = time.monotonic() - started
         name = f"{index:02d}-{checkpoint.stem}.wav"
         audio.write_wav(out / name, np.clip(wave, -1.0, 1.0))
-        renders.append({"checkpoint": str(checkpoint), "label": checkpoint.stem, "file": name,
+        renders.append({"checkpoint": str(checkpoint), "label": label, "file": name,
                         "seconds": round(len(wave) / audio.SAMPLE_RATE, 2), "rtf": round(took / max(1e-9, len(wave) / audio.SAMPLE_RATE), 3)})
         print(f"{name}: {renders[-1]['seconds']} s (real-time factor {renders[-1]['rtf']})")
     data = {"engine": args.engine, "passage": passage, "reference": str(args.ref or cfg.get("reference")),
             "seed": args.seed, "renders": renders, "markers": markers.MARKERS, "verdict_labels": markers.VERDICTS,
-            "guidance": markers.GUIDANCE, "verdicts": previous_verdicts(out, args.verdicts)}
-    write_json_atomic(out / "renders.json", {k: v for k, v in data.items() if k != "verdicts"})
+            "guidance": markers.GUIDANCE, "verdicts": shown}
+    write_json_atomic(out / verdicts.RENDERS, {k: v for k, v in data.items() if k != "verdicts"})
     write_atomic(out / "index.html", page(data).encode())
+    if shown and not (out / verdicts.FILE).exists():  # --verdicts FILE: `serve` shows them and saves into them
+        write_json_atomic(out / verdicts.FILE, shown)
     print(f"wrote {out / 'index.html'}: listen with `voices/audition serve {out}`")
     return 0
 
 
 class Handler(http.server.SimpleHTTPRequestHandler):
-    """Serves the audition folder and saves POST /verdicts to verdicts.json (atomically)."""
+    """Serves the audition folder's own files and merges POST /verdicts into verdicts.json."""
+
+    server: AuditionServer
+    timeout = 30  # seconds per read or write: a stalled client does not hold a thread forever
+
+    # -- who may ask -------------------------------------------------------------------------------------
+
+    def own_origins(self) -> set[str]:
+        port = self.server.server_address[1]
+        return {f"127.0.0.1:{port}", f"localhost:{port}"}
+
+    def foreign(self) -> str | None:
+        """Why this request is not from this server's own page (or a local client), or None."""
+        host = (self.headers.get("Host") or "").strip().lower()
+        if host not in self.own_origins():
+            return f"Host {host or '(none)'} is not this server's (DNS rebinding?): open http://127.0.0.1:" \
+                   f"{self.server.server_address[1]}/index.html"
+        origin = self.headers.get("Origin")
+        if origin is not None and origin.strip().lower() != f"http://{host}":
+            return f"Origin {origin} is not this page's: verdicts are taken only from the audition page itself"
+        site = self.headers.get("Sec-Fetch-Site")
+        if site is not None and site.strip().lower() not in ("same-origin", "none"):
+            return f"requested by another site (Sec-Fetch-Site: {site}): open the audition page directly"
+        return None
+
+    # -- answers -----------------------------------------------------------------------------------------
+
+    def end_headers(self) -> None:
+        # no CORS header is ever granted; nothing of the folder may be framed or embedded by other sites
+        self.send_header("X-Content-Type-Options", "nosniff")
+        self.send_header("Cross-Origin-Resource-Policy", "same-origin")
+        self.send_header("Content-Security-Policy", "frame-ancestors 'none'")
+        self.send_header("X-Frame-Options", "DENY")
+        self.send_header("Cache-Control", "no-store")
+        super().end_headers()
+
+    def answer(self, code: int, body: bytes, content_type: str) -> None:
+        self.send_response(code)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(body)
+
+    def refuse(self, code: int, reason: str) -> None:
+        """A short reason, and the connection closed: an unread body must not be taken for the next request."""
+        self.close_connection = True
+        reason = printable(reason)  # it may quote a header: no terminal escapes reach the user's terminal
+        self.answer(code, (reason + "\n").encode(), "text/plain; charset=utf-8")
+        if code != 404:  # a browser asks for /favicon.ico on every load
+            sys.stderr.write(f"refused {self.command} {printable(self.route())}: {code} {reason}\n")
+
+    def send_json(self, data: dict) -> None:
+        self.answer(200, json.dumps(data, ensure_ascii=False).encode(), "application/json")
+
+    def route(self) -> str:
+        return urlsplit(self.path).path
+
+    # -- reading -----------------------------------------------------------------------------------------
+
+    def send_head(self):  # noqa: ANN201 (http.server's contract: an open file or None)
+        reason = self.foreign()
+        if reason:
+            self.refuse(403, reason)
+            return None
+        if self.route() == API:
+            try:
+                self.send_json(verdicts.read(self.server.folder / verdicts.FILE))
+            except TtsrigError as exc:
+                self.refuse(409, str(exc))
+            return None
+        found = self.open_own_file(self.route())
+        if found is None:
+            self.refuse(404, "not found: only the audition's own files are served")
+            return None
+        handle, name = found
+        self.send_response(200)
+        self.send_header("Content-Type", self.guess_type(name))
+        self.send_header("Content-Length", str(os.fstat(handle.fileno()).st_size))
+        self.end_headers()
+        return handle
+
+    def open_own_file(self, route: str) -> tuple[BinaryIO, str] | None:
+        """A regular file directly in the folder, not hidden, of a kind render writes; never a link out."""
+        try:
+            name = unquote(route, errors="strict").removeprefix("/") or "index.html"
+        except UnicodeDecodeError:
+            return None
+        if "/" in name or "\\" in name or "\0" in name or name.startswith(".") \
+                or not name.lower().endswith(SERVED_SUFFIXES):
+            return None  # %2e%2e, subfolders, temporary files of atomic writes, anything render does not write
+        try:
+            fd = os.open(self.server.folder / name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+        except OSError:
+            return None
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            os.close(fd)
+            return None
+        return os.fdopen(fd, "rb"), name
+
+    # -- writing -----------------------------------------------------------------------------------------
 
     def do_POST(self) -> None:  # noqa: N802 (http.server's naming)
-        if self.path.split("?")[0] != "/verdicts":
-            self.send_error(404)
-            return
-        length = int(self.headers.get("Content-Length", 0))
+        reason = self.foreign()
+        if reason:
+            return self.refuse(403, reason)
+        if self.route() != API:
+            return self.refuse(404, f"not found: verdicts are posted to {API}")
+        if self.headers.get_content_type() != "application/json" or \
+                (self.headers.get_content_charset() or "utf-8") != "utf-8":
+            return self.refuse(415, "verdicts must be sent as Content-Type: application/json (UTF-8)")
+        body = self.read_body()
+        if body is None:
+            return None
         try:
-            data = json.loads(self.rfile.read(length))
-            if not isinstance(data, dict):
-                raise ValueError("not an object")
-        except ValueError as exc:
-            self.send_error(400, f"verdicts must be a JSON object: {exc}")
-            return
-        write_json_atomic(Path(self.directory) / "verdicts.json", data)
-        self.send_response(204)
-        self.end_headers()
+            labels, features = verdicts.known(verdicts.read_renders(self.server.folder))
+            changes = verdicts.checked_changes(json.loads(body.decode("utf-8")), labels, features)
+        except (UnicodeDecodeError, ValueError) as exc:
+            return self.refuse(400, f"not accepted: {exc}")
+        except TtsrigError as exc:
+            return self.refuse(409, str(exc))
+        try:
+            merged = verdicts.save_changes(self.server.folder, changes)
+        except TtsrigError as exc:  # verdicts.json on disk is not ours to merge into, or cannot be written
+            return self.refuse(409, str(exc))
+        self.send_json(merged)
+        sys.stderr.write(f"saved verdicts.json ({sum(len(v) for v in changes.values())} changed)\n")
+        return None
 
-    def log_message(self, format: str, *args) -> None:  # quiet: one line per save is enough
-        if self.command == "POST":
-            sys.stderr.write(f"saved verdicts.json ({self.address_string()})\n")
+    def do_OPTIONS(self) -> None:  # noqa: N802 (a CORS preflight: never granted)
+        self.refuse(405, "no cross-origin requests are granted")
+
+    def read_body(self) -> bytes | None:
+        """The body, if its declared length is within MAX_BODY; refused (unread) otherwise."""
+        if self.headers.get("Transfer-Encoding"):
+            self.refuse(411, "send the verdicts with a Content-Length")
+            return None
+        declared = (self.headers.get("Content-Length") or "").strip()
+        if not (declared.isascii() and declared.isdigit()):
+            self.refuse(411, "send the verdicts with a Content-Length")
+            return None
+        length = int(declared)
+        if length > MAX_BODY:
+            self.refuse(413, f"body of {length} bytes is over the {MAX_BODY}-byte limit: send only the changes")
+            return None
+        try:
+            body = self.rfile.read(length)
+        except OSError:  # the client stalled past `timeout` or went away
+            self.close_connection = True
+            return None
+        if len(body) != length:
+            self.refuse(400, "body shorter than its Content-Length")
+            return None
+        return body
+
+    def log_request(self, code="-", size="-") -> None:  # noqa: ANN001 (quiet: saves and refusals say enough)
+        pass
 
 
-def server(folder: Path, port: int = 0) -> http.server.ThreadingHTTPServer:
+def printable(text: str) -> str:
+    return "".join(c if c.isprintable() else ascii(c)[1:-1] for c in text)
+
+
+class AuditionServer(http.server.ThreadingHTTPServer):
+    """A ThreadingHTTPServer that knows its folder (resolved once: links in its path are the user's own)."""
+
+    daemon_threads = True
+
+    def __init__(self, address: tuple[str, int], folder: Path) -> None:
+        self.folder = folder
+        super().__init__(address, partial(Handler, directory=str(folder)))
+
+
+def audition_folder(folder: Path) -> Path:
+    """The folder, resolved, if `serve` may serve it; one line naming the problem otherwise."""
+    if not folder.exists():
+        raise TtsrigError(f"{folder} does not exist: make it with `voices/audition render ... --out {folder}`")
+    if not folder.is_dir():
+        raise TtsrigError(f"{folder} is a file: name the folder `voices/audition render --out` made")
+    verdicts.read_renders(folder)
     if not (folder / "index.html").is_file():
         raise TtsrigError(f"{folder} has no index.html: make one with `voices/audition render`")
-    return http.server.ThreadingHTTPServer(("127.0.0.1", port), partial(Handler, directory=str(folder)))
+    verdicts.read(folder / verdicts.FILE)  # a verdicts.json the server could not merge into: refuse now, not per click
+    return folder.resolve()
+
+
+def server(folder: Path, port: int = 0) -> AuditionServer:
+    folder = audition_folder(Path(folder))
+    try:
+        return AuditionServer(("127.0.0.1", port), folder)
+    except OverflowError:
+        raise TtsrigError(f"--port {port} is not a port number: choose 1024-65535 (0 picks a free one)") from None
+    except OSError as exc:
+        if exc.errno == errno.EADDRINUSE:
+            raise TtsrigError(f"port {port} is already in use (another `audition serve`?): stop that one, "
+                              "or choose another with --port N (--port 0 picks a free one)") from None
+        if exc.errno == errno.EACCES:
+            raise TtsrigError(f"port {port} needs root: choose one above 1023 with --port N") from None
+        raise TtsrigError(f"cannot listen on 127.0.0.1:{port} ({exc.strerror}): choose another port with --port N") \
+            from None
 
 
 def serve(args: argparse.Namespace) -> int:
     httpd = server(Path(args.folder), args.port)
-    print(f"listening on http://127.0.0.1:{httpd.server_address[1]}/index.html (Ctrl-C to stop)")
+    print(f"listening on http://127.0.0.1:{httpd.server_address[1]}/index.html (Ctrl-C to stop)", flush=True)
     try:
         httpd.serve_forever()
     except KeyboardInterrupt:
         pass
+    finally:
+        httpd.server_close()
     return 0
 
 
@@ -149,7 +398,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.set_defaults(run=render)
     s = sub.add_parser("serve", help="serve an audition folder and save the verdicts made in the page")
     s.add_argument("folder")
-    s.add_argument("--port", type=int, default=8765)
+    s.add_argument("--port", type=int, default=8765, help="port on 127.0.0.1 (default 8765; 0 picks a free one)")
     s.set_defaults(run=serve)
     return p
 
