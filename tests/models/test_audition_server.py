@@ -428,7 +428,8 @@ def test_a_web_page_in_chromium_cannot_change_verdicts_and_the_real_page_can(fol
 
     report = json.loads(re.search(r'<pre id="selftest">(.*?)</pre>', own).group(1))
     assert report["saved"] is True
+    assert report["shown_at_load"] == {"epoch_0002": {"happy": "weak"}}  # from the server, not the page's copy
     # the page loaded the server's verdicts and sent only its change: the other checkpoint's verdict is kept
     assert json.loads((folder / "verdicts.json").read_text()) == {"epoch_0001": {"bath": "right"},
                                                                   "epoch_0002": {"happy": "weak"}}
-    assert report["verdicts"] == json.loads((folder / "verdicts.json").read_text())
+    assert report["verdicts"] == report["shown"] == json.loads((folder / "verdicts.json").read_text())
