@@ -158,6 +158,7 @@ def screen_render(entry: dict, ctx: Context) -> tuple[dict, signalcheck.SignalCh
         return out, None, None
     signal = signalcheck.check(wave, phonemes=ctx.phonemes, reference_rate=ctx.reference_rate,
                                rate_basis=ctx.rate_basis or "reference clip", sentence_ends_s=_sentence_ends(entry))
+    _report_collapsed(entry, signal)
     if ctx.backend is not None and "silent" not in signal.flags:
         try:
             words = wordcheck.check(ctx.passage_words, asr.hear(ctx.backend, wave, file))
@@ -165,6 +166,14 @@ def screen_render(entry: dict, ctx: Context) -> tuple[dict, signalcheck.SignalCh
             out["errors"].append(str(exc))
     out["screen_seconds"] = round(time.monotonic() - started, 3)
     return out, signal, words
+
+
+def _report_collapsed(entry: dict, signal: signalcheck.SignalCheck) -> None:
+    """say-default's collapsed phonemes, when the render recorded them (signalcheck.collapsed_phonemes)."""
+    collapsed = entry.get("collapsed_phonemes")
+    if isinstance(collapsed, list) and collapsed and all(isinstance(c, dict) for c in collapsed):
+        named = ", ".join(f"{c.get('phoneme', '?')} in /{c.get('word', '?')}/" for c in collapsed)
+        signal.flag("collapsed-phonemes", f"phonemes given the shortest duration the model allows: {named}")
 
 
 def _sentence_ends(entry: dict) -> list[float] | None:

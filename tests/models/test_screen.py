@@ -191,6 +191,17 @@ def test_say_default_collapsed_phonemes_are_named():
         signalcheck.collapsed_phonemes("abc", [1, 2])
 
 
+def test_collapsed_phonemes_a_render_recorded_are_flagged_by_name(folder, tmp_path):
+    copy = fresh(folder, tmp_path)
+    data = json.loads((copy / "renders.json").read_text())
+    data["renders"][0]["collapsed_phonemes"] = signalcheck.collapsed_phonemes("kˈʌt", [4, 1, 7, 1])
+    (copy / "renders.json").write_text(json.dumps(data))
+    first, second = screen.screen(copy, backend=None)["renders"][:2]
+    assert first["signal"]["flags"] == ["collapsed-phonemes"]
+    assert first["signal"]["notes"] == ["phonemes given the shortest duration the model allows: t in /kˈʌt/"]
+    assert second["signal"]["flags"] == []
+
+
 # -- the word check with a scripted backend ---------------------------------------------------------------------
 
 
