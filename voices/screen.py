@@ -144,8 +144,8 @@ def screen_render(entry: dict, ctx: Context) -> tuple[dict, signalcheck.SignalCh
     started = time.monotonic()
     file = entry["file"]
     take = entry.get("take", 0)
-    out = {"file": file, "checkpoint": str(entry.get("checkpoint", file)), "label": str(entry.get("label", Path(file).stem)),
-           "take": take if isinstance(take, int) else 0, "seed": entry.get("seed"), "errors": [], "signal": None,
+    out = {"file": file, "checkpoint": str(entry.get("checkpoint", file)),
+           "label": str(entry.get("label", Path(file).stem)), "take": take if isinstance(take, int) else 0, "seed": entry.get("seed"), "errors": [], "signal": None,
            "words": None, "render_seconds": _render_seconds(entry)}
     words = None
     if Path(file).name != file:  # audition writes bare names: anything else is not this folder's render
@@ -221,8 +221,8 @@ def summarise_checkpoint(checkpoint: str, renders: list[dict], signals: list[sig
 
 
 def screen(folder: Path, *, backend: asr.Hears | None, backend_note: str | None = None,
-           reference_text: str | None = None, phoneme_count: signalcheck.PhonemeCounter = signalcheck.espeak_phoneme_count,
-           progress: Callable[[str], None] | None = None, write: bool = True) -> dict:
+           reference_text: str | None = None,
+           phoneme_count: signalcheck.PhonemeCounter = signalcheck.espeak_phoneme_count, progress: Callable[[str], None] | None = None, write: bool = True) -> dict:
     """Screen every render of an audition folder; writes screen.json (atomically) and returns its content."""
     folder = Path(folder)
     data = read_renders(folder)

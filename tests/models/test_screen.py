@@ -16,7 +16,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import soundfile as sf
 
 from envcheck.errors import TtsrigError
 from tests.models import synth
