@@ -174,6 +174,7 @@ class MelClips(Dataset):
             some = ", ".join(list(unknown)[:5])
             raise TtsrigError(f"characters outside the vocab: {' '.join(repr(c) for c in every)} (in {len(unknown)} "
                               f"clips, e.g. {some}). Fix the transcripts or pass a --vocab that has them.")
+        manifest_mod.check_files(manifest_path, self.clips, ("mel_f5",))  # here, not in a worker mid-epoch
 
     def __len__(self) -> int:
         return len(self.clips)

@@ -70,6 +70,7 @@ class Data:
         self.unknown: dict[str, list[str]] = {}
         encoded = phonemes.phonemize([c.text for c in clips], language)
         self.items: list[Item] = []
+        usable = []
         for clip, phon in zip(clips, encoded):
             if not phon.strip():
                 self.skipped.setdefault("phonemises to nothing", []).append(clip.id)
@@ -83,6 +84,8 @@ class Data:
                 continue
             self.items.append(Item(clip.id, clip.path(root, "audio"), clip.path(root, "mel_styletts2"),
                                    tokens.ids, clip.speaker, frames))
+            usable.append(clip)
+        manifest_mod.check_files(manifest_path, usable, ("audio", "mel_styletts2"))  # before the first epoch
         if self.unknown:
             symbols = sorted({s for v in self.unknown.values() for s in v})
             log(f"symbols outside the StyleTTS2 table (left out): {' '.join(symbols)} in {len(self.unknown)} "
