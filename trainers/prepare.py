@@ -7,12 +7,18 @@ beside each recording. Sub-folders of INPUT (other than `wavs/`) name speakers; 
 OUTPUT gets `wavs/` (24 kHz mono 16-bit clips, levelled), `mels/f5/` and `mels/styletts2/` (safetensors,
 one tensor "mel" [bins, frames]), `manifest.jsonl`, `summary.json` and `prepare-state.json` (what a re-run
 reuses: a recording whose bytes, transcript and settings are unchanged is not processed again).
+
+Nothing in INPUT is ever written, moved or deleted: OUTPUT may not be INPUT nor hold it, an OUTPUT inside
+INPUT is left out of the scan, and a re-run deletes only clips that its own state says it wrote, by the
+names it gives them (`wavs/ID.wav`, `mels/KIND/ID.safetensors`).
 """
 from __future__ import annotations
 
 import argparse
 import hashlib
 import json
+import os
+import re
 import sys
 from collections import Counter, defaultdict
 from dataclasses import asdict, dataclass, field
@@ -26,6 +32,7 @@ from trainers.manifest import Clip
 
 STATE = "prepare-state.json"
 MEL_KINDS = ("f5", "styletts2")
+OWN_NAMES = ("wavs", "mels", "manifest.jsonl", "summary.json")  # what prepare writes into OUTPUT, beside STATE
 
 
 @dataclass(frozen=True)
@@ -67,7 +74,7 @@ class Outcome:
 
 def read_metadata(path: Path) -> dict[str, str]:
     texts: dict[str, str] = {}
-    for number, line in enumerate(path.read_text(encoding="utf-8-sig").splitlines(), start=1):
+    for number, line in enumerate(manifest.read_utf8(path).splitlines(), start=1):
         if not line.strip():
             continue
         parts = line.split("|")
@@ -79,10 +86,13 @@ def read_metadata(path: Path) -> dict[str, str]:
     return texts
 
 
-def discover(root: Path, speaker: str | None) -> tuple[list[Source], list[list[str]]]:
+def discover(root: Path, speaker: str | None, skip: Path | None = None) -> tuple[list[Source], list[list[str]]]:
+    """Recordings and transcripts under root; files whose real path lies in `skip` (an OUTPUT inside INPUT:
+    prepare's own clips) are not recordings."""
     if not root.is_dir():
         raise TtsrigError(f"{root} is not a folder of recordings")
-    files = sorted(p for p in root.rglob("*") if p.suffix.lower() in audio.AUDIO_SUFFIXES and p.is_file())
+    files = sorted(p for p in root.rglob("*") if p.suffix.lower() in audio.AUDIO_SUFFIXES and p.is_file()
+                   and not (skip and p.resolve().is_relative_to(skip)))
     by_stem: dict[str, list[Path]] = defaultdict(list)
     for f in files:
         by_stem[f.stem].append(f)
@@ -95,10 +105,126 @@ def discover(root: Path, speaker: str | None) -> tuple[list[Source], list[list[s
         for suffix in (".txt", ".lab"):
             beside = f.with_suffix(suffix)
             if text is None and beside.is_file():
-                text = beside.read_text(encoding="utf-8-sig").strip()
+                text = manifest.read_utf8(beside).strip()
         folder = rel.parts[0] if len(rel.parts) > 1 and rel.parts[0] != "wavs" else None
         sources.append(Source(rel.as_posix(), f, text, folder or speaker or root.resolve().name))
     return sources, rejected
+
+
+# -- where prepare may write ----------------------------------------------------------------------
+
+def overlaps(a: Path, b: Path) -> bool:
+    return a == b or a.is_relative_to(b) or b.is_relative_to(a)
+
+
+def check_places(root: Path, out: Path) -> tuple[Path, Path]:
+    """The real paths of INPUT and OUTPUT (links resolved), refusing every layout in which writing OUTPUT
+    would write over, or a re-run delete, the user's recordings."""
+    if not root.exists():
+        raise TtsrigError(f"INPUT {root} is not a folder of recordings: it does not exist. Name the folder "
+                          "that holds your recordings")
+    if not root.is_dir():
+        raise TtsrigError(f"INPUT {root} is a file, not a folder: name the folder that holds your recordings")
+    real_in, real_out = root.resolve(), out.resolve()
+    if real_out == real_in:
+        raise TtsrigError(f"OUTPUT {out} is INPUT {root}: prepare would write its clips over your recordings. "
+                          f"Choose a new folder for OUTPUT (e.g. {root.resolve().name}-prepared beside it)")
+    if real_in.is_relative_to(real_out):
+        raise TtsrigError(f"INPUT {root} lies inside OUTPUT {out}: prepare's clips and re-run clean-up could "
+                          "reach your recordings. Choose an OUTPUT folder that does not contain INPUT")
+    if out.exists() and not out.is_dir():
+        raise TtsrigError(f"OUTPUT {out} is a file, not a folder: choose a folder (it is created if missing)")
+    for sub in ("wavs", "mels", *(f"mels/{kind}" for kind in MEL_KINDS)):
+        real = (out / sub).resolve()
+        if real != real_out / sub and overlaps(real, real_in):  # a link into the recordings
+            raise TtsrigError(f"{out / sub} is a link to {real}, inside INPUT {root}: prepare would write its "
+                              "clips there. Remove the link (prepare makes the folder itself)")
+    return real_in, real_out
+
+
+def check_output_is_ours(out: Path, inside_input: bool) -> None:
+    """An existing OUTPUT must be one prepare made: in another folder its clips could replace files of the
+    same name (another data set's wavs/, the user's manifest). Inside INPUT it may hold no recordings
+    either: they would be left out of the scan without a word."""
+    if not out.is_dir() or (out / STATE).is_file():
+        return
+    found = [name for name in OWN_NAMES if os.path.lexists(out / name)]
+    if found:
+        raise TtsrigError(f"OUTPUT {out} already holds {', '.join(found)} but no {STATE}, so trainers.prepare did "
+                          "not make it and could overwrite those files. Choose a new or empty folder for OUTPUT")
+    recording = next((p for p in out.rglob("*") if p.suffix.lower() in audio.AUDIO_SUFFIXES), None)
+    if inside_input and recording is not None:
+        raise TtsrigError(f"OUTPUT {out} lies inside INPUT and holds recordings ({recording.relative_to(out)}), "
+                          "which would be left out. Choose an OUTPUT folder that holds no recordings")
+
+
+def check_unique_ids(sources: list[Source], settings: Settings, transcriber) -> None:
+    """No two recordings may become the same clip: the second would silently overwrite the first.
+
+    Refused, not renamed: the id is the name a user looks for in the manifest, the summary and the audition
+    page, and a numbered rename would change when a file is added. The usual causes are a take exported
+    twice (`a.wav` + `a.flac`: training on both would count it twice) or names that differ only where ids
+    cannot (`a b` / `a_b`, `A` / `a` (one file on a case-insensitive disk), `x/y` / `x__y`, `wavs/a` / `a`),
+    and the user is the one who knows which to keep or rename."""
+    seen: dict[str, Source] = {}
+    for source in sources:
+        cid = clip_id(source.key, None)
+        other = seen.setdefault(cid.casefold(), source)
+        if other is not source:
+            raise TtsrigError(f"{other.audio} and {source.audio} would both become clip {cid} (ids drop the "
+                              "extension and a wavs/ folder and turn spaces into _ and sub-folders into __): "
+                              "rename or remove one of them and re-run")
+    if transcriber is None:
+        return  # nothing is split into pieces
+    for source in sources:  # a recording split on silence gives pieces ID-001, ID-002, ...
+        cid = clip_id(source.key, None)
+        piece = re.fullmatch(r"(.+)-(\d{3,})", cid.casefold())
+        whole = seen.get(piece.group(1)) if piece else None
+        if whole is not None and f"{int(piece.group(2)):03d}" == piece.group(2) and may_split(whole, settings):
+            raise TtsrigError(f"{source.audio} would have the same clip id ({cid}) as piece {int(piece.group(2))} "
+                              f"of {whole.audio} when that recording is split on silence: rename one of them "
+                              "and re-run")
+
+
+def may_split(source: Source, settings: Settings) -> bool:
+    """Whether process() could split this recording into pieces (it has no transcript, or is too long)."""
+    if source.text is None:
+        return True
+    import soundfile as sf
+
+    try:
+        info = sf.info(str(source.audio))
+    except (RuntimeError, OSError):
+        return False  # unreadable: rejected, never split
+    return info.frames / info.samplerate > settings.max_s - 0.01  # trimming only shortens it
+
+
+def owned_clips(entries: object) -> list[Clip] | None:
+    """The clips an earlier run's state lists, or None when any is not one prepare itself would have written
+    (a file other than wavs/ID.wav and mels/KIND/ID.safetensors): such a state is neither reused nor
+    trusted to delete anything."""
+    if not isinstance(entries, list):
+        return None
+    clips = []
+    for entry in entries:
+        try:
+            clip = Clip(**entry)
+        except TypeError:
+            return None
+        cid = clip.id
+        if not isinstance(cid, str) or cid in ("", ".", "..") or "/" in cid or "\\" in cid or "\0" in cid:
+            return None
+        if clip.audio != f"wavs/{cid}.wav" or any(getattr(clip, f"mel_{kind}") not in (None, f"mels/{kind}/{cid}"
+                                                                                        ".safetensors")
+                                                  for kind in MEL_KINDS):
+            return None
+        clips.append(clip)
+    return clips
+
+
+def is_rejection_list(value: object) -> bool:
+    return isinstance(value, list) and all(isinstance(r, list) and len(r) == 2 and all(isinstance(x, str) for x in r)
+                                           for r in value)
 
 
 # -- one recording --------------------------------------------------------------------------------
@@ -111,6 +237,7 @@ def clip_id(key: str, index: int | None) -> str:
 
 
 def fingerprint(source: Source, settings: Settings) -> str:
+    """Raises OSError when the recording cannot be read."""
     # the audio is hashed in blocks: an hour-long recording is never read into memory at once
     parts = f"{file_sha256(source.audio)}\0{source.text}\0{source.speaker}\0{settings.digest()}"
     return hashlib.sha256(parts.encode()).hexdigest()
@@ -183,13 +310,37 @@ def process(source: Source, settings: Settings, transcriber, out: Path, device: 
 
 def load_state(out: Path) -> dict:
     try:
-        return json.loads((out / STATE).read_text())
+        state = json.loads((out / STATE).read_text())
     except (OSError, ValueError):
         return {}
+    return state if isinstance(state, dict) and isinstance(state.get("sources", {}), dict) else {}
 
 
 def outputs_of(clip: Clip, out: Path) -> list[Path]:
     return [out / p for p in (clip.audio, clip.mel_f5, clip.mel_styletts2) if p]
+
+
+def make_output(out: Path) -> None:
+    """OUTPUT and its state file before any clip: an interrupted first run leaves a folder a re-run knows."""
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise TtsrigError(f"cannot make OUTPUT {out} ({exc.strerror or exc}): choose a folder you may write, "
+                          "whose parents are folders") from None
+    if not (out / STATE).is_file():
+        write_json_atomic(out / STATE, {"settings": None, "sources": {}})
+
+
+def remove_stale(old: dict, clips: list[Clip], out: Path) -> None:
+    """Delete the clips of changed and removed recordings: only files an earlier run's state says prepare
+    wrote, under the names it gives them, and never one that this run wrote (a renamed recording may now
+    own the same id). Compared without case: on a case-insensitive disk wavs/A.wav is wavs/a.wav."""
+    keep = {str(p).casefold() for c in clips for p in outputs_of(c, out)}
+    for entry in old.values():
+        earlier = owned_clips(entry.get("clips")) if isinstance(entry, dict) else None
+        for path in (p for c in earlier or [] for p in outputs_of(c, out)):
+            if str(path).casefold() not in keep:
+                path.unlink(missing_ok=True)
 
 
 def pick_device(device: str) -> str:
@@ -203,39 +354,39 @@ def prepare(root: Path, out: Path, settings: Settings, transcriber=None, device:
     from tqdm import tqdm
 
     settings.check()
-    sources, rejected = discover(root, settings.speaker)
+    real_in, real_out = check_places(root, out)
+    check_output_is_ours(out, inside_input=real_out.is_relative_to(real_in))
+    sources, rejected = discover(root, settings.speaker, skip=real_out)
     if not sources:
         raise TtsrigError(f"no recordings in {root} (looked for {', '.join(audio.AUDIO_SUFFIXES)})")
-    out.mkdir(parents=True, exist_ok=True)
+    check_unique_ids(sources, settings, transcriber)
+    make_output(out)
     old = load_state(out).get("sources", {})
     state: dict = {"settings": asdict(settings), "sources": {}}
     clips: list[Clip] = []
     reused = processed = 0
     for source in tqdm(sources, desc="recordings", unit="file", disable=not progress):
-        fp = fingerprint(source, settings)
+        try:
+            fp = fingerprint(source, settings)
+        except OSError as exc:
+            rejected.append(["unreadable audio", f"{source.key}: {exc.strerror or exc}"])
+            continue
         before = old.get(source.key)
-        if before and before.get("fingerprint") == fp:
-            kept = [Clip(**c) for c in before["clips"]]
+        kept = owned_clips(before.get("clips")) if isinstance(before, dict) else None
+        if kept is not None and before.get("fingerprint") == fp and is_rejection_list(before.get("rejected")):
             if all(p.is_file() for c in kept for p in outputs_of(c, out)):
                 state["sources"][source.key] = before
                 clips += kept
                 rejected += before["rejected"]
                 reused += 1
                 continue
-        for c in (before or {}).get("clips", []):  # the recording changed: its old clips go
-            for p in outputs_of(Clip(**c), out):
-                p.unlink(missing_ok=True)
         outcome = process(source, settings, transcriber, out, device)
         processed += 1
         state["sources"][source.key] = {"fingerprint": fp, "clips": [asdict(c) for c in outcome.clips],
                                         "rejected": outcome.rejected}
         clips += outcome.clips
         rejected += outcome.rejected
-    for key, gone in old.items():  # recordings removed from INPUT
-        if key not in state["sources"]:
-            for c in gone.get("clips", []):
-                for p in outputs_of(Clip(**c), out):
-                    p.unlink(missing_ok=True)
+    remove_stale(old, clips, out)
     manifest.write(out / "manifest.jsonl", clips)
     write_json_atomic(out / STATE, state)
     summary = summarise(clips, rejected, reused, processed, out)

@@ -66,12 +66,20 @@ class WhisperCpp:
             sf.write(wav, audio, 16_000, subtype="PCM_16")
             cmd = [self.binary, "-m", str(self.model), "-f", str(wav), "-nt", "-otxt", "-of", str(out),
                    "-l", self.language or "auto"]
-            run = subprocess.run(cmd, capture_output=True, text=True)
+            run = subprocess.run(cmd, capture_output=True, text=True, errors="replace")
             text_file = out.with_suffix(".txt")
             if run.returncode != 0 or not text_file.exists():
                 tail = (run.stderr or run.stdout).strip().splitlines()[-1:] or [f"exit {run.returncode}"]
                 raise TtsrigError(f"{self.binary} failed on a clip: {tail[0]}")
-            return " ".join(text_file.read_text().split())
+            return " ".join(decode_whisper_text(text_file.read_bytes()).split())
+
+
+def decode_whisper_text(data: bytes) -> str:
+    """whisper.cpp's text file as UTF-8 whatever the locale; bytes that are not UTF-8 are dropped.
+
+    whisper.cpp can cut a multi-byte character between two tokens and write half of it: that half is not a
+    letter of the transcript, and refusing the whole data set over it would help no one."""
+    return data.decode("utf-8", errors="replace").replace("\ufffd", "")
 
 
 def find(backend: str, *, model: str | None, language: str | None, device: str) -> Transcriber | None:
