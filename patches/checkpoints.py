@@ -1,13 +1,20 @@
 """Safe checkpoint loading, shared by trainers/ and voices/.
 
+- a checkpoint file is read once; its sha256, the trust check and the load all use those same bytes
+  (the path is never opened again, so a file swapped in between is never what gets unpickled);
 - safetensors files load as they are (no code can run);
 - pickled checkpoints load with `torch.load(weights_only=True)` (torch's restricted unpickler);
 - a legacy pickle that needs more (published StyleTTS2 checkpoints: "Unsupported global: GLOBAL getattr")
   is unpickled with `weights_only=False` for this one call only, and only when the user trusts it: its
   sha256 is in the trust list (`python -m patches trust add FILE`) or the caller passes `trust=True`
   (the `--trust-checkpoint` flag of every command);
-- a trusted legacy file can be converted once to safetensors (`python -m patches convert FILE`); the
-  converted file records the source's hash, so later loads of the legacy path use it and unpickle nothing.
+- a legacy file can be converted once to safetensors (`python -m patches convert FILE`); the converted
+  twin records the source's sha256, and a later load of the legacy path uses the twin only when that
+  record equals the sha256 of the bytes being loaded (otherwise the twin is ignored, with a note).
+
+Whether a pickle is "tensor-only" is torch's own decision: `inspect` runs torch's restricted unpickler
+on the bytes (it resolves only its allowlisted globals, so nothing in the file can run) and lists the
+globals and opcodes it refused, found by reading opcodes (patches/pickle_scan.py).
 
 torch.load's default is never changed globally.
 """
@@ -16,22 +23,22 @@ from __future__ import annotations
 import argparse
 import io
 import json
-import pickletools
+import os
 import sys
-import zipfile
+import warnings
+from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any, Callable
 
 from envcheck.atomic import write_atomic
 from envcheck.errors import TtsrigError
-from patches.trust import TrustList, file_sha256
+from patches.pickle_scan import is_torch_zip, refused_globals, refused_opcodes, scan_checkpoint
+from patches.trust import TrustList, bytes_sha256, file_sha256
 
 SAFETENSORS_SUFFIX = ".safetensors"
 TREE_KEY = "ttsrig.tree"
 SOURCE_KEY = "ttsrig.source_sha256"
-# Modules whose globals torch's own weights_only unpickler accepts; anything else in a pickle's
-# GLOBAL list is named in the refusal as code the file would run.
-TENSOR_MODULES = ("torch", "collections", "numpy", "_codecs")
 
 
 class CheckpointError(TtsrigError):
@@ -52,127 +59,90 @@ def add_trust_argument(parser: argparse.ArgumentParser) -> None:
                              "(this runs code from the file: only for files you know)")
 
 
-# -- reading a pickle without running it ------------------------------------------------------------
+# -- reading a file once ---------------------------------------------------------------------------
 
-def _pickle_bytes(path: Path) -> list[bytes]:
-    """The pickle streams of a checkpoint: data.pkl of torch's zip format, or the raw legacy file."""
-    if zipfile.is_zipfile(path):
-        with zipfile.ZipFile(path) as zf:
-            return [zf.read(n) for n in zf.namelist() if n.endswith("data.pkl")]
-    return [path.read_bytes()]
+@dataclass
+class CheckpointBytes:
+    """A checkpoint read once. Its hash, the trust check and the load all use these bytes: the path is
+    never opened again, so a file swapped after the check is not what gets unpickled."""
+    path: Path
+    data: bytes
 
+    @cached_property
+    def sha256(self) -> str:
+        return bytes_sha256(self.data)
 
-def pickle_globals(path: Path) -> list[str]:
-    """Every `module.name` a checkpoint's pickle would import, found by reading opcodes (nothing runs)."""
-    found: list[str] = []
-    for data in _pickle_bytes(path):
-        stream = io.BytesIO(data)
-        # The legacy (pre-1.6) format is several pickles in a row; read them all.
-        while stream.tell() < len(data):
-            strings: list[str] = []
-            try:
-                for op, arg, _ in pickletools.genops(stream):
-                    if op.name == "GLOBAL":
-                        found.append(str(arg).replace(" ", "."))
-                    elif op.name == "STACK_GLOBAL" and len(strings) >= 2:
-                        found.append(f"{strings[-2]}.{strings[-1]}")
-                    elif isinstance(arg, str):
-                        strings.append(arg)
-            except Exception:  # a truncated or non-pickle tail: what was read so far is the answer
-                break
-    return sorted(set(found))
-
-
-def code_globals(names: list[str]) -> list[str]:
-    return [n for n in names if n.split(".", 1)[0] not in TENSOR_MODULES]
-
-
-# -- loading ----------------------------------------------------------------------------------------
 
 def _require_file(path: Path) -> None:
+    if path.is_dir():
+        raise CheckpointError(f"{path} is a folder, not a checkpoint: name the checkpoint file inside it.")
     if not path.is_file():
         raise CheckpointError(f"checkpoint {path} does not exist (looked at {path.resolve()}). Check the path, "
                               "or train one with trainers/ or fetch the published pretrain.")
 
 
-def converted_sibling(path: Path) -> Path:
-    return path.with_suffix(SAFETENSORS_SUFFIX)
-
-
-def load_safetensors(path: Path, map_location: Any = "cpu") -> dict:
-    from safetensors import SafetensorError, safe_open
-
-    device = str(map_location) if map_location is not None else "cpu"
+def read_checkpoint(path: str | Path) -> CheckpointBytes:
+    """One open, one read (a large checkpoint is held in memory once, never read twice)."""
+    path = Path(path).expanduser()
+    _require_file(path)
     try:
-        with safe_open(str(path), framework="pt", device=device) as fh:
-            meta = fh.metadata() or {}
-            tensors = {key: fh.get_tensor(key) for key in fh.keys()}
-    except (SafetensorError, OSError, ValueError) as exc:
-        raise CheckpointError(f"{path} is not a readable safetensors file ({exc}). It may be truncated by an "
-                              "interrupted download or copy: fetch or convert it again.") from None
-    if TREE_KEY not in meta:
-        return tensors
-    return _unflatten(json.loads(meta[TREE_KEY]), tensors)
+        with open(path, "rb") as handle:
+            data = handle.read()
+    except OSError as exc:
+        raise CheckpointError(f"cannot read {path}: {exc.strerror or exc}. Check its permissions "
+                              "(or copy it somewhere you can read).") from None
+    return CheckpointBytes(path, data)
 
 
-def _load_converted(path: Path, digest: str, map_location: Any) -> dict | None:
-    sibling = converted_sibling(path)
-    if sibling == path or not sibling.is_file():
-        return None
-    from safetensors import safe_open
+# -- what a pickle would import, and torch's verdict on it -------------------------------------------
 
-    try:
-        with safe_open(str(sibling), framework="pt", device="cpu") as fh:
-            source = (fh.metadata() or {}).get(SOURCE_KEY)
-    except Exception:
-        return None
-    return load_safetensors(sibling, map_location) if source == digest else None
+def _what_it_needs(cp: CheckpointBytes, refusal: BaseException) -> str:
+    """The globals and opcodes torch's restricted unpickler refused, for the user to judge."""
+    scan = scan_checkpoint(cp.data)
+    if not scan.readable:  # torch refused bytes that are no pickle at all: trusting them would not help
+        raise _unreadable(cp, refusal)
+    names, opcodes = refused_globals(scan), refused_opcodes(scan)
+    parts = []
+    if names:
+        parts.append(", ".join(names[:8]) + (" ..." if len(names) > 8 else ""))
+    if opcodes:
+        parts.append(f"pickle opcodes torch's restricted loader does not run ({', '.join(opcodes)})")
+    if not parts:
+        parts.append(f"what torch's restricted loader refused ({_torch_reason(refusal)})")
+    return " and ".join(parts)
 
 
-def load_checkpoint(path: str | Path, *, map_location: Any = "cpu", trust: bool = False,
-                    trust_list: TrustList | None = None,
-                    notice: Callable[[str], None] | None = None) -> dict:
-    """Load a checkpoint the safe way; see the module docstring for the rules."""
+def _torch_reason(exc: BaseException) -> str:
+    text = str(exc)
+    marker = "WeightsUnpickler error: "
+    if marker in text:
+        text = text.split(marker, 1)[1]
+    return text.strip().splitlines()[0].split(". ")[0] if text.strip() else type(exc).__name__
+
+
+def _torch_load(cp: CheckpointBytes, map_location: Any, *, weights_only: bool) -> Any:
     import torch
 
-    path = Path(path).expanduser()
-    notice = notice or (lambda message: print(message, file=sys.stderr))
-    _require_file(path)
-    if path.suffix == SAFETENSORS_SUFFIX:
-        return load_safetensors(path, map_location)
-    try:
-        return torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as exc:  # torch raises UnpicklingError, RuntimeError or ValueError by case
-        refusal = exc
-    if not _is_weights_only_refusal(refusal):
-        raise CheckpointError(f"{path} is not a readable torch checkpoint ({_last_line(refusal)}). It may be "
-                              "truncated or of another format: fetch or save it again.") from None
-
-    digest = sha256_file(path)
-    converted = _load_converted(path, digest, map_location)
-    if converted is not None:
-        return converted
-    trusted_by = "--trust-checkpoint" if trust else None
-    if not trusted_by:
-        trust_list = trust_list if trust_list is not None else TrustList.load()
-        if trust_list.contains(digest):
-            trusted_by = f"the trust list {trust_list.path}"
-    if not trusted_by:
-        raise UntrustedCheckpoint(refusal_message(path, digest))
-    try:
-        # Local and explicit: only this call, only for a file the user vouched for.
-        loaded = torch.load(path, map_location=map_location, weights_only=False)
-    except Exception as exc:
-        raise CheckpointError(f"{path} is trusted but could not be unpickled: {_last_line(exc)}") from None
-    notice(f"loaded legacy pickle {path} (trusted by {trusted_by}). Convert it once to safetensors so no "
-           f"code runs next time: python -m patches convert {path}")
-    return loaded
+    with warnings.catch_warnings():
+        # hand-made pickles use other protocols; torch's note about that would only confuse the verdict
+        warnings.filterwarnings("ignore", message="Detected pickle protocol")
+        # From the bytes already hashed; mmap would need the path (opened again), so it stays off.
+        return torch.load(io.BytesIO(cp.data), map_location=map_location, weights_only=weights_only, mmap=False)
 
 
-def _is_weights_only_refusal(exc: Exception) -> bool:
+def _is_weights_only_refusal(exc: BaseException) -> bool:
     import pickle
 
     return isinstance(exc, pickle.UnpicklingError) and "Weights only load failed" in str(exc)
+
+
+def _unreadable(cp: CheckpointBytes, exc: BaseException) -> CheckpointError:
+    if _looks_like_safetensors(cp.data):
+        return CheckpointError(f"{cp.path} holds safetensors data but is not named {SAFETENSORS_SUFFIX}: rename "
+                               f"it to {cp.path.with_suffix(SAFETENSORS_SUFFIX).name} and load that.")
+    reason = _torch_reason(exc) if _is_weights_only_refusal(exc) else _last_line(exc)
+    return CheckpointError(f"{cp.path} is not a readable torch checkpoint ({reason}). It may be "
+                           "truncated or of another format: fetch or save it again.")
 
 
 def _last_line(exc: BaseException) -> str:
@@ -180,13 +150,146 @@ def _last_line(exc: BaseException) -> str:
     return lines[-1] if lines else type(exc).__name__
 
 
-def refusal_message(path: Path, digest: str) -> str:
-    names = pickle_globals(path)
-    runs = code_globals(names)
-    what = ", ".join(runs[:8]) + (" ..." if len(runs) > 8 else "") if runs else "objects beyond tensors"
-    return (f"refused to unpickle {path}: it is a legacy pickled checkpoint that needs {what}. Unpickling it "
-            "would run code from the file, so ttsrig does that only for files you trust.\n"
-            f"  sha256: {digest}\n"
+# -- safetensors from bytes -------------------------------------------------------------------------
+
+def _safetensors_metadata(data: bytes) -> dict:
+    """The `__metadata__` of a safetensors file (8-byte little-endian header length, then JSON)."""
+    size = int.from_bytes(data[:8], "little") if len(data) >= 8 else -1
+    if size < 2 or 8 + size > len(data):
+        raise ValueError("no safetensors header")
+    header = json.loads(data[8:8 + size])
+    meta = header.get("__metadata__") if isinstance(header, dict) else None
+    if not isinstance(header, dict) or not isinstance(meta or {}, dict):
+        raise ValueError("malformed safetensors header")
+    return meta or {}
+
+
+def _looks_like_safetensors(data: bytes) -> bool:
+    try:
+        _safetensors_metadata(data)
+    except ValueError:
+        return False
+    return True
+
+
+def _safetensors_from_bytes(cp: CheckpointBytes, map_location: Any) -> dict:
+    from safetensors import SafetensorError
+    from safetensors.torch import load
+
+    try:
+        meta = _safetensors_metadata(cp.data)
+        tensors = load(cp.data)
+        tree = json.loads(meta[TREE_KEY]) if TREE_KEY in meta else None
+    except (SafetensorError, ValueError, TypeError) as exc:
+        raise CheckpointError(f"{cp.path} is not a readable safetensors file ({exc}). It may be truncated by an "
+                              "interrupted download or copy: fetch or convert it again.") from None
+    device = _device(map_location)
+    if device != "cpu":
+        tensors = {key: value.to(device) for key, value in tensors.items()}
+    if tree is None:
+        return tensors
+    try:
+        return _unflatten(tree, tensors)
+    except (KeyError, TypeError, ValueError, AttributeError):
+        raise CheckpointError(f"{cp.path} has a damaged {TREE_KEY} record: convert it again from the "
+                              "original checkpoint.") from None
+
+
+def _device(map_location: Any) -> str:
+    import torch
+
+    return str(map_location) if isinstance(map_location, (str, torch.device)) else "cpu"
+
+
+def load_safetensors(path: Path, map_location: Any = "cpu") -> dict:
+    return _safetensors_from_bytes(read_checkpoint(path), map_location)
+
+
+def recorded_source(data: bytes) -> str | None:
+    """The sha256 of the file a converted twin was made from, as its metadata records it."""
+    try:
+        source = _safetensors_metadata(data).get(SOURCE_KEY)
+    except ValueError:
+        return None
+    return source if isinstance(source, str) else None
+
+
+# -- loading ----------------------------------------------------------------------------------------
+
+def converted_sibling(path: Path) -> Path:
+    return path.with_suffix(SAFETENSORS_SUFFIX)
+
+
+def _load_converted(cp: CheckpointBytes, map_location: Any, notice: Callable[[str], None]) -> dict | None:
+    """The converted twin's weights, only if the twin records exactly these bytes as its source."""
+    twin_path = converted_sibling(cp.path)
+    if twin_path == cp.path or not twin_path.is_file():
+        return None
+    try:
+        twin = read_checkpoint(twin_path)
+    except CheckpointError as exc:
+        notice(f"ignored the converted twin {twin_path}: {exc}")
+        return None
+    source = recorded_source(twin.data)
+    if source is None:  # someone else's safetensors file of the same name: never a stand-in
+        notice(f"ignored {twin_path}: it records no source, so it is not a conversion of {cp.path}.")
+        return None
+    if source != cp.sha256:
+        # A stale twin (the original changed since): other weights, so never used silently.
+        notice(f"ignored {twin_path}: it records source sha256 {source}, but {cp.path} has sha256 "
+               f"{cp.sha256}; it was not converted from this file (convert again: python -m patches convert "
+               f"{cp.path}).")
+        return None
+    return _safetensors_from_bytes(twin, map_location)
+
+
+def _trusted_by(cp: CheckpointBytes, trust: bool, trust_list: TrustList | None) -> str | None:
+    if trust:
+        return "--trust-checkpoint"
+    trust_list = trust_list if trust_list is not None else TrustList.load()
+    return f"the trust list {trust_list.path}" if trust_list.contains(cp.sha256) else None
+
+
+def load_checkpoint(path: str | Path, *, map_location: Any = "cpu", trust: bool = False,
+                    trust_list: TrustList | None = None,
+                    notice: Callable[[str], None] | None = None) -> dict:
+    """Load a checkpoint the safe way; see the module docstring for the rules."""
+    notice = notice or (lambda message: print(message, file=sys.stderr))
+    return _load(read_checkpoint(path), map_location, trust, trust_list, notice)
+
+
+def _load(cp: CheckpointBytes, map_location: Any, trust: bool, trust_list: TrustList | None,
+          notice: Callable[[str], None]) -> dict:
+    if cp.path.suffix == SAFETENSORS_SUFFIX:
+        return _safetensors_from_bytes(cp, map_location)
+    try:
+        return _torch_load(cp, map_location, weights_only=True)
+    except Exception as exc:  # torch raises UnpicklingError, RuntimeError or ValueError by case
+        refusal = exc
+    if not _is_weights_only_refusal(refusal):
+        raise _unreadable(cp, refusal) from None
+
+    converted = _load_converted(cp, map_location, notice)
+    if converted is not None:
+        return converted
+    trusted_by = _trusted_by(cp, trust, trust_list)
+    if not trusted_by:
+        raise UntrustedCheckpoint(refusal_message(cp, refusal))
+    try:
+        # Local and explicit: only this call, only for the bytes the user vouched for.
+        loaded = _torch_load(cp, map_location, weights_only=False)
+    except Exception as exc:
+        raise CheckpointError(f"{cp.path} is trusted but could not be unpickled: {_last_line(exc)}") from None
+    notice(f"loaded legacy pickle {cp.path} (trusted by {trusted_by}). Convert it once to safetensors so no "
+           f"code runs next time: python -m patches convert {cp.path}")
+    return loaded
+
+
+def refusal_message(cp: CheckpointBytes, refusal: BaseException) -> str:
+    path = cp.path
+    return (f"refused to unpickle {path}: it is a legacy pickled checkpoint that needs {_what_it_needs(cp, refusal)}. "
+            "Unpickling it would run code from the file, so ttsrig does that only for files you trust.\n"
+            f"  sha256: {cp.sha256}\n"
             "If you know where this file comes from (e.g. the published pretrain), trust it once:\n"
             f"  python -m patches trust add {path}\n"
             "or pass --trust-checkpoint to this command. Then convert it to safetensors so nothing is "
@@ -255,27 +358,86 @@ def save_safetensors(obj: dict, path: Path, *, source_sha256: str | None = None)
     return path
 
 
+def _already_safetensors(path: Path) -> CheckpointError:
+    return CheckpointError(f"{path} is already safetensors: it loads without unpickling, there is nothing "
+                           "to convert.")
+
+
+def _check_output(src: Path, dst: Path) -> None:
+    """convert writes a new file beside its input, never over it or over a file it did not write."""
+    if dst.is_dir():
+        raise CheckpointError(f"-o {dst} is a folder: name the file to write, e.g. "
+                              f"{dst / converted_sibling(src).name}")
+    if os.path.abspath(dst) == os.path.abspath(src) or (dst.exists() and os.path.samefile(src, dst)):
+        raise CheckpointError(f"refused to write {dst}: it is the input {src} itself (same file, or a link "
+                              "to it). Choose another -o.")
+    if not dst.parent.is_dir():
+        raise CheckpointError(f"cannot write {dst}: the folder {dst.parent} does not exist. Create it or "
+                              "choose another -o.")
+    if dst.exists() and recorded_source(_header_bytes(dst)) is None:
+        raise CheckpointError(f"refused to write over {dst}: it exists and was not written by "
+                              "`python -m patches convert`. Move it away or choose another -o.")
+
+
+def _header_bytes(path: Path) -> bytes:
+    """The length field and JSON header of a (possible) safetensors file; its tensors are not read."""
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(8)
+            size = int.from_bytes(head, "little") if len(head) == 8 else 0
+            return head + handle.read(min(size, 100 << 20))  # safetensors caps headers at 100 MB
+    except OSError:
+        return b""
+
+
 def convert(path: str | Path, out: str | Path | None = None, *, trust: bool = False,
             trust_list: TrustList | None = None) -> Path:
-    """Convert a checkpoint (trusted, if it is a legacy pickle) to safetensors; returns the new path."""
+    """Convert a checkpoint (trusted, if it is a legacy pickle) to safetensors; returns the new path.
+
+    The twin records the sha256 of the very bytes that were converted."""
     src = Path(path).expanduser()
+    _require_file(src)
+    if src.suffix == SAFETENSORS_SUFFIX:
+        raise _already_safetensors(src)
     dst = Path(out).expanduser() if out else converted_sibling(src)
-    if dst == src:
-        raise CheckpointError(f"{src} is already safetensors")
-    obj = load_checkpoint(src, trust=trust, trust_list=trust_list, notice=lambda _m: None)
-    save_safetensors(obj, dst, source_sha256=sha256_file(src))
+    _check_output(src, dst)
+    cp = read_checkpoint(src)
+    if _looks_like_safetensors(cp.data):
+        raise _already_safetensors(src)
+    obj = _load(cp, "cpu", trust, trust_list, notice=lambda _m: None)
+    try:
+        save_safetensors(obj, dst, source_sha256=cp.sha256)
+    except OSError as exc:
+        raise CheckpointError(f"cannot write {dst}: {exc.strerror or exc}. Free space or choose another -o.") from None
     return dst
 
 
 def describe(path: str | Path) -> str:
-    """What a checkpoint is and what loading it would need, read without unpickling."""
-    path = Path(path).expanduser()
-    _require_file(path)
-    if path.suffix == SAFETENSORS_SUFFIX:
-        return f"{path}: safetensors (loads without running code)"
-    names = pickle_globals(path)
-    runs = code_globals(names)
-    kind = "torch zip" if zipfile.is_zipfile(path) else "legacy torch/pickle"
-    verdict = (f"needs code beyond tensors: {', '.join(runs)}" if runs
-               else "tensor-only globals (loads with weights_only=True)")
-    return f"{path}: {kind} pickle, sha256 {sha256_file(path)}; {verdict}"
+    """What a checkpoint is and what loading it would need; see describe_checkpoint."""
+    return describe_checkpoint(read_checkpoint(path))
+
+
+def describe_checkpoint(cp: CheckpointBytes) -> str:
+    """torch's verdict on these bytes, run by torch's restricted unpickler (which cannot run the file's
+    code), and the globals and opcodes it refuses when it refuses."""
+    if cp.path.suffix == SAFETENSORS_SUFFIX:
+        try:
+            source = _safetensors_metadata(cp.data).get(SOURCE_KEY)
+        except ValueError as exc:
+            raise CheckpointError(f"{cp.path} is not a readable safetensors file ({exc}). It may be truncated: "
+                                  "fetch or convert it again.") from None
+        origin = f", converted from a file with sha256 {source}" if source else ""
+        return f"{cp.path}: safetensors, sha256 {cp.sha256}{origin} (loads without running code)"
+    kind = "torch zip" if is_torch_zip(cp.data) else "legacy torch/pickle"
+    return f"{cp.path}: {kind} pickle, sha256 {cp.sha256}; {_verdict(cp)}"
+
+
+def _verdict(cp: CheckpointBytes) -> str:
+    try:
+        _torch_load(cp, "cpu", weights_only=True)
+    except Exception as exc:
+        if not _is_weights_only_refusal(exc):
+            raise _unreadable(cp, exc) from None
+        return (f"needs trust: torch's restricted loader (weights_only=True) refuses it; unpickling it needs "
+                f"{_what_it_needs(cp, exc)}, which can run code. Trust it only if you know where it comes from.")
+    return "tensor-only: loads with weights_only=True (torch's restricted loader accepts every global and opcode in it)"

@@ -5,11 +5,15 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from envcheck.errors import TtsrigError
 from envcheck.tiers import TIER_NAMES
 from patches import dynamo, sitecustomize
 from patches.target import Env
+
+if TYPE_CHECKING:
+    from patches.trust import TrustList
 
 PATCHES = {dynamo.NAME: dynamo, sitecustomize.NAME: sitecustomize}
 
@@ -46,32 +50,40 @@ def run_patches(args: argparse.Namespace) -> int:
 
 
 def run_trust(args: argparse.Namespace) -> int:
-    from patches.checkpoints import describe
     from patches.trust import TrustList
 
-    trust = TrustList.load(Path(args.trust_file) if args.trust_file else None)
+    trust = TrustList.load(Path(args.trust_file).expanduser() if args.trust_file else None)
     if args.trust_action == "add":
         for name in args.files:
-            print(describe(name))
-            digest = trust.add(Path(name).expanduser(), args.note)
-            print(f"trusted {digest} in {trust.path}")
+            trust_file(trust, Path(name).expanduser(), args.note)
     elif args.trust_action == "remove":
         for name in args.files:
-            print(f"removed {trust.remove(name)} from {trust.path}")
+            print(f"removed {', '.join(trust.remove(name))} from {trust.path}")
     else:
         if not trust.entries:
             print(f"no trusted checkpoints ({trust.path})")
-        for digest, entry in sorted(trust.entries.items(), key=lambda kv: kv[1].get("added", "")):
+        for digest, entry in sorted(trust.entries.items(), key=lambda kv: str(kv[1].get("added", ""))):
             note = f"  ({entry['note']})" if entry.get("note") else ""
-            print(f"{digest}  {entry.get('added', '?')}  {entry.get('path', '?')}{note}")
+            via = f" (via {entry['via']})" if entry.get("via") else ""
+            print(f"{digest}  {entry.get('added', '?')}  {entry.get('path', '?')}{via}{note}")
     return 0
+
+
+def trust_file(trust: TrustList, path: Path, note: str) -> None:
+    """Read the file once: the verdict shown and the sha256 trusted are of the same bytes."""
+    from patches.checkpoints import describe_checkpoint, read_checkpoint
+
+    checkpoint = read_checkpoint(path)
+    print(describe_checkpoint(checkpoint))
+    digest = trust.add(checkpoint.path, note, digest=checkpoint.sha256)
+    print(f"trusted {digest} in {trust.path}")
 
 
 def run_convert(args: argparse.Namespace) -> int:
     from patches.checkpoints import convert
 
     out = convert(args.file, args.output, trust=args.trust_checkpoint)
-    print(f"wrote {out} (safetensors; loads without unpickling)")
+    print(f"wrote {out} (safetensors; loads without unpickling; records the source's sha256)")
     return 0
 
 

@@ -34,8 +34,41 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
+def bytes_sha256(data: bytes) -> str:
+    """The sha256 of bytes already read (patches.checkpoints hashes what it then loads)."""
+    return hashlib.sha256(data).hexdigest()
+
+
 def _is_sha256(text: str) -> bool:
     return len(text) == 64 and all(c in "0123456789abcdef" for c in text.lower())
+
+
+def _corrupt(path: Path, why: str) -> TtsrigError:
+    return TtsrigError(f"the checkpoint trust list {path} is corrupt ({why}). Nothing was trusted. "
+                       f"Fix or delete it, then add files again with `python -m patches trust add FILE`.")
+
+
+def _read_entries(path: Path) -> dict[str, dict]:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except IsADirectoryError:
+        raise TtsrigError(f"the checkpoint trust list {path} is a folder. Point TTSRIG_TRUST_FILE (or "
+                          "--trust-file) at a file.") from None
+    except OSError as exc:
+        raise TtsrigError(f"cannot read the checkpoint trust list {path}: {exc.strerror or exc}. Fix its "
+                          "permissions or set TTSRIG_TRUST_FILE to a file you can read.") from None
+    except ValueError as exc:  # invalid JSON or not UTF-8
+        raise _corrupt(path, str(exc).splitlines()[0]) from None
+    if not isinstance(data, dict) or not isinstance(data.get("checkpoints"), dict):
+        raise _corrupt(path, "no 'checkpoints' object")
+    if isinstance(data.get("format"), int) and data["format"] > FORMAT:
+        raise TtsrigError(f"the checkpoint trust list {path} was written by a newer ttsrig (format "
+                          f"{data['format']}); update ttsrig, or use another TTSRIG_TRUST_FILE.")
+    entries = data["checkpoints"]
+    bad = next((k for k, v in entries.items() if not _is_sha256(k) or not isinstance(v, dict)), None)
+    if bad is not None:
+        raise _corrupt(path, f"entry {bad[:70]!r} is not sha256 -> record")
+    return {k.lower(): v for k, v in entries.items()}
 
 
 @dataclass
@@ -46,49 +79,63 @@ class TrustList:
     @classmethod
     def load(cls, path: Path | None = None) -> "TrustList":
         path = path or default_path()
-        if not path.exists():
+        if not path.exists():  # (a dangling symlink too: save() creates the file it points to)
             return cls(path)
-        try:
-            data = json.loads(path.read_text())
-            entries = data["checkpoints"]
-            if not isinstance(entries, dict) or not all(_is_sha256(k) for k in entries):
-                raise ValueError("entries are not sha256 -> record")
-        except (ValueError, KeyError, TypeError) as exc:
-            raise TtsrigError(f"the checkpoint trust list {path} is corrupt ({exc}). Nothing was trusted. "
-                              f"Fix or delete it, then add files again with `python -m patches trust add FILE`.") from None
-        return cls(path, dict(entries))
+        return cls(path, _read_entries(path))
 
     def contains(self, digest: str) -> bool:
         return digest.lower() in self.entries
 
-    def add(self, checkpoint: Path, note: str = "") -> str:
+    def add(self, checkpoint: Path, note: str = "", *, digest: str | None = None) -> str:
+        """Trust a file's content. `digest`: the sha256 of the bytes the caller already read and showed
+        the user (so what was described is what is trusted); otherwise the file is hashed here."""
+        if checkpoint.is_dir():
+            raise TtsrigError(f"cannot trust {checkpoint}: it is a folder; name the checkpoint file in it")
         if not checkpoint.is_file():
             raise TtsrigError(f"cannot trust {checkpoint}: no such file")
-        digest = file_sha256(checkpoint)
-        self.entries[digest] = {"path": str(checkpoint.resolve()), "note": note,
-                                "added": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+        digest = (digest or file_sha256(checkpoint)).lower()
+        record = {"path": str(checkpoint.resolve()), "note": note,
+                  "added": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+        if checkpoint.is_symlink():  # remember the name the user gave too, so `remove LINK` finds it
+            record["via"] = str(checkpoint.absolute())
+        self.entries[digest] = record
         self.save()
         return digest
 
-    def remove(self, file_or_digest: str) -> str:
-        digest = file_or_digest.lower() if _is_sha256(file_or_digest) else None
-        if digest is None:
-            target = Path(file_or_digest).expanduser()
-            if target.is_file():
-                digest = file_sha256(target)
-            else:  # a file gone since: match the path it was trusted under
-                wanted = str(target.resolve())
-                digest = next((d for d, e in self.entries.items() if e.get("path") == wanted), None)
-        if digest is None or digest not in self.entries:
-            raise TtsrigError(f"{file_or_digest} is not in the trust list {self.path}")
-        del self.entries[digest]
+    def remove(self, file_or_digest: str) -> list[str]:
+        """Stop trusting a sha256, or a file: its current content and whatever was trusted under its name."""
+        if _is_sha256(file_or_digest):
+            found = [file_or_digest.lower()] if file_or_digest.lower() in self.entries else []
+        else:
+            found = self._by_file(Path(file_or_digest).expanduser())
+        if not found:
+            raise TtsrigError(f"{file_or_digest} is not in the trust list {self.path}; nothing removed "
+                              "(`python -m patches trust list` shows what is).")
+        for digest in found:
+            del self.entries[digest]
         self.save()
-        return digest
+        return found
+
+    def _by_file(self, target: Path) -> list[str]:
+        try:
+            digest = file_sha256(target) if target.is_file() else None
+        except OSError:  # unreadable now: fall back to the names below
+            digest = None
+        if digest in self.entries:
+            return [digest]
+        # the file changed or is gone since: match the names it was trusted under
+        names = {str(target.absolute()), str(target.resolve())}
+        return [d for d, e in self.entries.items() if e.get("path") in names or e.get("via") in names]
 
     def save(self) -> None:
+        # Through a symlinked list (e.g. kept in a dotfiles repo): replace the file it points to, not the link.
+        path = self.path.resolve() if self.path.is_symlink() else self.path
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-        except PermissionError:
-            raise TtsrigError(f"cannot create {self.path.parent}: permission denied. Set TTSRIG_TRUST_FILE "
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise TtsrigError(f"cannot create {path.parent}: {exc.strerror or exc}. Set TTSRIG_TRUST_FILE "
                               "to a file you can write.") from None
-        write_json_atomic(self.path, {"format": FORMAT, "checkpoints": self.entries})
+        if path.is_dir():
+            raise TtsrigError(f"the checkpoint trust list {path} is a folder. Point TTSRIG_TRUST_FILE (or "
+                              "--trust-file) at a file.")
+        write_json_atomic(path, {"format": FORMAT, "checkpoints": self.entries})

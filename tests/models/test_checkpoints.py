@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import os
 import subprocess
@@ -196,3 +197,273 @@ def test_trust_and_convert_commands(tmp_path):
     cli("trust", "remove", digest)
     assert digest not in cli("trust", "list").stdout
     assert "not in the trust list" in cli("trust", "remove", str(legacy), check_rc=2).stderr
+
+
+# -- what was hashed is what is loaded (issue 11, item 4) -------------------------------------------
+
+def evil_bytes(marker: Path) -> bytes:
+    buffer = io.BytesIO()
+    torch.save({"w": torch.zeros(2), "x": RunsCode(marker)}, buffer)
+    return buffer.getvalue()
+
+
+def swap_in(path: Path, data: bytes) -> None:
+    """Replace the file the way an attacker would: a new file renamed over the old name."""
+    tmp = path.with_name(path.name + ".swap")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)
+
+
+def swap_after_first_torch_load(monkeypatch, path: Path, data: bytes) -> None:
+    """Between the restricted attempt (and the trust check) and the unpickling, the file changes."""
+    real_load = torch.load
+    state = {"swapped": False}
+
+    def load(*args, **kwargs):
+        try:
+            return real_load(*args, **kwargs)
+        finally:
+            if not state["swapped"]:
+                state["swapped"] = True
+                swap_in(path, data)
+
+    monkeypatch.setattr(torch, "load", load)
+
+
+def count_opens(monkeypatch, *paths: Path) -> dict[Path, int]:
+    """How often each path is opened by Python's open, Path.open/read_bytes or safetensors' safe_open."""
+    import builtins
+
+    import safetensors
+
+    counts = {p: 0 for p in paths}
+    wanted = {os.path.abspath(p): p for p in paths}
+
+    def counting(real):
+        def opener(file, *args, **kwargs):
+            if isinstance(file, (str, os.PathLike)) and os.path.abspath(file) in wanted:
+                counts[wanted[os.path.abspath(file)]] += 1
+            return real(file, *args, **kwargs)
+        return opener
+
+    monkeypatch.setattr(builtins, "open", counting(builtins.open))
+    monkeypatch.setattr(io, "open", counting(io.open))
+    monkeypatch.setattr(safetensors, "safe_open", counting(safetensors.safe_open))
+    return counts
+
+
+def test_a_file_swapped_after_the_trust_list_check_is_not_what_loads(tmp_path, monkeypatch):
+    legacy = tmp_path / "pretrain.pth"
+    original = styletts2_like()
+    torch.save(original, legacy)
+    marker = tmp_path / "ran"
+    trust = TrustList.load()
+    trust.add(legacy, "the real pretrain")
+    real_contains = TrustList.contains
+
+    def contains_then_swap(self, digest):
+        answer = real_contains(self, digest)
+        swap_in(legacy, evil_bytes(marker))  # the check said yes; now the file on disk is another
+        return answer
+
+    monkeypatch.setattr(TrustList, "contains", contains_then_swap)
+    loaded = load_checkpoint(legacy, notice=lambda _m: None)
+    assert not marker.exists()
+    assert_same(loaded, original)
+
+
+def test_a_file_swapped_between_the_restricted_attempt_and_a_flag_trusted_load(tmp_path, monkeypatch):
+    legacy = tmp_path / "pretrain.pth"
+    original = styletts2_like()
+    torch.save(original, legacy)
+    marker = tmp_path / "ran"
+    swap_after_first_torch_load(monkeypatch, legacy, evil_bytes(marker))
+    loaded = load_checkpoint(legacy, trust=True, notice=lambda _m: None)
+    assert not marker.exists()
+    assert_same(loaded, original)
+
+
+def test_the_loader_opens_a_checkpoint_exactly_once(tmp_path, monkeypatch):
+    legacy = tmp_path / "pretrain.pth"
+    torch.save(styletts2_like(), legacy)
+    TrustList.load().add(legacy)
+    with monkeypatch.context() as patched:
+        counts = count_opens(patched, legacy)
+        load_checkpoint(legacy, notice=lambda _m: None)
+    assert counts[legacy] == 1
+
+    # and a converted twin: the original once, the twin once
+    checkpoints.convert(legacy, trust=True)
+    twin = legacy.with_suffix(".safetensors")
+    with monkeypatch.context() as patched:
+        counts = count_opens(patched, legacy, twin)
+        load_checkpoint(legacy)
+    assert counts == {legacy: 1, twin: 1}
+
+
+def test_a_twin_swapped_after_its_hash_check_is_not_what_loads(tmp_path, monkeypatch):
+    legacy = tmp_path / "pretrain.pth"
+    original = styletts2_like()
+    torch.save(original, legacy)
+    twin = checkpoints.convert(legacy, trust=True)
+    forged = tmp_path / "forged.safetensors"
+    save_file({"net.decoder.weight": torch.full((3, 4), 7.0)}, forged)
+    import builtins
+
+    import safetensors
+
+    state = {"swapped": False}
+
+    def swap_after_first_open(real):
+        def opener(file, *args, **kwargs):
+            handle = real(file, *args, **kwargs)
+            if not state["swapped"] and isinstance(file, (str, os.PathLike)) and Path(file) == twin:
+                state["swapped"] = True
+                os.replace(forged, twin)
+            return handle
+        return opener
+
+    for owner, name in ((builtins, "open"), (io, "open"), (safetensors, "safe_open")):
+        monkeypatch.setattr(owner, name, swap_after_first_open(getattr(owner, name)))
+    loaded = load_checkpoint(legacy)
+    assert state["swapped"]
+    assert_same(loaded, {**original, "net": dict(original["net"])})
+
+
+def test_a_twin_that_records_another_source_is_ignored_with_a_note(tmp_path):
+    legacy = tmp_path / "pretrain.pth"
+    original = styletts2_like()
+    torch.save(original, legacy)
+    twin = checkpoints.convert(legacy, trust=True)
+    # training went on into the same path: the twin now records the old file's hash
+    newer = {**original, "iters": 121}
+    torch.save(newer, legacy)
+    notices: list[str] = []
+    assert_same(load_checkpoint(legacy, trust=True, notice=notices.append), newer)
+    assert any(f"ignored {twin}" in n and checkpoints.sha256_file(legacy) in n for n in notices), notices
+    assert all("\n" not in n for n in notices)
+    # untrusted, the stale twin does not stand in for it either: refused
+    with pytest.raises(UntrustedCheckpoint):
+        load_checkpoint(legacy, notice=notices.append)
+
+    # a safetensors file that records no source (someone else's file of the same name) is never used
+    save_file({"w": torch.ones(1)}, twin)
+    notices.clear()
+    with pytest.raises(UntrustedCheckpoint):
+        load_checkpoint(legacy, notice=notices.append)
+    assert any("records no source" in n for n in notices), notices
+
+
+def test_a_twin_records_the_hash_of_the_bytes_it_was_converted_from(tmp_path, monkeypatch):
+    legacy = tmp_path / "pretrain.pth"
+    original = styletts2_like()
+    torch.save(original, legacy)
+    digest = checkpoints.sha256_file(legacy)
+    # the input changes while convert runs: the twin must still name the bytes it holds
+    with monkeypatch.context() as patched:
+        swap_after_first_torch_load(patched, legacy, evil_bytes(tmp_path / "ran"))
+        twin = checkpoints.convert(legacy, trust=True)
+    from safetensors import safe_open
+
+    with safe_open(str(twin), framework="pt") as fh:
+        assert fh.metadata()[checkpoints.SOURCE_KEY] == digest
+    assert_same(load_checkpoint(twin), {**original, "net": dict(original["net"])})
+    assert not (tmp_path / "ran").exists()
+
+
+def convert_refused(*args: str) -> str:
+    out = cli("convert", *args, "--trust-checkpoint", check_rc=2)
+    assert "Traceback" not in out.stderr and len(out.stderr.strip().splitlines()) == 1, out.stderr
+    return out.stderr
+
+
+def test_convert_never_writes_over_its_input_or_a_file_it_did_not_write(tmp_path):
+    legacy = tmp_path / "pretrain.pth"
+    torch.save(styletts2_like(), legacy)
+    before = legacy.read_bytes()
+    link = tmp_path / "link.safetensors"
+    link.symlink_to(legacy)
+    hard = tmp_path / "hard.safetensors"
+    os.link(legacy, hard)
+
+    assert "is the input" in convert_refused(str(legacy), "-o", str(legacy))
+    assert "is the input" in convert_refused(str(legacy), "-o", str(link))
+    assert "is the input" in convert_refused(str(legacy), "-o", str(hard))
+    assert link.is_symlink() and hard.stat().st_ino == legacy.stat().st_ino
+    (tmp_path / "out").mkdir()
+    assert "is a folder" in convert_refused(str(legacy), "-o", str(tmp_path / "out"))
+    assert "does not exist" in convert_refused(str(legacy), "-o", str(tmp_path / "nowhere" / "x.safetensors"))
+    mine = tmp_path / "mine.safetensors"
+    save_file({"w": torch.ones(1)}, mine)
+    mine_bytes = mine.read_bytes()
+    assert "not written by" in convert_refused(str(legacy), "-o", str(mine))
+    assert mine.read_bytes() == mine_bytes
+    assert legacy.read_bytes() == before and not list((tmp_path / "out").iterdir())
+
+    # a file that already is safetensors, by name or by content
+    assert "already safetensors" in convert_refused(str(mine))
+    renamed = tmp_path / "weights.bin"
+    renamed.write_bytes(mine_bytes)
+    assert "already safetensors" in convert_refused(str(renamed), "-o", str(tmp_path / "w2.safetensors"))
+
+    # a twin convert wrote itself may be replaced (converting again after the original changed)
+    cli("convert", str(legacy), "--trust-checkpoint")
+    cli("convert", str(legacy), "--trust-checkpoint")
+    assert legacy.read_bytes() == before
+
+
+# -- the trust list itself --------------------------------------------------------------------------
+
+@pytest.mark.parametrize("content", ["folder", b"\xff\xfe not utf-8", '{"checkpoints": {"' + "a" * 64 + '": "x"}}',
+                                     "[1, 2]", '{"format": 99, "checkpoints": {}}'],
+                         ids=["folder", "not-utf8", "entry-not-a-record", "not-an-object", "newer-format"])
+def test_a_malformed_trust_list_is_one_line(tmp_path, content):
+    trust_file = Path(os.environ["TTSRIG_TRUST_FILE"])
+    if content == "folder":
+        trust_file.mkdir(parents=True)
+    else:
+        trust_file.parent.mkdir()
+        trust_file.write_bytes(content if isinstance(content, bytes) else content.encode())
+    for args in (("trust", "list"), ("trust", "remove", "a" * 64)):
+        out = cli(*args, check_rc=2)
+        assert "Traceback" not in out.stderr and len(out.stderr.strip().splitlines()) == 1, out.stderr
+        assert str(trust_file) in out.stderr
+
+
+def test_trust_through_symlinks(tmp_path):
+    a, b = tmp_path / "a.pth", tmp_path / "b.pth"
+    torch.save({"cfg": argparse.Namespace(lr=1)}, a)
+    torch.save({"cfg": argparse.Namespace(lr=2)}, b)
+    link = tmp_path / "current.pth"
+    link.symlink_to(a)
+    # the trust list kept in another folder (a dotfiles repo) through a symlink stays a symlink
+    real_list = tmp_path / "dotfiles" / "trusted.json"
+    real_list.parent.mkdir()
+    real_list.write_text('{"format": 1, "checkpoints": {}}\n')
+    listed = Path(os.environ["TTSRIG_TRUST_FILE"])
+    listed.parent.mkdir()
+    listed.symlink_to(real_list)
+
+    cli("trust", "add", str(link), "--note", "via the link")
+    assert listed.is_symlink()
+    entry = json.loads(real_list.read_text())["checkpoints"][checkpoints.sha256_file(a)]
+    assert entry["path"] == str(a) and entry["via"] == str(link)
+    # the link now points at another file: removing by the link's name removes what was trusted under it
+    link.unlink()
+    link.symlink_to(b)
+    assert checkpoints.sha256_file(a) in cli("trust", "remove", str(link)).stdout
+    assert json.loads(real_list.read_text())["checkpoints"] == {}
+    out = cli("trust", "remove", str(link), check_rc=2)
+    assert "not in the trust list" in out.stderr and "nothing removed" in out.stderr
+    assert len(out.stderr.strip().splitlines()) == 1
+
+
+def test_trust_add_reads_the_file_once(tmp_path, monkeypatch, capsys):
+    from patches import cli as patches_cli
+
+    legacy = tmp_path / "pretrain.pth"
+    torch.save(styletts2_like(), legacy)
+    counts = count_opens(monkeypatch, legacy)
+    assert patches_cli.main(["trust", "add", str(legacy)]) == 0
+    assert counts[legacy] == 1  # the verdict shown and the sha256 trusted are of the same bytes
+    assert "needs trust" in capsys.readouterr().out
