@@ -8,7 +8,12 @@ forbids -> install ttsrig itself -> apply patches -> verify -> summary.
 Standard library only: it runs with the system's Python before the venv exists.
 A state file in the venv records the lock it was built from, so a re-run on a
 complete environment only verifies, a changed lock is applied, and a run that
-was killed half-way is completed by the next one.
+was killed half-way is completed by the next one. The same record marks the venv
+as bootstrap's own: a folder without it is never changed, rebuilt or deleted.
+
+Offline runs need no index: the installer's own wheels (uv, archspec) are kept in
+a wheel cache once downloaded, the rest comes from uv's cache, or everything from
+a wheelhouse folder the user copied (--wheelhouse); hashes are checked either way.
 """
 from __future__ import annotations
 
@@ -16,31 +21,49 @@ import argparse
 import hashlib
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
 import sysconfig
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from envcheck import locks
 from envcheck import tiers as tiers_mod
-from envcheck.atomic import write_json_atomic
+from envcheck.atomic import TEMP_SUFFIX, write_json_atomic
 from envcheck.errors import TtsrigError
 
 ROOT = Path(__file__).resolve().parent.parent
 REQUIREMENTS = ROOT / "requirements"
-STATE_NAME = "ttsrig-state.json"
+STATE_NAME = "ttsrig-state.json"  # bootstrap's record in each venv it made: the only licence to change one
+# What `python -m venv`, the installers and the patches put at the top of a venv: a rebuild removes
+# only these, so anything else a user keeps in the folder survives.
+VENV_ENTRIES = frozenset({"bin", "include", "lib", "lib64", "share", "etc", "pyvenv.cfg",
+                          "ttsrig-patches", "ttsrig-patches.json"})
+WHEELHOUSE_ENV = "TTSRIG_WHEELHOUSE"
+WHEEL_CACHE_ENV = "TTSRIG_WHEEL_CACHE"
 SUPPORTED_PYTHON = (3, 11)
 MIN_FREE_GB = 8.0  # a torch venv is 5-7 GB; leave room for uv's temporary files
 PROJECT_DIST = "ttsrig"
 
+HASH_MISMATCH = ("hash mismatch", "hashes do not match", "do not match the hashes", "Hash mismatch")
+# The package an installer names when a file does not match its hash (uv, then pip).
+MISMATCHED_PIN = (re.compile(r"Hash mismatch for `([A-Za-z0-9._-]+)==([^`\s]+)`"),
+                  re.compile(r"^\s+([A-Za-z0-9._-]+)==(\S+) from \S", re.M))
+# An installer found no file for a pin: in a wheelhouse it is missing; from the index, the pin is wrong.
+NOT_FOUND = ("was not found in the provided package locations", "No matching distribution found",
+             "there is no version of")
 # What an installer's failure output means, and what the user should do next.
 FAILURE_HINTS = (
-    (("hash mismatch", "hashes do not match", "do not match the hashes", "Hash mismatch"),
+    (HASH_MISMATCH,
      "a downloaded file does not match the hash in {lock}: the lock was edited by hand or is corrupt. "
-     "Restore it with `git checkout -- {lock}` or regenerate it with bin/lock."),
+     "Restore it with `git checkout -- requirements/` or regenerate it with bin/lock."),
+    (("was not found in the cache", "wasn't found in the cache"),
+     "offline, and a package of {lock} is not in uv's cache: connect and re-run bin/bootstrap (it "
+     "continues where it stopped), or copy every file of the locks into a folder and pass --wheelhouse DIR."),
     (("No space left on device",),
      "the disk is full. Free space where the venv and the cache live ({venv}, ~/.cache), then re-run "
      "bin/bootstrap: it continues where it stopped."),
@@ -53,6 +76,14 @@ FAILURE_HINTS = (
      "building the monotonic-align extension needs a C compiler: install one (Debian/Ubuntu: "
      "`sudo apt-get install build-essential python3.11-dev`) and re-run bin/bootstrap."),
 )
+
+
+def default_wheel_cache() -> Path:
+    """Where bootstrap keeps the installer's own wheels so that an offline run finds them."""
+    if os.environ.get(WHEEL_CACHE_ENV):
+        return Path(os.environ[WHEEL_CACHE_ENV]).expanduser().absolute()
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base).expanduser().absolute() / "ttsrig" / "wheels"
 
 
 @dataclass
@@ -70,19 +101,38 @@ class Plan:
     cpu: str = "unknown"
     pins: dict[str, locks.Pin] = field(default_factory=dict)  # the tier lock and nodeps.txt together
     cpuid_read: bool = False  # did the probe read CPUID (it needs archspec, which the venv brings)?
+    wheelhouse: Path | None = None  # a folder of every file of the locks: install from it, never the index
+    wheel_cache: Path = field(default_factory=default_wheel_cache)
 
     @property
     def venv_python(self) -> Path:
         return self.venv / "bin" / "python"
 
+    @property
+    def wheel_folders(self) -> list[Path]:
+        """Where pip looks for the installer's own wheels (requirements/bootstrap.txt)."""
+        return [*([self.wheelhouse] if self.wheelhouse else []), self.wheel_cache]
+
+    def source_args(self) -> list[str]:
+        """The installer options that say where packages come from: the index, uv's cache, a wheelhouse."""
+        offline = ["--offline" if self.installer == "uv" else "--no-index"] if self.offline else []
+        if self.wheelhouse:
+            return ["--no-index", "--find-links", str(self.wheelhouse), *(offline if self.installer == "uv" else [])]
+        return offline
+
     def describe(self) -> str:
         tier = self.tier if self.tier == self.probed_tier else f"{self.tier} (probed: {self.probed_tier or 'unknown'})"
+        links = " ".join(f"--find-links {folder}" for folder in self.wheel_folders)
+        sources = "".join(f" {arg}" for arg in self.source_args())
+        fetch = "" if self.offline or self.wheelhouse else f" (downloaded into {self.wheel_cache} once, if missing)"
         steps = [
-            f"create the venv {self.venv} with {self.python} (if missing)",
-            f"pip install --require-hashes --no-deps -r {rel(REQUIREMENTS / 'bootstrap.txt')}",
-            f"{self.installer} install --require-hashes --no-deps -r {rel(self.lock)}",
-            f"{self.installer} install --require-hashes --no-deps --no-build-isolation -r {rel(self.nodeps)}"
-            " (builds monotonic-align against the pinned numpy)",
+            f"create the venv {self.venv} with {self.python} (if missing; only a venv holding bootstrap's "
+            f"{STATE_NAME} is ever rebuilt, and files bootstrap did not make are left)",
+            f"pip install --require-hashes --no-deps --no-index {links} -r {rel(REQUIREMENTS / 'bootstrap.txt')}"
+            + fetch,
+            f"{self.installer} install{sources} --require-hashes --no-deps -r {rel(self.lock)}",
+            f"{self.installer} install{sources} --require-hashes --no-deps --no-build-isolation -r "
+            f"{rel(self.nodeps)} (builds monotonic-align against the pinned numpy)",
             f"remove what tier {self.tier} forbids: {', '.join(forbidden(self.tier)) or 'nothing'}",
             f"install ttsrig itself (editable) so `{self.venv}/bin/envcheck` exists",
             "apply patches (python -m patches apply), if the patches tool is present",
@@ -161,23 +211,230 @@ def is_system_prefix(venv: Path) -> bool:
     return venv.resolve() in prefixes and not (venv / "pyvenv.cfg").exists()
 
 
+def resolve_venv(venv: str) -> Path:
+    """--venv as the folder it really is (a symlink is judged, and built, where it points)."""
+    try:
+        return Path(venv).expanduser().resolve()
+    except (OSError, RuntimeError) as exc:
+        raise TtsrigError(f"--venv {venv} cannot be resolved ({exc}). Choose another --venv.") from None
+
+
+def protected_folders() -> dict[Path, str]:
+    """Folders that no venv may be: filling or rebuilding them would lose far more than a venv."""
+    named = {Path("/"): "the root folder", ROOT: "the ttsrig checkout"}
+    try:
+        named[Path.home()] = "your home folder"
+    except RuntimeError:  # no home folder known
+        pass
+    found: dict[Path, str] = {}
+    for folder, what in named.items():
+        folder = folder.resolve()
+        found[folder] = what
+        for parent in folder.parents:
+            found.setdefault(parent, f"a folder above {what}")
+    return found
+
+
+def check_venv_location(venv: Path) -> None:
+    """Refuse, before anything changes, a --venv that bootstrap may not build in.
+
+    Bootstrap builds in a new or empty folder, or in a venv whose ttsrig-state.json says bootstrap made
+    it; any other folder holds someone's files (a stray pyvenv.cfg proves nothing).
+    """
+    if is_system_prefix(venv):
+        raise TtsrigError(f"{venv} is a Python installation, not a virtual environment; bin/bootstrap never "
+                          "installs into the system's site-packages. Choose another --venv.")
+    what = protected_folders().get(venv.resolve())
+    if what:
+        raise TtsrigError(f"--venv {venv} is {what}; bin/bootstrap builds a venv only in a new or empty folder "
+                          "of its own. Choose another --venv (the default is .venv in the checkout).")
+    if venv.exists() and not venv.is_dir():
+        raise TtsrigError(f"--venv {venv} names a file, not a folder. Choose another --venv (a new or empty "
+                          "folder).")
+    above = venv.parent
+    while not above.exists():
+        above = above.parent
+    if not above.is_dir():
+        raise TtsrigError(f"--venv {venv} cannot be made: {above} is a file, not a folder. Choose another --venv.")
+    if not venv.is_dir() or (venv / STATE_NAME).is_file():
+        return
+    try:
+        entries = [entry.name for entry in venv.iterdir()]
+    except OSError as exc:
+        raise TtsrigError(f"cannot read --venv {venv}: {exc.strerror}. Choose another --venv.") from None
+    if not entries:
+        return
+    kind = ("holds a virtual environment (pyvenv.cfg) that bin/bootstrap did not make" if "pyvenv.cfg" in entries
+            else "exists and is not a virtual environment that bin/bootstrap made")
+    raise TtsrigError(f"{venv} {kind}: it is not empty and has no {STATE_NAME}, and bin/bootstrap changes or "
+                      f"deletes only venvs it made. Choose another --venv (a new or empty folder), or move or "
+                      f"remove {venv} yourself.")
+
+
+def committed_pins(path: Path, repo: Path | None = None) -> dict[str, locks.Pin] | None:
+    """The lock as the checkout's last commit has it, when the file differs from it; None without git."""
+    repo = repo or ROOT
+    try:
+        name = path.resolve().relative_to(repo.resolve()).as_posix()
+    except ValueError:
+        return None
+    if not (repo / ".git").exists() or not shutil.which("git"):
+        return None
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GIT_")}
+    try:
+        out = subprocess.run(["git", "-C", str(repo), "show", f"HEAD:{name}"], capture_output=True, env=env,
+                             timeout=60)
+        text = out.stdout.decode("utf-8")
+        if out.returncode != 0 or text == path.read_text(encoding="utf-8"):
+            return None
+        return locks.parse_lock_text(text, f"HEAD:{name}")
+    except (OSError, subprocess.TimeoutExpired, UnicodeDecodeError, TtsrigError):
+        return None  # no usable reference: the installer's hash check still stands
+
+
+def read_locks(paths: list[Path]) -> dict[Path, dict[str, locks.Pin]]:
+    """Parse each lock and refuse one whose versions or hashes were edited against the committed copy."""
+    found = {}
+    for path in paths:
+        found[path] = locks.parse_lock(path)
+        reference = committed_pins(path)
+        if reference:
+            locks.refuse_hand_edits(rel(path), found[path], reference)
+    return found
+
+
+# --- wheels for installing without the index -------------------------------
+
+
+def file_pin(filename: str) -> tuple[str, str] | None:
+    """(canonical name, version) of a wheel or sdist file name; None for any other file."""
+    if filename.endswith(".whl"):
+        parts = filename[:-4].split("-")
+        return (locks.canonical(parts[0]), parts[1]) if len(parts) >= 5 else None
+    for ext in (".tar.gz", ".zip"):
+        if filename.endswith(ext):
+            name, _, version = filename[:-len(ext)].rpartition("-")
+            return (locks.canonical(name), version) if name else None
+    return None
+
+
+def installable_here(filename: str) -> bool:
+    """A file for the only platform of the locks (Linux x86-64, glibc), or for any platform."""
+    if not filename.endswith(".whl"):
+        return True
+    platform = filename[:-4].split("-")[-1]
+    return platform == "any" or ("x86_64" in platform and "linux" in platform and "musllinux" not in platform)
+
+
+def pin_files(pins: dict[str, locks.Pin], folders: list[Path]) -> dict[str, list[Path]]:
+    """Each pin's files in the folders, by name and version (their hashes are not read here)."""
+    found: dict[str, list[Path]] = {name: [] for name in pins}
+    for folder in folders:
+        if not folder.is_dir():
+            continue
+        for entry in sorted(folder.iterdir()):
+            key = file_pin(entry.name)
+            if (key and key[0] in pins and key[1].lower() == pins[key[0]].version.lower()
+                    and installable_here(entry.name) and entry.is_file()):
+                found[key[0]].append(entry)
+    return found
+
+
+def verified_wheels(pins: dict[str, locks.Pin], folders: list[Path]) -> tuple[dict[str, Path], list[Path]]:
+    """Per pin, a file whose sha256 its lock allows; and the files named like one that do not match."""
+    from patches.trust import file_sha256  # standard library only, like this module
+
+    good: dict[str, Path] = {}
+    bad: list[Path] = []
+    for name, files in pin_files(pins, folders).items():
+        for path in files:
+            if file_sha256(path) in pins[name].hashes:
+                good.setdefault(name, path)
+            else:
+                bad.append(path)
+    return good, bad
+
+
+def download_hint(*lock_files: Path) -> str:
+    needs = " ".join(f"-r {rel(path)}" for path in lock_files)
+    return (f"on a connected Linux x86-64 machine with CPython 3.11 run `pip download --no-deps --require-hashes "
+            f"-d DIR {needs}`")
+
+
+def check_wheelhouse(plan: Plan) -> None:
+    """Before anything changes: a wheelhouse must hold a file for every pin of the locks it replaces."""
+    house = plan.wheelhouse
+    assert house is not None
+    if not house.is_dir():
+        raise TtsrigError(f"--wheelhouse {house} is not a folder. Pass the folder that holds the locks' files "
+                          f"(or unset {WHEELHOUSE_ENV}).")
+    pins = {**locks.parse_lock(REQUIREMENTS / "bootstrap.txt"), **plan.pins}
+    found = pin_files(pins, [house])
+    missing = sorted(f"{pin.name}=={pin.version}" for name, pin in pins.items() if not found[name])
+    if missing:
+        shown = ", ".join(missing[:4]) + (f" and {len(missing) - 4} more" if len(missing) > 4 else "")
+        raise TtsrigError(f"the wheelhouse {house} lacks {len(missing)} of the {len(pins)} files the locks name "
+                          f"({shown}): {download_hint(plan.lock, plan.nodeps)}, copy DIR's files into {house} "
+                          "and re-run bin/bootstrap.")
+
+
+def missing_tools_message(plan: Plan, pins: dict[str, locks.Pin], good: dict[str, Path], bad: list[Path]) -> str:
+    lock = REQUIREMENTS / "bootstrap.txt"
+    wanted = ", ".join(f"{pin.name} {pin.version}" for name, pin in sorted(pins.items()) if name not in good)
+    where = " or ".join(str(folder) for folder in plan.wheel_folders)
+    why = "offline" if plan.offline else "installing from the wheelhouse only"
+    damaged = (f" ({', '.join(str(path) for path in bad)} does not match the hash in {rel(lock)}: replace it)"
+               if bad else "")
+    return (f"{why}, and the installer's own wheels ({wanted}, from {rel(lock)}) are not in {where}{damaged}: "
+            f"{download_hint(lock)}, and copy DIR's files into {plan.wheelhouse or plan.wheel_cache}; or run "
+            f"bin/bootstrap once online, which keeps them in {plan.wheel_cache}.")
+
+
+def fetch_bootstrap_wheels(plan: Plan) -> None:
+    """Online: download the installer's wheels (hash-checked) into the wheel cache, for this and offline runs."""
+    lock, cache = REQUIREMENTS / "bootstrap.txt", plan.wheel_cache
+    try:
+        cache.mkdir(parents=True, exist_ok=True)
+        download = Path(tempfile.mkdtemp(prefix=".download-", dir=cache))
+    except OSError as exc:
+        raise TtsrigError(f"cannot write the wheel cache {cache}: {exc.strerror}. Set {WHEEL_CACHE_ENV} to a "
+                          "writable folder and re-run bin/bootstrap.") from None
+    try:
+        run([str(plan.venv_python), "-m", "pip", "download", "--no-input", "--require-hashes", "--no-deps",
+             "--only-binary=:all:", "--dest", str(download), "-r", str(lock)], plan,
+            f"downloading the installer's wheels into {cache} (kept for offline runs)", (lock,))
+        for wheel in download.iterdir():
+            os.replace(wheel, cache / wheel.name)  # whole, verified files only: a killed download leaves none
+    finally:
+        shutil.rmtree(download, ignore_errors=True)
+
+
 # --- probing ---------------------------------------------------------------
 
 
 def probe_cpu(venv: Path, python: str) -> dict:
-    """The probe's JSON, run in the venv's Python when it has archspec (CPUID), else here."""
+    """The probe's JSON, run in the venv's Python when it has archspec (CPUID), else here.
+
+    A venv whose Python is broken is probed with `python` instead: the venv is rebuilt later.
+    """
     candidate = venv / "bin" / "python"
-    exe = str(candidate) if candidate.exists() else python
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    out = subprocess.run([exe, "-m", "envcheck", "probe", "--json"], capture_output=True, text=True, env=env)
-    if out.returncode != 0:
-        raise TtsrigError(out.stderr.strip().removeprefix("envcheck: ") or "the CPU probe failed")
-    return json.loads(out.stdout)
+    error = "the CPU probe failed"
+    for exe in [*([str(candidate)] if candidate.is_file() else []), python]:
+        try:
+            out = subprocess.run([exe, "-m", "envcheck", "probe", "--json"], capture_output=True, text=True, env=env)
+            if out.returncode == 0:
+                return json.loads(out.stdout)
+        except (OSError, ValueError):
+            continue
+        error = out.stderr.strip().removeprefix("envcheck: ") or error
+    raise TtsrigError(error)
 
 
 def make_plan(args: argparse.Namespace, python: str) -> Plan:
     table = tiers_mod.load()
-    venv = Path(args.venv).absolute()
+    venv = resolve_venv(args.venv)
+    check_venv_location(venv)
     cpu = probe_cpu(venv, python)
     probed, warnings = cpu["tier"], list(cpu["warnings"])
     tier = args.tier or probed
@@ -187,12 +444,19 @@ def make_plan(args: argparse.Namespace, python: str) -> Plan:
     lock = REQUIREMENTS / table.tier(tier).lock
     nodeps = REQUIREMENTS / "nodeps.txt"
     # Parsing refuses unhashed or hand-edited pins before anything is touched.
-    locks.parse_lock(REQUIREMENTS / "bootstrap.txt")
-    pins = {**locks.parse_lock(lock), **locks.parse_lock(nodeps)}
-    return Plan(tier, probed, lock, nodeps, venv, python, args.installer, args.offline,
+    parsed = read_locks([REQUIREMENTS / "bootstrap.txt", lock, nodeps])
+    pins = {**parsed[lock], **parsed[nodeps]}
+    wheelhouse = Path(args.wheelhouse).expanduser().absolute() if args.wheelhouse else None
+    if args.offline and args.installer == "pip" and not wheelhouse:
+        raise TtsrigError("--installer pip --offline has nothing to install from: pip cannot install from its "
+                          "cache without an index. Use the default installer (uv), or pass --wheelhouse DIR.")
+    plan = Plan(tier, probed, lock, nodeps, venv, python, args.installer, args.offline,
                 digest(lock, nodeps, REQUIREMENTS / "bootstrap.txt"), warnings,
                 f"{cpu['model_name']} ({cpu['microarch']}, {cpu['level']})", pins,
-                bool(cpu["sources"].get("cpuid", {}).get("ok")))
+                bool(cpu["sources"].get("cpuid", {}).get("ok")), wheelhouse)
+    if wheelhouse:
+        check_wheelhouse(plan)
+    return plan
 
 
 def plan_after_cpuid(args: argparse.Namespace, python: str, first: Plan) -> Plan:
@@ -210,27 +474,60 @@ def plan_after_cpuid(args: argparse.Namespace, python: str, first: Plan) -> Plan
 # --- running installers ----------------------------------------------------
 
 
-def run(cmd: list[str], plan: Plan, what: str) -> None:
+def run(cmd: list[str], plan: Plan, what: str, lock_files: tuple[Path, ...] = ()) -> None:
     """Run an installer step, streaming its output; turn a failure into a clear message."""
     log(what)
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("PIP_", "UV_", "VIRTUAL_ENV"))}
+    # Machine-local installer settings must not change the lock; where uv keeps its cache does not.
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("PIP_", "UV_", "VIRTUAL_ENV")) or k == "UV_CACHE_DIR"}
     env["PIP_DISABLE_PIP_VERSION_CHECK"] = "1"
     env["PIP_CONFIG_FILE"] = os.devnull  # machine-local indexes and constraints must not change the lock
     env["VIRTUAL_ENV"] = str(plan.venv)
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
-                            bufsize=1)
+    try:
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
+                                bufsize=1)
+    except OSError as exc:
+        raise TtsrigError(f"{what} failed: {cmd[0]} could not be started ({exc.strerror}). Re-run bin/bootstrap: "
+                          "it rebuilds what is missing in a venv it made.") from None
     tail: list[str] = []
     assert proc.stdout is not None
     for line in proc.stdout:
         sys.stderr.write(line)
         tail = (tail + [line])[-200:]
     if proc.wait() != 0:
-        output = "".join(tail)
-        for needles, hint in FAILURE_HINTS:
-            if any(n in output for n in needles):
-                raise TtsrigError(f"{what} failed: " + hint.format(lock=rel(plan.lock), venv=plan.venv))
-        raise TtsrigError(f"{what} failed (exit {proc.returncode}); its output is above. Re-run bin/bootstrap "
-                          "to continue: finished steps are not repeated.")
+        raise TtsrigError(f"{what} failed" + explain_failure("".join(tail), proc.returncode, plan, lock_files))
+
+
+def explain_failure(output: str, code: int, plan: Plan, lock_files: tuple[Path, ...]) -> str:
+    """What an installer's failure output means, and what to do next."""
+    lock_files = lock_files or (plan.lock,)
+    if any(needle.lower() in output.lower() for needle in HASH_MISMATCH):
+        where = mismatched_pin(output, lock_files)
+        if where:
+            return f": {where}"
+    names = " or ".join(rel(path) for path in lock_files)
+    if any(needle in output for needle in NOT_FOUND):
+        if plan.wheelhouse or plan.offline:
+            return (f": a file of {names} is not in {plan.wheelhouse or 'the cache'}: copy it there "
+                    f"({download_hint(*lock_files)}) and re-run bin/bootstrap.")
+        return f": {names} names a release the index does not have, so the lock was edited by hand. {locks.RESTORE}"
+    for needles, hint in FAILURE_HINTS:
+        if any(needle in output for needle in needles):
+            return ": " + hint.format(lock=names, venv=plan.venv)
+    return (f" (exit {code}); its output is above. Re-run bin/bootstrap to continue: finished steps are not "
+            "repeated.")
+
+
+def mismatched_pin(output: str, lock_files: tuple[Path, ...]) -> str | None:
+    """The lock line of the first package an installer says does not match its hash."""
+    for pattern in MISMATCHED_PIN:
+        for match in pattern.finditer(output):
+            for path in lock_files:
+                pin = locks.parse_lock(path).get(locks.canonical(match[1]))
+                if pin:
+                    return (f"{rel(path)} line {pin.line}: the file of {match[1]}=={match[2]} does not match the "
+                            f"lock's hashes for it, so the lock was edited by hand or is corrupt. {locks.RESTORE}")
+    return None
 
 
 def installer_cmd(plan: Plan, *args: str) -> list[str]:
@@ -239,13 +536,9 @@ def installer_cmd(plan: Plan, *args: str) -> list[str]:
         # --compile-bytecode: uv skips it by default (pip does it); without .pyc files every import of
         # torch, transformers and f5_tts recompiles them, twice as slow (four times under emulation).
         cmd = [str(uv), "pip", "install", "--python", str(plan.venv_python), "--no-config", "--compile-bytecode"]
-        if plan.offline:
-            cmd.append("--offline")
     else:
         cmd = [str(plan.venv_python), "-m", "pip", "install", "--no-input"]
-        if plan.offline:
-            cmd.append("--no-index")
-    return cmd + list(args)
+    return cmd + plan.source_args() + list(args)
 
 
 def uninstall_cmd(plan: Plan, names: list[str]) -> list[str]:
@@ -262,43 +555,104 @@ def load_state(venv: Path) -> dict:
     if not path.exists():
         return {}
     try:
-        return json.loads(path.read_text())
+        state = json.loads(path.read_text())
     except (OSError, ValueError):
+        state = None
+    if not isinstance(state, dict):
         log(f"{path} is unreadable; treating the venv as incomplete")
         return {}
+    return state
+
+
+def venv_tree_ok(plan: Plan) -> bool:
+    """Does the venv's own Python run, as CPython 3.11 of this very venv, with pip and site-packages?"""
+    venv = plan.venv
+    if not (venv / "pyvenv.cfg").is_file() or not site_packages(venv).is_dir():
+        return False
+    code = ("import sys, importlib.util; print(sys.prefix); "
+            "sys.exit(sys.version_info[:2] != (3, 11) or importlib.util.find_spec('pip') is None)")
+    try:
+        out = subprocess.run([str(plan.venv_python), "-c", code], capture_output=True, text=True, timeout=120)
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return out.returncode == 0 and Path(out.stdout.strip()).resolve() == venv.resolve()
+
+
+def clear_venv(venv: Path) -> None:
+    """Remove what building a venv made; keep the state record (the folder stays bootstrap's) and other files."""
+    for entry in sorted(venv.iterdir()):
+        if entry.name == STATE_NAME:
+            continue
+        if entry.name not in VENV_ENTRIES and not entry.name.endswith(TEMP_SUFFIX):
+            log(f"left {entry} alone: bin/bootstrap did not make it")
+            continue
+        try:
+            if entry.is_dir() and not entry.is_symlink():
+                shutil.rmtree(entry)
+            else:
+                entry.unlink()
+        except OSError as exc:
+            raise TtsrigError(f"cannot remove {entry} to rebuild the venv: {exc.strerror}. Remove {venv} yourself, "
+                              "or choose another --venv.") from None
+
+
+def create_venv(plan: Plan) -> None:
+    """The folder, then bootstrap's record in it, then the venv: a run killed at any point leaves a folder
+    the next run knows as its own and finishes."""
+    venv = plan.venv
+    try:
+        venv.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise TtsrigError(f"cannot create the venv folder {venv}: {exc.strerror}. Choose another --venv.") from None
+    write_json_atomic(venv / STATE_NAME, {**load_state(venv), "complete": False, "made_by": "bin/bootstrap"})
+    log(f"creating {venv}")
+    try:
+        out = subprocess.run([plan.python, "-m", "venv", str(venv)], capture_output=True, text=True)
+        failure = out.returncode != 0 and ((out.stderr.strip().splitlines() or [f"exit {out.returncode}"])[-1])
+    except OSError as exc:
+        failure = exc.strerror
+    if failure:
+        raise TtsrigError(f"creating the venv {venv} with {plan.python} failed: {failure}. Fix the cause and re-run "
+                          "bin/bootstrap, or choose another --venv.")
 
 
 def ensure_venv(plan: Plan) -> None:
-    venv = plan.venv
-    if is_system_prefix(venv):
-        raise TtsrigError(f"{venv} is a Python installation, not a virtual environment; bin/bootstrap never "
-                          "installs into the system's site-packages. Choose another --venv.")
-    if (venv / "pyvenv.cfg").exists():
-        ok = plan.venv_python.exists() and subprocess.run(
-            [str(plan.venv_python), "-c", "import sys; sys.exit(sys.version_info[:2] != (3, 11))"]).returncode == 0
-        if ok:
+    """A working CPython 3.11 venv at plan.venv that bootstrap made; nothing else is ever changed or removed."""
+    check_venv_location(plan.venv)
+    if (plan.venv / STATE_NAME).is_file():
+        if venv_tree_ok(plan):
             return
-        log(f"{venv} is a broken or non-3.11 venv; recreating it")
-        if not (venv / STATE_NAME).exists() and any(site_packages(venv).glob("*.dist-info")):
-            raise TtsrigError(f"{venv} is a venv that ttsrig did not create and its Python does not work. "
-                              "Move it away or choose another --venv.")
-        shutil.rmtree(venv)
-    elif venv.exists() and any(venv.iterdir()):
-        raise TtsrigError(f"{venv} exists and is not a virtual environment. Move it away or choose another --venv.")
-    log(f"creating {venv}")
-    subprocess.run([plan.python, "-m", "venv", str(venv)], check=True)
+        log(f"{plan.venv} lacks parts of its venv or its Python does not run; rebuilding it ({STATE_NAME} says "
+            "bin/bootstrap made it)")
+        clear_venv(plan.venv)
+    create_venv(plan)
+
+
+def tools_installed(plan: Plan, pins: dict[str, locks.Pin]) -> bool:
+    have = locks.installed(site_packages(plan.venv))
+    uv = plan.venv / "bin" / "uv"
+    return all(have.get(n) == p.version for n, p in pins.items()) and uv.is_file() and os.access(uv, os.X_OK)
 
 
 def ensure_bootstrap_tools(plan: Plan) -> None:
-    pins = locks.parse_lock(REQUIREMENTS / "bootstrap.txt")
-    have = locks.installed(site_packages(plan.venv))
-    if all(have.get(n) == p.version for n, p in pins.items()):
+    """uv and archspec, installed by pip from verified wheels on disk (the wheelhouse or the wheel cache)."""
+    lock = REQUIREMENTS / "bootstrap.txt"
+    pins = locks.parse_lock(lock)
+    if tools_installed(plan, pins):
         return
-    cmd = [str(plan.venv_python), "-m", "pip", "install", "--no-input", "--require-hashes", "--no-deps",
-           "-r", str(REQUIREMENTS / "bootstrap.txt")]
-    if plan.offline:
-        cmd.append("--no-index")
-    run(cmd, plan, "installing the installer (uv) and the CPU reader (archspec)")
+    good, bad = verified_wheels(pins, plan.wheel_folders)
+    if len(good) < len(pins) and not (plan.offline or plan.wheelhouse):
+        fetch_bootstrap_wheels(plan)
+        good, bad = verified_wheels(pins, plan.wheel_folders)
+    if len(good) < len(pins):
+        raise TtsrigError(missing_tools_message(plan, pins, good, bad))
+    with tempfile.TemporaryDirectory(prefix="ttsrig-wheels-") as links:
+        # Only the verified files: pip must not pick a damaged or foreign one lying beside them.
+        for path in good.values():
+            (Path(links) / path.name).symlink_to(path)
+        run([str(plan.venv_python), "-m", "pip", "install", "--no-input", "--require-hashes", "--no-deps",
+             "--force-reinstall", "--no-index", "--find-links", links, "-r", str(lock)], plan,
+            "installing the installer (uv) and the CPU reader (archspec)", (lock,))
 
 
 def verify(plan: Plan) -> locks.Conformance:
@@ -307,25 +661,37 @@ def verify(plan: Plan) -> locks.Conformance:
     return locks.conformance(plan.pins, have, forbidden(plan.tier), allowed)
 
 
+def packages_to_remove(plan: Plan, previous: object, have: dict[str, str]) -> list[str]:
+    """What the tier forbids and what an earlier lock of this venv installed that this one dropped.
+
+    Only installed distributions, by name (the installers remove what their RECORD lists inside the venv),
+    and never the tools bootstrap itself runs on.
+    """
+    keep = {"pip", "setuptools", PROJECT_DIST, *locks.parse_lock(REQUIREMENTS / "bootstrap.txt")}
+    names = previous if isinstance(previous, list) else []
+    dropped = {locks.canonical(n) for n in names if isinstance(n, str)} - set(plan.pins)
+    forbid = {locks.canonical(f) for f in forbidden(plan.tier)}
+    return sorted(((dropped | forbid) - keep) & set(have))
+
+
 def install(plan: Plan, state: dict) -> list[str]:
     """Bring the venv to the plan. Returns what was done."""
     done: list[str] = []
     ensure_venv(plan)
     ensure_bootstrap_tools(plan)
-    previous_pins = set(state.get("packages", []))
-    write_json_atomic(plan.venv / STATE_NAME, {**state, "complete": False, "installing": plan.lock_digest})
+    previous_pins = state.get("packages", [])
+    write_json_atomic(plan.venv / STATE_NAME, {**load_state(plan.venv), **state, "complete": False,
+                                               "installing": plan.lock_digest})
 
     run(installer_cmd(plan, "--require-hashes", "--no-deps", "-r", str(plan.lock)), plan,
-        f"installing {rel(plan.lock)}")
+        f"installing {rel(plan.lock)}", (plan.lock,))
     done.append(f"installed {rel(plan.lock)}")
     run(installer_cmd(plan, "--require-hashes", "--no-deps", "--no-build-isolation", "-r", str(plan.nodeps)),
-        plan, f"installing {rel(plan.nodeps)} (building monotonic-align against the pinned numpy)")
+        plan, f"installing {rel(plan.nodeps)} (building monotonic-align against the pinned numpy)", (plan.nodeps,))
     done.append(f"installed {rel(plan.nodeps)}")
 
-    have = locks.installed(site_packages(plan.venv))
     # Remove what the tier forbids, and what an earlier lock installed that this one dropped.
-    dropped = sorted(n for n in previous_pins if n not in plan.pins and n in have)
-    remove = sorted({locks.canonical(f) for f in forbidden(plan.tier)} & set(have)) + dropped
+    remove = packages_to_remove(plan, previous_pins, locks.installed(site_packages(plan.venv)))
     if remove:
         run(uninstall_cmd(plan, remove), plan, f"removing {', '.join(remove)}")
         done.append(f"removed {', '.join(remove)}")
@@ -333,8 +699,9 @@ def install(plan: Plan, state: dict) -> list[str]:
     run(installer_cmd(plan, "--no-deps", "--no-build-isolation", "-e", str(ROOT)), plan,
         "installing ttsrig itself (editable)")
     write_json_atomic(plan.venv / STATE_NAME, {
-        "complete": True, "tier": plan.tier, "lock": rel(plan.lock), "lock_digest": plan.lock_digest,
-        "packages": sorted(plan.pins), "installed_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "complete": True, "made_by": "bin/bootstrap", "tier": plan.tier, "lock": rel(plan.lock),
+        "lock_digest": plan.lock_digest, "packages": sorted(plan.pins),
+        "installed_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     })
     return done
 
@@ -383,7 +750,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--dry-run", action="store_true", help="print the plan and change nothing")
     parser.add_argument("--installer", choices=("uv", "pip"), default="uv",
                         help="uv (default, fast) or pip (the fallback)")
-    parser.add_argument("--offline", action="store_true", help="install from the installer's cache only")
+    parser.add_argument("--offline", action="store_true",
+                        help="install without the network: from uv's cache and the wheel cache (or --wheelhouse)")
+    parser.add_argument("--wheelhouse", default=os.environ.get(WHEELHOUSE_ENV) or None, metavar="DIR",
+                        help=f"install every package from the files in DIR, never the index (default: "
+                             f"${WHEELHOUSE_ENV}); hashes are still checked")
     return parser
 
 
@@ -410,7 +781,7 @@ def main(argv: list[str] | None = None) -> int:
         if current and result.ok and plan.venv_python.exists():
             log("environment is complete and matches the lock; verifying only")
         else:
-            if state.get("installing") or (state and not state.get("complete")):
+            if state.get("installing") or (state.get("lock_digest") and not state.get("complete")):
                 log("continuing an installation that did not finish")
             elif state.get("lock_digest") and state.get("lock_digest") != plan.lock_digest:
                 log("the lock changed since the last run; applying it")
@@ -421,6 +792,10 @@ def main(argv: list[str] | None = None) -> int:
         return 0 if result.ok else 1
     except TtsrigError as exc:
         print(f"bootstrap: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:  # a failure no check above foresaw: still one line, and the run is resumable
+        print(f"bootstrap: {exc}. Fix the cause and re-run bin/bootstrap: it continues where it stopped.",
+              file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("bootstrap: interrupted; re-run bin/bootstrap to continue where it stopped", file=sys.stderr)

@@ -5,14 +5,16 @@ Standard library only: bin/bootstrap uses this before any package is installed.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Iterator
 
 from envcheck.errors import TtsrigError
 
 REQUIREMENTS = Path(__file__).resolve().parent.parent / "requirements"
 PIN = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)==([^\s;\\]+)")
 HASH = re.compile(r"--hash=sha256:([0-9a-f]{64})\b")
+RESTORE = "Restore it with `git checkout -- requirements/` or regenerate it with bin/lock."
 
 
 def canonical(name: str) -> str:
@@ -25,6 +27,16 @@ class Pin:
     name: str  # canonical
     version: str
     hashes: tuple[str, ...]
+    line: int = field(default=0, compare=False)  # where `name==version` stands in its lock (1-based)
+    hash_lines: tuple[int, ...] = field(default=(), compare=False)  # the line of each hash
+
+
+def display(path: Path) -> str:
+    """A lock's path as the user knows it: relative to the checkout when inside it."""
+    try:
+        return str(Path(path).resolve().relative_to(REQUIREMENTS.parent))
+    except ValueError:
+        return str(path)
 
 
 def parse_lock(path: Path) -> dict[str, Pin]:
@@ -34,30 +46,106 @@ def parse_lock(path: Path) -> dict[str, Pin]:
     an exact pin: installing such a file would not be reproducible.
     """
     try:
-        text = path.read_text()
+        text = Path(path).read_text(encoding="utf-8")
     except OSError as exc:
-        raise TtsrigError(f"cannot read lock {path}: {exc.strerror}. Restore it with `git checkout -- {path}`.")
-    # Join backslash continuations into one logical line per requirement.
-    logical = re.sub(r"\\\n", " ", text)
+        raise TtsrigError(f"cannot read lock {display(path)}: {exc.strerror}. {RESTORE}") from None
+    except UnicodeDecodeError as exc:
+        line = Path(path).read_bytes()[:exc.start].count(b"\n") + 1
+        raise TtsrigError(f"{display(path)} line {line}: not UTF-8 text, so the lock was edited or damaged. "
+                          f"{RESTORE}") from None
+    return parse_lock_text(text, display(path))
+
+
+def _logical_lines(text: str) -> Iterator[tuple[int, str, dict[str, int]]]:
+    """(first line number, the joined requirement, hash -> its own line) per backslash-continued line."""
+    start, parts, hash_at = 0, [], {}
+    for number, raw in enumerate(text.splitlines(), 1):
+        raw = raw.rstrip("\r")
+        if not parts:
+            start = number
+        for digest in HASH.findall(raw):
+            hash_at.setdefault(digest, number)
+        if raw.endswith("\\"):
+            parts.append(raw[:-1])
+            continue
+        yield start, " ".join([*parts, raw]), hash_at
+        parts, hash_at = [], {}
+    if parts:
+        yield start, " ".join(parts), hash_at
+
+
+def parse_lock_text(text: str, where: str) -> dict[str, Pin]:
+    """parse_lock on a lock's text; `where` names the file in messages."""
     pins: dict[str, Pin] = {}
-    for lineno, line in enumerate(logical.splitlines(), 1):
-        line = line.split(" #")[0].strip()
+    for number, logical, hash_at in _logical_lines(text):
+        line = logical.split(" #")[0].strip()
         if not line or line.startswith("#"):
             continue
         if line.startswith("-"):
-            raise TtsrigError(f"{path.name}: option lines are not allowed in a lock ({line.split()[0]})")
+            raise TtsrigError(f"{where} line {number}: option lines are not allowed in a lock "
+                              f"({line.split()[0]}). {RESTORE}")
         match = PIN.match(line)
         if not match:
-            raise TtsrigError(f"{path.name}: '{line.split()[0]}' is not an exact pin (name==version). "
+            raise TtsrigError(f"{where} line {number}: '{line.split()[0]}' is not an exact pin (name==version). "
                               "Regenerate the lock with bin/lock instead of editing it by hand.")
+        name, version = canonical(match[1]), match[2]
         hashes = tuple(HASH.findall(line))
         if not hashes:
-            raise TtsrigError(f"{path.name}: {match[1]}=={match[2]} has no --hash. Locks must be "
-                              "hash-pinned: regenerate it with bin/lock.")
-        pins[canonical(match[1])] = Pin(canonical(match[1]), match[2], hashes)
+            raise TtsrigError(f"{where} line {number}: {match[1]}=={version} has no --hash. Locks must be "
+                              f"hash-pinned. {RESTORE}")
+        if name in pins:
+            raise TtsrigError(f"{where} line {number}: {match[1]} is pinned a second time (first on line "
+                              f"{pins[name].line}). {RESTORE}")
+        pins[name] = Pin(name, version, hashes, number, tuple(hash_at.get(h, number) for h in hashes))
     if not pins:
-        raise TtsrigError(f"{path.name} holds no pins: regenerate it with bin/lock.")
+        raise TtsrigError(f"{where} holds no pins. {RESTORE}")
     return pins
+
+
+@dataclass(frozen=True)
+class Edit:
+    line: int
+    what: str
+
+
+def hand_edits(current: dict[str, Pin], reference: dict[str, Pin]) -> list[Edit]:
+    """Where `current` contradicts a trusted copy of the same lock, by line.
+
+    A file on the index has one name, one version and one hash for ever, so a hash that the reference
+    gives to another version, or a hash of an unchanged version that was replaced or removed, can
+    only come from an edit. A version changed together with all its hashes is a regenerated lock
+    (bin/lock), not an edit; new hashes added beside the old ones are new uploads.
+    """
+    owner = {h: pin for pin in reference.values() for h in pin.hashes}
+    edits: list[Edit] = []
+    for name, pin in sorted(current.items(), key=lambda item: item[1].line):
+        stolen = [owner[h] for h in pin.hashes if h in owner and
+                  (owner[h].name, owner[h].version) != (name, pin.version)]
+        if stolen:
+            was = stolen[0]
+            edits.append(Edit(pin.line, f"{name} {pin.version} carries the hashes of {was.name} {was.version}"
+                                        f"{' (the version was changed by hand)' if was.name == name else ''}"))
+            continue
+        old = reference.get(name)
+        if old is None or old.version != pin.version or set(old.hashes) <= set(pin.hashes):
+            continue
+        added = [(line, h) for h, line in zip(pin.hashes, pin.hash_lines) if h not in old.hashes]
+        if added:
+            line, digest = min(added)
+            edits.append(Edit(line, f"the hash sha256:{digest[:12]}... of {name} {pin.version} was changed "
+                                    "(it is not one of that release's files)"))
+        else:
+            edits.append(Edit(pin.line, f"hashes of {name} {pin.version} were removed"))
+    return edits
+
+
+def refuse_hand_edits(where: str, current: dict[str, Pin], reference: dict[str, Pin]) -> None:
+    """One line naming the first edited line of a lock, if any."""
+    edits = hand_edits(current, reference)
+    if edits:
+        more = f" (and {len(edits) - 1} more)" if len(edits) > 1 else ""
+        raise TtsrigError(f"{where} line {edits[0].line}: {edits[0].what}{more}: the lock was edited by hand. "
+                          f"{RESTORE}")
 
 
 def installed(site_packages: Path) -> dict[str, str]:

@@ -1,6 +1,8 @@
 """bin/bootstrap's plan and its failure messages, without installing anything."""
 from __future__ import annotations
 
+import hashlib
+import json
 import shutil
 import subprocess
 import sys
@@ -161,3 +163,422 @@ def test_first_run_installs_archspec_before_deciding_the_tier(tmp_path, monkeypa
     assert bootstrap.main(["--venv", str(tmp_path / "venv")]) == 2
     assert calls == ["probe", "venv", "archspec", "probe", "install pre-v2"]
     assert "cpuid view unavailable" not in capsys.readouterr().err
+
+
+# --- bootstrap deletes only what it made (issue 11, item 6) ------------------
+
+FAKE_VENV_PYTHON = """#!/bin/sh
+# A stand-in for CPython 3.11: answers check_python, and `-m venv DIR` lays out a venv's skeleton.
+# It records whether bootstrap's state record was already in DIR when the venv was made.
+if [ "$1" = "-c" ]; then echo 'CPython 3 11'; exit 0; fi
+if [ "$1" = "-m" ] && [ "$2" = "venv" ]; then
+    [ -f "$3/ttsrig-state.json" ] && echo yes >"$3/.record-came-first"
+    mkdir -p "$3/bin" "$3/lib/python3.11/site-packages"
+    echo "home = /nowhere" >"$3/pyvenv.cfg"
+    exit ${FAKE_VENV_EXIT:-0}
+fi
+exit 3
+"""
+
+
+@pytest.fixture
+def fake_python(tmp_path):
+    path = tmp_path / "fake-python3.11"
+    path.write_text(FAKE_VENV_PYTHON)
+    path.chmod(0o755)
+    return str(path)
+
+
+def plan_for(venv: Path, python: str = sys.executable, **extra) -> bootstrap.Plan:
+    return bootstrap.Plan("v3", "v3", ROOT / "requirements/v3.txt", ROOT / "requirements/nodeps.txt", venv, python,
+                          "uv", False, "d", **extra)
+
+
+def user_files(folder: Path) -> dict[str, str]:
+    return {str(p.relative_to(folder)): p.read_text() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+@pytest.fixture
+def no_installs(monkeypatch):
+    """Nothing may reach an installer in these tests: record the step and stop there."""
+    calls = []
+
+    def stop(cmd, plan, what, *rest):
+        calls.append(what)
+        raise TtsrigError(f"stopped before: {what}")
+
+    monkeypatch.setattr(bootstrap, "run", stop)
+    return calls
+
+
+def test_a_stray_pyvenv_cfg_beside_user_files_is_refused_and_nothing_is_lost(tmp_path, fake_python, no_installs):
+    folder = tmp_path / "project"
+    (folder / "lib").mkdir(parents=True)
+    (folder / "pyvenv.cfg").write_text("home = /usr/bin\n")  # left by someone's `python -m venv .` long ago
+    (folder / "thesis.tex").write_text("four years of work")
+    (folder / "lib" / "data.csv").write_text("1,2,3")
+    before = user_files(folder)
+    with pytest.raises(TtsrigError) as caught:
+        bootstrap.ensure_venv(plan_for(folder, fake_python))
+    message = str(caught.value)
+    assert "\n" not in message
+    assert str(folder) in message and "did not make" in message
+    assert "Choose another --venv" in message and "remove" in message
+    assert user_files(folder) == before
+    assert not no_installs
+
+
+def test_main_refuses_a_folder_it_did_not_make_in_one_line(probed, tmp_path, fake_python, no_installs, capsys):
+    folder = tmp_path / "mine"
+    folder.mkdir()
+    (folder / "pyvenv.cfg").write_text("home = /usr/bin\n")
+    (folder / "notes.txt").write_text("mine")
+    assert bootstrap.main(["--venv", str(folder), "--python", fake_python]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and err.startswith("bootstrap: ") and str(folder) in err
+    assert user_files(folder) == {"pyvenv.cfg": "home = /usr/bin\n", "notes.txt": "mine"}
+    # --dry-run says so too, before anything would change.
+    assert bootstrap.main(["--dry-run", "--venv", str(folder), "--python", fake_python]) == 2
+    assert "did not make" in capsys.readouterr().err
+
+
+def test_an_empty_folder_may_be_used_and_the_record_comes_before_the_venv(tmp_path, fake_python):
+    folder = tmp_path / "empty"
+    folder.mkdir()
+    bootstrap.ensure_venv(plan_for(folder, fake_python))
+    assert (folder / "pyvenv.cfg").is_file()
+    # The record was written first: a run killed while the venv is made leaves a folder the next run owns.
+    assert (folder / ".record-came-first").read_text() == "yes\n"
+    assert json.loads((folder / bootstrap.STATE_NAME).read_text())["made_by"] == "bin/bootstrap"
+
+
+@pytest.mark.parametrize("damage", ["only the record is left", "lib removed", "python not runnable",
+                                    "pyvenv.cfg removed"])
+def test_a_venv_bootstrap_made_with_a_broken_tree_is_rebuilt_keeping_other_files(tmp_path, fake_python, damage):
+    venv = tmp_path / "venv"
+    (venv / "bin").mkdir(parents=True)
+    (venv / "lib/python3.11/site-packages/torch").mkdir(parents=True)
+    (venv / "lib/python3.11/site-packages/torch/__init__.py").write_text("")
+    (venv / "pyvenv.cfg").write_text("home = /gone\n")
+    (venv / "bin/python").write_text("not a program")  # the base Python was removed: it no longer runs
+    (venv / "ttsrig-patches.json").write_text("{}")
+    (venv / bootstrap.STATE_NAME).write_text(json.dumps({"complete": True, "tier": "v3", "packages": ["torch"]}))
+    (venv / "my-notes.txt").write_text("kept")
+    if damage == "only the record is left":
+        for entry in ("bin", "lib", "pyvenv.cfg", "ttsrig-patches.json"):
+            shutil.rmtree(venv / entry) if (venv / entry).is_dir() else (venv / entry).unlink()
+    elif damage == "lib removed":
+        (venv / "bin/python").unlink()
+        (venv / "bin/python").symlink_to(sys.executable)
+        shutil.rmtree(venv / "lib")
+    elif damage == "pyvenv.cfg removed":
+        (venv / "pyvenv.cfg").unlink()
+    bootstrap.ensure_venv(plan_for(venv, fake_python))
+    assert (venv / "pyvenv.cfg").read_text() == "home = /nowhere\n"  # made again
+    assert not (venv / "lib/python3.11/site-packages/torch").exists()
+    assert not (venv / "ttsrig-patches.json").exists()  # the patch record of the old torch went with it
+    assert (venv / "my-notes.txt").read_text() == "kept"  # not bootstrap's: left alone
+    assert json.loads((venv / bootstrap.STATE_NAME).read_text())["complete"] is False
+
+
+def test_a_state_file_without_its_tree_is_rebuilt_by_main(probed, tmp_path, fake_python, no_installs, capsys):
+    venv = tmp_path / "venv"
+    venv.mkdir()
+    (venv / bootstrap.STATE_NAME).write_text(json.dumps({"complete": True, "tier": "pre-v2", "lock_digest": "x"}))
+    assert bootstrap.main(["--venv", str(venv), "--python", fake_python]) == 2  # stopped at the first install
+    err = capsys.readouterr().err
+    assert "rebuilding it" in err and "Traceback" not in err
+    assert (venv / "pyvenv.cfg").is_file()
+    assert no_installs == ["installing the installer (uv) and the CPU reader (archspec)"] or no_installs[0].startswith(
+        "downloading the installer's wheels")
+
+
+def test_a_venv_made_by_bootstrap_with_a_working_python_is_kept(tmp_path):
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
+    (venv / bootstrap.STATE_NAME).write_text("{}")
+    marker = venv / "lib/python3.11/site-packages/marker.txt"
+    marker.write_text("x")
+    pip = venv / "lib/python3.11/site-packages/pip"
+    pip.mkdir()
+    (pip / "__init__.py").write_text("")
+    bootstrap.ensure_venv(plan_for(venv))
+    assert marker.exists()
+
+
+def test_a_killed_venv_creation_is_one_line_and_the_next_run_finishes_it(tmp_path, fake_python, monkeypatch):
+    venv = tmp_path / "venv"
+    monkeypatch.setenv("FAKE_VENV_EXIT", "1")
+    with pytest.raises(TtsrigError, match=r"creating the venv .* failed.*re-run bin/bootstrap"):
+        bootstrap.ensure_venv(plan_for(venv, fake_python))
+    assert (venv / bootstrap.STATE_NAME).is_file()  # still bootstrap's folder
+    monkeypatch.setenv("FAKE_VENV_EXIT", "0")
+    bootstrap.ensure_venv(plan_for(venv, fake_python))
+    assert (venv / "pyvenv.cfg").is_file()
+
+
+def test_venv_naming_a_file_is_one_line(probed, tmp_path, fake_python, no_installs, capsys):
+    file = tmp_path / "notes.txt"
+    file.write_text("mine")
+    assert bootstrap.main(["--venv", str(file), "--python", fake_python]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == f"bootstrap: --venv {file} names a file, not a folder. Choose another --venv (a new or empty folder)."
+    assert file.read_text() == "mine"
+    assert bootstrap.main(["--venv", str(file / "venv"), "--python", fake_python]) == 2
+    assert f"{file} is a file, not a folder" in capsys.readouterr().err
+
+
+def test_home_the_root_and_the_checkout_are_never_a_venv_even_with_a_record(tmp_path, fake_python, monkeypatch):
+    home = tmp_path / "home"
+    home.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    (home / "pyvenv.cfg").write_text("home = /gone\n")  # `python -m venv ~` once, and a record in it
+    (home / bootstrap.STATE_NAME).write_text("{}")
+    (home / "photos.txt").write_text("irreplaceable")
+    for venv, what in ((home, "your home folder"), (Path("/"), "the root folder"), (ROOT, "the ttsrig checkout"),
+                       (ROOT.parent, "a folder above the ttsrig checkout")):
+        with pytest.raises(TtsrigError, match=f"is {what}; .*Choose another --venv"):
+            bootstrap.ensure_venv(plan_for(venv, fake_python))
+    assert (home / "photos.txt").read_text() == "irreplaceable"
+
+
+def test_a_symlink_is_judged_where_it_points(probed, tmp_path, fake_python, no_installs, capsys, monkeypatch):
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "photos.txt").write_text("irreplaceable")
+    monkeypatch.setenv("HOME", str(home))
+    link = tmp_path / "venv-link"
+    link.symlink_to(home)
+    assert bootstrap.main(["--venv", str(link), "--python", fake_python]) == 2
+    assert "is your home folder" in capsys.readouterr().err
+    # A link to a place that does not exist yet is built there.
+    target = tmp_path / "disk2" / "venv"
+    target.parent.mkdir()
+    link.unlink()
+    link.symlink_to(target)
+    bootstrap.ensure_venv(plan_for(bootstrap.resolve_venv(str(link)), fake_python))
+    assert (target / "pyvenv.cfg").is_file() and link.is_symlink()
+
+
+def test_removal_takes_only_installed_packages_and_never_bootstraps_own_tools(tmp_path):
+    plan = plan_for(tmp_path, pins=locks.parse_lock(ROOT / "requirements/pre-v2.txt"))
+    plan.tier = "pre-v2"
+    have = {"pip": "26", "setuptools": "84", "uv": "0.13.9", "archspec": "0.2.7", "ttsrig": "0.1.0",
+            "iniconfig": "2.0.0", "pandas": "3.0", "torch": "2.7.0"}
+    # A state record (hand-edited, or from a broken run) that names the tools themselves.
+    previous = ["pip", "setuptools", "uv", "archspec", "ttsrig", "iniconfig", "not-installed", "torch", 7]
+    assert bootstrap.packages_to_remove(plan, previous, have) == ["iniconfig", "pandas"]
+    assert bootstrap.packages_to_remove(plan, "garbage", have) == ["pandas"]
+
+
+# --- --offline into a new venv, the wheel cache and the wheelhouse (item 7) --
+
+
+def fake_bootstrap_lock(tmp_path: Path) -> tuple[Path, dict[str, Path]]:
+    """A requirements/ copy whose bootstrap.txt pins two small wheels the test makes (real hashes)."""
+    req = tmp_path / "requirements"
+    shutil.copytree(ROOT / "requirements", req)
+    made = tmp_path / "made"
+    made.mkdir()
+    wheels, lines = {}, []
+    for name, version in (("uv", "0.13.9"), ("archspec", "0.2.7")):
+        wheel = made / f"{name}-{version}-py3-none-{'manylinux_2_17_x86_64' if name == 'uv' else 'any'}.whl"
+        wheel.write_bytes(f"wheel {name} {version}".encode())
+        wheels[name] = wheel
+        lines.append(f"{name}=={version} \\\n    --hash=sha256:{hashlib.sha256(wheel.read_bytes()).hexdigest()}\n")
+    (req / "bootstrap.txt").write_text("".join(lines))
+    return req, wheels
+
+
+@pytest.fixture
+def offline_setup(tmp_path, monkeypatch):
+    req, wheels = fake_bootstrap_lock(tmp_path)
+    monkeypatch.setattr(bootstrap, "REQUIREMENTS", req)
+    monkeypatch.setenv(bootstrap.WHEEL_CACHE_ENV, str(tmp_path / "cache"))
+    calls = []
+
+    def record(cmd, plan, what, *rest):
+        calls.append(cmd)
+        if "download" in cmd:  # pip download: what a connected machine gets
+            dest = Path(cmd[cmd.index("--dest") + 1])
+            for wheel in wheels.values():
+                shutil.copy(wheel, dest / wheel.name)
+
+    monkeypatch.setattr(bootstrap, "run", record)
+    venv = tmp_path / "venv"
+    (venv / "lib/python3.11/site-packages").mkdir(parents=True)
+    return venv, wheels, calls, tmp_path / "cache"
+
+
+def test_offline_with_nothing_cached_says_what_to_copy_where(offline_setup):
+    venv, wheels, calls, cache = offline_setup
+    plan = plan_for(venv)
+    plan.offline = True
+    with pytest.raises(TtsrigError) as caught:
+        bootstrap.ensure_bootstrap_tools(plan)
+    message = str(caught.value)
+    assert "\n" not in message
+    assert message.startswith("offline, and the installer's own wheels (archspec 0.2.7, uv 0.13.9")
+    assert f"copy DIR's files into {cache}" in message
+    assert "pip download --no-deps --require-hashes -d DIR -r" in message and "bootstrap.txt" in message
+    assert calls == []  # nothing reached pip, which would have asked the index
+
+
+def test_online_the_installer_wheels_are_kept_then_installed_from_disk(offline_setup):
+    venv, wheels, calls, cache = offline_setup
+    bootstrap.ensure_bootstrap_tools(plan_for(venv))
+    download, install = calls
+    assert download[2:4] == ["pip", "download"] and "--require-hashes" in download
+    assert sorted(p.name for p in cache.iterdir()) == sorted(w.name for w in wheels.values())  # no temp folder left
+    assert install[2:4] == ["pip", "install"]
+    assert {"--no-index", "--require-hashes", "--no-deps"} <= set(install)
+    # The next run, offline, finds them there and never downloads.
+    calls.clear()
+    plan = plan_for(venv)
+    plan.offline = True
+    bootstrap.ensure_bootstrap_tools(plan)
+    assert len(calls) == 1 and "download" not in calls[0]
+
+
+def test_a_wheelhouse_serves_the_installer_and_a_damaged_wheel_is_refused(offline_setup, tmp_path):
+    venv, wheels, calls, cache = offline_setup
+    house = tmp_path / "wheelhouse"
+    house.mkdir()
+    for wheel in wheels.values():
+        shutil.copy(wheel, house / wheel.name)
+    (house / "uv-0.13.9-py3-none-macosx_11_0_arm64.whl").write_bytes(b"another platform")
+    plan = plan_for(venv, wheelhouse=house)
+    bootstrap.ensure_bootstrap_tools(plan)
+    (install,) = calls
+    links = Path(install[install.index("--find-links") + 1])
+    assert "--no-index" in install and "--require-hashes" in install
+    # Damaged: same name, other bytes. pip would refuse it; bootstrap names it first and installs nothing.
+    calls.clear()
+    (house / wheels["uv"].name).write_bytes(b"tampered")
+    with pytest.raises(TtsrigError, match=r"installing from the wheelhouse only.*uv-0.13.9-py3-none-manylinux"
+                                          r"_2_17_x86_64.whl does not match the hash"):
+        bootstrap.ensure_bootstrap_tools(plan)
+    assert calls == [] and not links.exists()
+
+
+def test_the_wheelhouse_plan_uses_it_for_every_step(probed, tmp_path, monkeypatch, capsys):
+    house = tmp_path / "wheelhouse"
+    house.mkdir()
+    pins = {**locks.parse_lock(ROOT / "requirements/pre-v2.txt"), **locks.parse_lock(ROOT / "requirements/nodeps.txt")}
+    for pin in pins.values():  # empty stand-ins named as `pip download` names them
+        name = pin.name.replace("-", "_")
+        (house / (f"{name}-{pin.version}.tar.gz" if pin.name == "monotonic-align"
+                  else f"{name}-{pin.version}-py3-none-any.whl")).write_bytes(b"")
+    monkeypatch.setenv(bootstrap.WHEELHOUSE_ENV, str(house))
+    assert bootstrap.main(["--dry-run", "--offline", "--venv", str(tmp_path / "v")]) == 0
+    out = capsys.readouterr().out
+    assert f"uv install --no-index --find-links {house} --offline --require-hashes --no-deps -r requirements/pre-v2.txt" in out
+    assert f"--no-index --find-links {house} --offline --require-hashes --no-deps --no-build-isolation -r requirements/nodeps.txt" in out
+    assert f"pip install --require-hashes --no-deps --no-index --find-links {house} --find-links" in out
+    plan = bootstrap.make_plan(bootstrap.build_parser().parse_args(["--venv", str(tmp_path / "v")]), sys.executable)
+    assert bootstrap.installer_cmd(plan, "-r", "x")[-5:] == ["--no-index", "--find-links", str(house), "-r", "x"]
+    # One file missing: refused before anything changes, naming it and the folder.
+    (house / "torch-2.7.0-py3-none-any.whl").unlink()
+    assert bootstrap.main(["--offline", "--venv", str(tmp_path / "v")]) == 2
+    err = capsys.readouterr().err
+    assert f"the wheelhouse {house} lacks 1 of" in err and "(torch==2.7.0)" in err and "pip download" in err
+    assert not (tmp_path / "v").exists()
+
+
+def test_pip_cannot_install_offline_without_a_wheelhouse(probed, tmp_path, capsys):
+    assert bootstrap.main(["--offline", "--installer", "pip", "--venv", str(tmp_path / "v")]) == 2
+    assert "--installer pip --offline has nothing to install from" in capsys.readouterr().err
+    assert not (tmp_path / "v").exists()
+
+
+@pytest.mark.parametrize("output, expected", [
+    ("error: No solution found when resolving dependencies\n  cause: Because iniconfig was not found in the cache "
+     "and you require iniconfig==2.0.0, we can conclude", "not in uv's cache.*--wheelhouse DIR"),
+    ("cause: Network connectivity is disabled, but the requested data wasn't found in the cache: https://x",
+     "not in uv's cache"),
+])
+def test_offline_cache_misses_become_clear_messages(tmp_path, output, expected):
+    script = f"import sys; print({output!r}); sys.exit(1)"
+    with pytest.raises(TtsrigError, match=expected):
+        bootstrap.run([sys.executable, "-c", script], plan_for(tmp_path), "installing something")
+
+
+# --- a hand-edited lock names its line (item 8) -------------------------------
+
+
+@pytest.fixture
+def git_checkout(tmp_path, monkeypatch):
+    """A committed copy of requirements/ in its own git repository, used as bootstrap's checkout."""
+    if not shutil.which("git"):
+        pytest.skip("git is not installed")
+    repo = tmp_path / "checkout"
+    shutil.copytree(ROOT / "requirements", repo / "requirements")
+    git = ["git", "-C", str(repo), "-c", "user.name=t", "-c", "user.email=t@t"]
+    subprocess.run([*git, "init", "-q"], check=True)
+    subprocess.run([*git, "add", "requirements"], check=True)
+    subprocess.run([*git, "commit", "-q", "-m", "locks"], check=True)
+    monkeypatch.setattr(bootstrap, "ROOT", repo)
+    monkeypatch.setattr(bootstrap, "REQUIREMENTS", repo / "requirements")
+    return repo
+
+
+def line_of(path: Path, text: str) -> int:
+    return next(i for i, line in enumerate(path.read_text().splitlines(), 1) if line.startswith(text))
+
+
+def test_a_version_changed_by_hand_is_named_by_line_in_the_dry_run(probed, git_checkout, tmp_path, capsys):
+    lock = git_checkout / "requirements/pre-v2.txt"
+    lock.write_text(lock.read_text().replace("\ntorch==2.7.0 \\", "\ntorch==2.7.1 \\", 1))
+    for args in (["--dry-run"], []):
+        assert bootstrap.main([*args, "--venv", str(tmp_path / "v")]) == 2
+        err = capsys.readouterr().err.strip()
+        assert err.count("\n") == 0
+        assert f"requirements/pre-v2.txt line {line_of(lock, 'torch==')}: torch 2.7.1 carries the hashes of torch 2.7.0" in err
+        assert "`git checkout -- requirements/`" in err and "bin/lock" in err
+    assert not (tmp_path / "v").exists()
+
+
+def test_a_hash_changed_by_hand_is_named_by_its_own_line(probed, git_checkout, tmp_path, capsys):
+    lock = git_checkout / "requirements/nodeps.txt"
+    text = lock.read_text()
+    old = locks.parse_lock(lock)["styletts2"].hashes[0]
+    lock.write_text(text.replace(old, "0" * 64))
+    assert bootstrap.main(["--dry-run", "--venv", str(tmp_path / "v")]) == 2
+    err = capsys.readouterr().err
+    assert f"requirements/nodeps.txt line {line_of(lock, '    --hash=sha256:' + '0' * 64)}: the hash sha256:000000000000" \
+           "... of styletts2 0.1.6 was changed" in err
+
+
+def test_a_regenerated_lock_is_not_called_a_hand_edit(probed, git_checkout, tmp_path, capsys):
+    lock = git_checkout / "requirements/nodeps.txt"
+    pins = locks.parse_lock(lock)
+    # bin/lock moved styletts2 to another release: a new version with new hashes.
+    lock.write_text(lock.read_text().replace("styletts2==0.1.6", "styletts2==0.1.7").replace(
+        pins["styletts2"].hashes[0], "a" * 64))
+    assert bootstrap.main(["--dry-run", "--venv", str(tmp_path / "v")]) == 0
+
+
+def test_an_installer_hash_mismatch_names_the_lock_line(tmp_path):
+    output = "error: Failed to download `munch==2.5.0`\n  cause: Hash mismatch for `munch==2.5.0`\n"
+    script = f"import sys; print({output!r}); sys.exit(1)"
+    v3 = ROOT / "requirements/v3.txt"
+    line = locks.parse_lock(v3)["munch"].line
+    with pytest.raises(TtsrigError, match=rf"requirements/v3.txt line {line}: the file of munch==2.5.0 does not match"
+                                          r".*edited by hand.*git checkout -- requirements/"):
+        bootstrap.run([sys.executable, "-c", script], plan_for(tmp_path), "installing", (ROOT / "requirements/nodeps.txt", v3))
+    pip_output = ("ERROR: THESE PACKAGES DO NOT MATCH THE HASHES FROM THE REQUIREMENTS FILE.\n"
+                  "    munch==2.5.0 from https://files.example/munch-2.5.0-py2.py3-none-any.whl (from -r x (line 1)):\n")
+    script = f"import sys; print({pip_output!r}); sys.exit(1)"
+    with pytest.raises(TtsrigError, match=rf"requirements/v3.txt line {line}: the file of munch==2.5.0"):
+        bootstrap.run([sys.executable, "-c", script], plan_for(tmp_path), "installing", (v3,))
+
+
+def test_a_pin_the_index_does_not_have_is_called_an_edit_online_and_missing_offline(tmp_path):
+    output = "  cause: Because there is no version of torch==2.7.9 and you require torch==2.7.9, we can conclude"
+    script = f"import sys; print({output!r}); sys.exit(1)"
+    v3 = ROOT / "requirements/v3.txt"
+    with pytest.raises(TtsrigError, match=r"requirements/v3.txt names a release the index does not have.*edited by hand"):
+        bootstrap.run([sys.executable, "-c", script], plan_for(tmp_path), "installing", (v3,))
+    house = plan_for(tmp_path, wheelhouse=tmp_path / "house")
+    with pytest.raises(TtsrigError, match=rf"a file of requirements/v3.txt is not in {tmp_path}/house: copy it there"):
+        bootstrap.run([sys.executable, "-c", script], house, "installing", (v3,))

@@ -125,3 +125,72 @@ def test_conformance_reports_each_kind_of_difference():
     assert result.forbidden_present == ["pandas"]
     assert result.extra == ["rich"]
     assert not result.ok
+
+
+H = {k: k * 64 for k in "abcdef"}  # stand-in sha256 digests
+
+
+def lock_text(*pins: tuple[str, str, list[str]]) -> str:
+    out = "#\n# header\n#\n"
+    for name, version, hashes in pins:
+        out += f"{name}=={version} \\\n" + " \\\n".join(f"    --hash=sha256:{H[h]}" for h in hashes) + "\n    # via x\n"
+    return out
+
+
+def test_pins_know_the_line_of_their_name_and_of_each_hash():
+    pins = locks.parse_lock_text(lock_text(("torch", "2.7.0", ["a", "b"]), ("numpy", "1.26.4", ["c"])), "x.txt")
+    assert (pins["torch"].line, pins["torch"].hash_lines) == (4, (5, 6))
+    assert (pins["numpy"].line, pins["numpy"].hash_lines) == (8, (9,))
+    assert pins["torch"] == locks.Pin("torch", "2.7.0", (H["a"], H["b"]))  # lines do not change what a pin is
+
+
+def test_hand_edits_are_told_apart_from_a_regenerated_lock():
+    committed = locks.parse_lock_text(lock_text(("torch", "2.7.0", ["a", "b"]), ("numpy", "1.26.4", ["c", "d"])), "c")
+
+    def edits(*pins):
+        return [(e.line, e.what) for e in locks.hand_edits(locks.parse_lock_text(lock_text(*pins), "x"), committed)]
+
+    numpy = ("numpy", "1.26.4", ["c", "d"])
+    # The version changed, the hashes did not: the same files cannot be another release.
+    assert edits(("torch", "2.8.0", ["a", "b"]), numpy) == [
+        (4, "torch 2.8.0 carries the hashes of torch 2.7.0 (the version was changed by hand)")]
+    # One hash replaced: named on its own line.
+    assert edits(("torch", "2.7.0", ["a", "e"]), numpy) == [
+        (6, f"the hash sha256:{H['e'][:12]}... of torch 2.7.0 was changed (it is not one of that release's files)")]
+    assert edits(("torch", "2.7.0", ["a"]), numpy) == [(4, "hashes of torch 2.7.0 were removed")]
+    # Hashes moved from one package to another.
+    assert edits(("torch", "2.7.0", ["a", "c"]), ("numpy", "1.26.4", ["d"]))[0][1].startswith(
+        "torch 2.7.0 carries the hashes of numpy 1.26.4")
+    # bin/lock's work: a new release with its own hashes, a new upload beside old files, a new package.
+    assert edits(("torch", "2.8.0", ["e", "f"]), ("numpy", "1.26.4", ["c", "d", "e"]), ("uv", "1", ["f"])) == []
+
+
+def test_refuse_hand_edits_names_file_line_package_and_the_way_back():
+    committed = locks.parse_lock_text(lock_text(("torch", "2.7.0", ["a", "b"])), "c")
+    edited = locks.parse_lock_text(lock_text(("torch", "2.7.1", ["a", "b"])), "x")
+    with pytest.raises(TtsrigError) as caught:
+        locks.refuse_hand_edits("requirements/pre-v2.txt", edited, committed)
+    assert str(caught.value) == (
+        "requirements/pre-v2.txt line 4: torch 2.7.1 carries the hashes of torch 2.7.0 (the version was changed by "
+        "hand): the lock was edited by hand. Restore it with `git checkout -- requirements/` or regenerate it with "
+        "bin/lock.")
+
+
+def test_a_package_pinned_twice_is_refused_with_both_lines():
+    text = lock_text(("torch", "2.7.0", ["a"]), ("numpy", "1", ["c"]), ("Torch", "2.8.0", ["b"]))
+    with pytest.raises(TtsrigError, match=r"x.txt line 10: Torch is pinned a second time \(first on line 4\)"):
+        locks.parse_lock_text(text, "x.txt")
+
+
+def test_a_lock_that_is_not_utf8_is_one_line_naming_the_line(tmp_path):
+    lock = tmp_path / "v3.txt"
+    lock.write_bytes(lock_text(("torch", "2.7.0", ["a"])).encode() + b"# caf\xe9\n")
+    with pytest.raises(TtsrigError, match=r"v3.txt line 7: not UTF-8 text.*git checkout -- requirements/"):
+        locks.parse_lock(lock)
+
+
+def test_parse_errors_name_the_line(tmp_path):
+    lock = tmp_path / "x.txt"
+    lock.write_text("# a\n\nnumpy==1.26.4 \\\n    --hash=sha256:" + "a" * 64 + "\ntorch==2.7.0\n")
+    with pytest.raises(TtsrigError, match=r"x.txt line 5: torch==2.7.0 has no --hash.*git checkout -- requirements/"):
+        locks.parse_lock(lock)
