@@ -333,6 +333,7 @@ class AuditionServer(http.server.ThreadingHTTPServer):
     """A ThreadingHTTPServer that knows its folder (resolved once: links in its path are the user's own)."""
 
     daemon_threads = True
+    request_queue_size = 64  # a page loads a few WAVs at once; several browsers may save at once
 
     def __init__(self, address: tuple[str, int], folder: Path) -> None:
         self.folder = folder

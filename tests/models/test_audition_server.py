@@ -143,7 +143,10 @@ def test_an_oversized_body_is_refused_before_it_is_read(folder, tmp_path):
             # ten megabytes announced, none sent: a server that reads the body first never answers
             sock.sendall(f"POST /verdicts HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: application/json\r\n"
                          f"Content-Length: {10 * 1024 * 1024}\r\n\r\n{{".encode())
-            answer = sock.recv(4096).decode("latin-1")
+            received = b""
+            while chunk := sock.recv(4096):  # the server answers and closes; a 10 s timeout bounds the wait
+                received += chunk
+        answer = received.decode("latin-1")
         small_enough = post(port, {"epoch_0001": {"bath": "right", "happy": "weak"}})
     assert answer.startswith("HTTP/1.0 413") or answer.startswith("HTTP/1.1 413"), answer
     assert "limit" in answer
@@ -334,7 +337,7 @@ def test_render_refuses_before_it_writes_over_anything(tmp_path, case):
             expected = "would hide the verdicts"
         else:
             extra = ["--verdicts", str(tmp_path / "absent.json")]
-            expected = "does not exist"
+            expected = "--verdicts " + str(tmp_path / "absent.json") + " does not exist"
     before = {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()}
     done = render(tmp_path, out, *extra)
     assert done.returncode == 2, done.stdout + done.stderr
