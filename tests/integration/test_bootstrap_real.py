@@ -98,3 +98,34 @@ def test_a_changed_lock_is_applied_and_what_it_dropped_is_removed(host_venv, run
     assert "removed iniconfig" in out.stdout
     assert "iniconfig" not in locks.installed(host_venv / "lib/python3.11/site-packages")
     assert state(host_venv)["lock_digest"] != "an-older-lock"
+
+
+def test_removing_a_dropped_package_removes_only_its_files_in_the_venv(host_venv, tmp_path):
+    """bootstrap removes what an older lock installed by name; the installer deletes only what the
+    package's RECORD lists inside the venv, so a RECORD that points out of it costs the user nothing."""
+    import sys
+
+    from envcheck import bootstrap
+
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
+    (venv / "bin/uv").symlink_to(host_venv / "bin/uv")  # the host venv's uv, only read
+    site = venv / "lib/python3.11/site-packages"
+    outside = tmp_path / "home"
+    outside.mkdir()
+    (outside / "thesis.tex").write_text("mine")
+    meta = site / "oldpkg-1.0.dist-info"
+    meta.mkdir()
+    (site / "oldpkg.py").write_text("")
+    (meta / "METADATA").write_text("Metadata-Version: 2.1\nName: oldpkg\nVersion: 1.0\n\n")
+    (meta / "INSTALLER").write_text("uv\n")
+    (meta / "RECORD").write_text("oldpkg.py,,\noldpkg-1.0.dist-info/METADATA,,\noldpkg-1.0.dist-info/RECORD,,\n"
+                                 "oldpkg-1.0.dist-info/INSTALLER,,\n../../../../home/thesis.tex,,\n"
+                                 f"{outside / 'thesis.tex'},,\n")
+    plan = bootstrap.Plan("v3", "v3", ROOT / "requirements/v3.txt", ROOT / "requirements/nodeps.txt", venv,
+                          sys.executable, "uv", False, "d", pins=locks.parse_lock(ROOT / "requirements/v3.txt"))
+    remove = bootstrap.packages_to_remove(plan, ["oldpkg", "pip", "uv"], locks.installed(site))
+    assert remove == ["oldpkg"]
+    bootstrap.run(bootstrap.uninstall_cmd(plan, remove), plan, "removing oldpkg")
+    assert "oldpkg" not in locks.installed(site) and not (site / "oldpkg.py").exists()
+    assert (outside / "thesis.tex").read_text() == "mine"

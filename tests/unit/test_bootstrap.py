@@ -582,3 +582,12 @@ def test_a_pin_the_index_does_not_have_is_called_an_edit_online_and_missing_offl
     house = plan_for(tmp_path, wheelhouse=tmp_path / "house")
     with pytest.raises(TtsrigError, match=rf"a file of requirements/v3.txt is not in {tmp_path}/house: copy it there"):
         bootstrap.run([sys.executable, "-c", script], house, "installing", (v3,))
+
+
+def test_a_venv_whose_python_cannot_run_is_probed_with_the_given_python(tmp_path):
+    venv = tmp_path / "venv"
+    (venv / "bin").mkdir(parents=True)
+    (venv / "bin/python").write_text("garbage")
+    (venv / "bin/python").chmod(0o644)  # exists, cannot be executed
+    cpu = bootstrap.probe_cpu(venv, sys.executable)
+    assert cpu["tier"] in ("pre-v2", "v2", "v3")
