@@ -16,6 +16,13 @@ from envcheck.errors import TtsrigError
 ROOT = Path(__file__).resolve().parents[2]
 
 
+@pytest.fixture(autouse=True)
+def own_wheel_cache(tmp_path, monkeypatch):
+    """The user's wheel cache and wheelhouse setting stay out of these tests."""
+    monkeypatch.setenv(bootstrap.WHEEL_CACHE_ENV, str(tmp_path / "wheel-cache"))
+    monkeypatch.delenv(bootstrap.WHEELHOUSE_ENV, raising=False)
+
+
 @pytest.fixture
 def probed(monkeypatch):
     """Pretend the CPU probe said a tier (the real probe has its own tests)."""
@@ -289,8 +296,7 @@ def test_a_state_file_without_its_tree_is_rebuilt_by_main(probed, tmp_path, fake
     err = capsys.readouterr().err
     assert "rebuilding it" in err and "Traceback" not in err
     assert (venv / "pyvenv.cfg").is_file()
-    assert no_installs == ["installing the installer (uv) and the CPU reader (archspec)"] or no_installs[0].startswith(
-        "downloading the installer's wheels")
+    assert no_installs[0].startswith("downloading the installer's wheels")  # the first install step, stopped
 
 
 def test_a_venv_made_by_bootstrap_with_a_working_python_is_kept(tmp_path):
