@@ -60,20 +60,26 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--steps", type=int, default=4)
     parser.add_argument("--out", type=Path, default=ROOT / "tests/bench/results/styletts2.json")
+    parser.add_argument("--prepared", type=Path, help="a trainers.prepare output folder with StyleTTS2 mels to use "
+                        "instead of synthesising the clips (for a machine without espeak-ng)")
+    parser.add_argument("--skip-cpu", action="store_true", help="measure only the GPU part")
     args = parser.parse_args()
     results = {"date": time.strftime("%Y-%m-%d"), "torch": torch.__version__}
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        synth.transcribed(tmp / "in", TEXTS)
-        prepare.prepare(tmp / "in", tmp / "set", prepare.Settings(mels=("styletts2",)), None, "cpu", progress=False)
-        pieces = styletts2_pieces.find(tiny_styletts2.make(tmp / "pretrained"))
-        config = styletts2_pieces.make_config(pieces, ["max_len=80"])
-        (tmp / "run").mkdir()
-        results["cpu_reduced"] = measure(config, tmp / "set" / "manifest.jsonl", tmp / "run", "cpu", args.steps)
+        prepared = args.prepared or tmp / "set"
+        if not args.prepared:
+            synth.transcribed(tmp / "in", TEXTS)
+            prepare.prepare(tmp / "in", prepared, prepare.Settings(mels=("styletts2",)), None, "cpu", progress=False)
+        if not args.skip_cpu:
+            pieces = styletts2_pieces.find(tiny_styletts2.make(tmp / "pretrained"))
+            config = styletts2_pieces.make_config(pieces, ["max_len=80"])
+            (tmp / "run").mkdir()
+            results["cpu_reduced"] = measure(config, prepared / "manifest.jsonl", tmp / "run", "cpu", args.steps)
         if torch.cuda.is_available():
             full = styletts2_pieces.find(tiny_styletts2.make(tmp / "full", sizes=tiny_styletts2.full_size()))
             (tmp / "run-gpu").mkdir()
-            results["gpu_full_size"] = measure(styletts2_pieces.make_config(full), tmp / "set" / "manifest.jsonl",
+            results["gpu_full_size"] = measure(styletts2_pieces.make_config(full), prepared / "manifest.jsonl",
                                                tmp / "run-gpu", "cuda", args.steps)
             results["gpu_full_size"]["gpu"] = torch.cuda.get_device_name(0)
     return _record.write(args.out, results)
