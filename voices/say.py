@@ -20,7 +20,7 @@ import torch
 from envcheck.errors import TtsrigError
 from patches.checkpoints import CheckpointError, add_trust_argument
 from voices import config as voice_config
-from voices import reference, text as text_mod
+from voices import reference, signalcheck, text as text_mod
 
 ENGINES = {"default": "StyleTTS2", "strong": "F5-TTS"}
 HOW_TO_GET_ONE = {
@@ -85,6 +85,8 @@ class Speaker:
 
     def __init__(self, engine: str, cfg: dict, device: str, trust: bool):
         self.engine, self.cfg, self.device = engine, cfg, device
+        self.piece_lengths: list[int] = []  # samples of each sentence of the last render: audition screens the seams
+        self.collapsed: list[dict] = []  # say-default: phonemes of the last render whose duration collapsed
         ref_file = voice_config.resolve(cfg.get("reference"))
         if not ref_file:
             raise TtsrigError(f"no reference clip: set reference in {cfg['_file']} or pass --ref CLIP")
@@ -125,24 +127,30 @@ class Speaker:
         from trainers import phonemes
         from voices import styletts2
 
-        [(_, tokens)] = phonemes.encode([sentence])
+        [(phoneme_text, tokens)] = phonemes.encode([sentence])
         if tokens.unknown:
             print(f"note: symbols the model lacks, left out: {' '.join(tokens.unknown)}", file=sys.stderr)
         c = self.cfg
-        return styletts2.synthesize(self.voice, tokens.ids, self.style, alpha=float(c["alpha"]), beta=float(c["beta"]),
-                                    diffusion_steps=int(c["diffusion_steps"]),
-                                    embedding_scale=float(c["embedding_scale"]))
+        wave, frames = styletts2.synthesize_timed(self.voice, tokens.ids, self.style, alpha=float(c["alpha"]),
+                                                  beta=float(c["beta"]), diffusion_steps=int(c["diffusion_steps"]),
+                                                  embedding_scale=float(c["embedding_scale"]))
+        kept = "".join(s for s in phoneme_text if s not in tokens.unknown)  # one symbol per token between the pads
+        if len(kept) == len(frames) - 1:
+            self.collapsed += signalcheck.collapsed_phonemes(kept, frames[1:])
+        return wave
 
     def render(self, text: str, seed: int | None) -> np.ndarray:
         if seed is not None:
             torch.manual_seed(seed)
             np.random.seed(seed)
+        self.collapsed = []
         pieces = []
         for sentence in text_mod.sentences(text):
             try:
                 pieces.append(self.sentence(sentence))
             except torch.cuda.OutOfMemoryError:
                 raise TtsrigError("CUDA ran out of memory: use --device cpu, or shorter text") from None
+        self.piece_lengths = [len(p) for p in pieces]
         return text_mod.join(pieces)
 
 

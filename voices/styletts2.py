@@ -77,6 +77,14 @@ def _shift_right(x: torch.Tensor) -> torch.Tensor:
 def synthesize(voice: Voice, tokens: list[int], ref_s: torch.Tensor, *, alpha: float = 0.3, beta: float = 0.7,
                diffusion_steps: int = 5, embedding_scale: float = 1.0) -> np.ndarray:
     """24 kHz float32 audio for one sentence's tokens (see trainers.phonemes.encode)."""
+    return synthesize_timed(voice, tokens, ref_s, alpha=alpha, beta=beta, diffusion_steps=diffusion_steps,
+                            embedding_scale=embedding_scale)[0]
+
+
+def synthesize_timed(voice: Voice, tokens: list[int], ref_s: torch.Tensor, *, alpha: float = 0.3, beta: float = 0.7,
+                     diffusion_steps: int = 5, embedding_scale: float = 1.0) -> tuple[np.ndarray, list[int]]:
+    """synthesize()'s audio, and the frames the model gave each token (rounded, at least one; the leading
+    pad first, no trailing pad): the audition screen names the phonemes whose duration collapsed."""
     m, dev, style_dim = voice.model, voice.device, voice.params.style_dim
     tokens_t = torch.tensor(tokens[:-1] if tokens[-1] == phonemes.PAD else tokens, device=dev)[None]  # upstream: one pad, at the start
     if tokens_t.shape[1] > 512:
@@ -103,4 +111,4 @@ def synthesize(voice: Voice, tokens: list[int], ref_s: torch.Tensor, *, alpha: f
         f0, n = m.predictor.F0Ntrain(en, prosody)
         asr = _shift_right(t_en @ alignment[None])
         out = m.decoder(asr, f0, n, timbre)
-    return out.reshape(-1).float().cpu().numpy()[:-TAIL_TRIM]
+    return out.reshape(-1).float().cpu().numpy()[:-TAIL_TRIM], frames.tolist()
