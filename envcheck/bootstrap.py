@@ -368,13 +368,14 @@ def check_wheelhouse(plan: Plan) -> None:
     if not house.is_dir():
         raise TtsrigError(f"--wheelhouse {house} is not a folder. Pass the folder that holds the locks' files "
                           f"(or unset {WHEELHOUSE_ENV}).")
-    pins = {**locks.parse_lock(REQUIREMENTS / "bootstrap.txt"), **plan.pins}
+    installer_lock = REQUIREMENTS / "bootstrap.txt"
+    pins = {**locks.parse_lock(installer_lock), **plan.pins}
     found = pin_files(pins, [house])
     missing = sorted(f"{pin.name}=={pin.version}" for name, pin in pins.items() if not found[name])
     if missing:
         shown = ", ".join(missing[:4]) + (f" and {len(missing) - 4} more" if len(missing) > 4 else "")
         raise TtsrigError(f"the wheelhouse {house} lacks {len(missing)} of the {len(pins)} files the locks name "
-                          f"({shown}): {download_hint(plan.lock, plan.nodeps)}, copy DIR's files into {house} "
+                          f"({shown}): {download_hint(installer_lock, plan.lock, plan.nodeps)}, copy DIR's files into {house} "
                           "and re-run bin/bootstrap.")
 
 

@@ -487,7 +487,7 @@ def test_the_wheelhouse_plan_uses_it_for_every_step(probed, tmp_path, monkeypatc
     (house / "torch-2.7.0-py3-none-any.whl").unlink()
     assert bootstrap.main(["--offline", "--venv", str(tmp_path / "v")]) == 2
     err = capsys.readouterr().err
-    assert f"the wheelhouse {house} lacks 1 of" in err and "(torch==2.7.0)" in err and "pip download" in err
+    assert f"the wheelhouse {house} lacks 1 of" in err and "(torch==2.7.0)" in err and "pip download" in err and "-r requirements/bootstrap.txt" in err
     assert not (tmp_path / "v").exists()
 
 
