@@ -18,7 +18,6 @@ a wheelhouse folder the user copied (--wheelhouse); hashes are checked either wa
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import os
 import re
@@ -34,6 +33,7 @@ from pathlib import Path
 from envcheck import locks
 from envcheck import tiers as tiers_mod
 from envcheck.atomic import TEMP_SUFFIX, write_json_atomic
+from envcheck.digests import file_sha256
 from envcheck.errors import TtsrigError
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -156,13 +156,6 @@ def forbidden(tier: str) -> list[str]:
 
 def log(message: str) -> None:
     print(f"bootstrap: {message}", file=sys.stderr, flush=True)
-
-
-def digest(*paths: Path) -> str:
-    h = hashlib.sha256()
-    for path in paths:
-        h.update(path.read_bytes())
-    return h.hexdigest()
 
 
 def site_packages(venv: Path) -> Path:
@@ -342,8 +335,6 @@ def pin_files(pins: dict[str, locks.Pin], folders: list[Path]) -> dict[str, list
 
 def verified_wheels(pins: dict[str, locks.Pin], folders: list[Path]) -> tuple[dict[str, Path], list[Path]]:
     """Per pin, a file whose sha256 its lock allows; and the files named like one that do not match."""
-    from patches.trust import file_sha256  # standard library only, like this module
-
     good: dict[str, Path] = {}
     bad: list[Path] = []
     for name, files in pin_files(pins, folders).items():
@@ -452,7 +443,7 @@ def make_plan(args: argparse.Namespace, python: str) -> Plan:
         raise TtsrigError("--installer pip --offline has nothing to install from: pip cannot install from its "
                           "cache without an index. Use the default installer (uv), or pass --wheelhouse DIR.")
     plan = Plan(tier, probed, lock, nodeps, venv, python, args.installer, args.offline,
-                digest(lock, nodeps, REQUIREMENTS / "bootstrap.txt"), warnings,
+                file_sha256(lock, nodeps, REQUIREMENTS / "bootstrap.txt"), warnings,
                 f"{cpu['model_name']} ({cpu['microarch']}, {cpu['level']})", pins,
                 bool(cpu["sources"].get("cpuid", {}).get("ok")), wheelhouse)
     if wheelhouse:

@@ -32,9 +32,10 @@ from pathlib import Path
 from typing import Any, Callable
 
 from envcheck.atomic import write_atomic
+from envcheck.digests import bytes_sha256
 from envcheck.errors import TtsrigError
 from patches.pickle_scan import is_torch_zip, refused_globals, refused_opcodes, scan_checkpoint
-from patches.trust import TrustList, bytes_sha256, file_sha256
+from patches.trust import TrustList
 
 SAFETENSORS_SUFFIX = ".safetensors"
 TREE_KEY = "ttsrig.tree"
@@ -47,9 +48,6 @@ class CheckpointError(TtsrigError):
 
 class UntrustedCheckpoint(CheckpointError):
     """A legacy pickle whose unpickling would run code, and the user has not said they trust it."""
-
-
-sha256_file = file_sha256
 
 
 def add_trust_argument(parser: argparse.ArgumentParser) -> None:

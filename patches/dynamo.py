@@ -12,8 +12,9 @@ import json
 from pathlib import Path
 
 from envcheck.atomic import write_atomic
+from envcheck.digests import bytes_sha256, file_sha256
 from envcheck.errors import TtsrigError
-from patches.target import BACKUP_DIR, Env, sha256
+from patches.target import BACKUP_DIR, Env
 
 NAME = "dynamo"
 NEEDED_ON = ("pre-v2",)
@@ -41,7 +42,7 @@ def status(env: Env, tier: str | None) -> tuple[str, str]:
     if torch is None or not path.exists():
         return ("not needed", "torch is not installed") if not record else (
             "stale", "torch was removed after the patch was applied")
-    current = sha256(path.read_bytes())
+    current = file_sha256(path)
     if record:
         if current == record["patched_sha256"] and torch == record["torch"]:
             return "applied", f"torch {torch}: {record['file']}"
@@ -62,7 +63,7 @@ def apply(env: Env, tier: str | None) -> str:
     path = target_file(env)
     torch = env.version("torch")
     original = path.read_bytes()
-    if sha256(original) != KNOWN["originals"].get(torch):
+    if bytes_sha256(original) != KNOWN["originals"].get(torch):
         raise TtsrigError(f"{NAME}: refusing to patch {path}: its sha256 is not that of torch {torch}'s "
                           f"original (known versions: {', '.join(KNOWN['originals'])}). Reinstall torch with "
                           "bin/bootstrap, or add the new version to patches/data/known-files.json after review.")
@@ -72,8 +73,8 @@ def apply(env: Env, tier: str | None) -> str:
     write_atomic(backup, original)
     write_atomic(path, patched, mode=path.stat().st_mode & 0o777)
     state = env.load_state()
-    state[NAME] = {"file": KNOWN["path"], "torch": torch, "original_sha256": sha256(original),
-                   "patched_sha256": sha256(patched), "backup": str(backup.relative_to(env.prefix))}
+    state[NAME] = {"file": KNOWN["path"], "torch": torch, "original_sha256": bytes_sha256(original),
+                   "patched_sha256": bytes_sha256(patched), "backup": str(backup.relative_to(env.prefix))}
     env.save_state(state)
     return f"{NAME}: applied to torch {torch} ({KNOWN['path']})"
 
@@ -85,9 +86,9 @@ def revert(env: Env) -> str:
         return f"{NAME}: nothing to revert"
     path = env.site / record["file"]
     backup = env.prefix / record["backup"]
-    if path.exists() and sha256(path.read_bytes()) == record["patched_sha256"]:
+    if path.exists() and file_sha256(path) == record["patched_sha256"]:
         original = backup.read_bytes()
-        if sha256(original) != record["original_sha256"]:
+        if bytes_sha256(original) != record["original_sha256"]:
             raise TtsrigError(f"{NAME}: the backup {backup} does not match the recorded original; "
                               "reinstall torch with bin/bootstrap instead.")
         write_atomic(path, original, mode=path.stat().st_mode & 0o777)

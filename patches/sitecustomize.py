@@ -6,7 +6,8 @@ import os
 from pathlib import Path
 
 from envcheck.atomic import write_atomic
-from patches.target import Env, sha256
+from envcheck.digests import bytes_sha256
+from patches.target import Env
 
 NAME = "sitecustomize"
 ONEDNN_OFF_ON = ("pre-v2",)  # measured: oneDNN faults under -cpu phenom, not under Nehalem or Haswell
@@ -83,7 +84,7 @@ def apply(env: Env, tier: str | None) -> str:
     for name in (MODULE, CONFIG, PTH):
         write_atomic(env.site / name, files[name])
     state = env.load_state()
-    state[NAME] = {"files": {n: sha256(b) for n, b in files.items()}, "tier": tier}
+    state[NAME] = {"files": {n: bytes_sha256(b) for n, b in files.items()}, "tier": tier}
     env.save_state(state)
     return f"{NAME}: applied ({status(env, tier)[1]})"
 

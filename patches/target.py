@@ -1,7 +1,6 @@
 """The environment a patch acts on: its site-packages, installed versions, and the patch state record."""
 from __future__ import annotations
 
-import hashlib
 import json
 import sys
 import sysconfig
@@ -14,10 +13,6 @@ from envcheck.errors import TtsrigError
 
 STATE_NAME = "ttsrig-patches.json"
 BACKUP_DIR = "ttsrig-patches"
-
-
-def sha256(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
 
 
 @dataclass

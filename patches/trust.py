@@ -6,7 +6,6 @@ Trust is by content: a file that changes after it was trusted is no longer trust
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import time
@@ -14,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from envcheck.atomic import write_json_atomic
+from envcheck.digests import file_sha256
 from envcheck.errors import TtsrigError
 
 FORMAT = 1
@@ -24,19 +24,6 @@ def default_path() -> Path:
         return Path(os.environ["TTSRIG_TRUST_FILE"]).expanduser()
     config = Path(os.environ.get("XDG_CONFIG_HOME") or Path.home() / ".config")
     return config / "ttsrig" / "trusted-checkpoints.json"
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def bytes_sha256(data: bytes) -> str:
-    """The sha256 of bytes already read (patches.checkpoints hashes what it then loads)."""
-    return hashlib.sha256(data).hexdigest()
 
 
 def _is_sha256(text: str) -> bool:

@@ -14,6 +14,7 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
+from envcheck.digests import file_sha256
 from envcheck.errors import TtsrigError
 from patches import checkpoints
 from patches.checkpoints import CheckpointError, UntrustedCheckpoint, load_checkpoint
@@ -83,7 +84,7 @@ def test_a_pickle_that_runs_code_is_refused_without_running(tmp_path, zip_format
     assert not marker.exists()
     message = str(err.value)
     assert "posix.system" in message
-    assert checkpoints.sha256_file(bad) in message
+    assert file_sha256(bad) in message
     assert f"python -m patches trust add {bad}" in message and "--trust-checkpoint" in message
     # converting or inspecting it does not run it either
     with pytest.raises(UntrustedCheckpoint):
@@ -179,7 +180,7 @@ def cli(*args: str, check_rc: int = 0) -> subprocess.CompletedProcess:
 def test_trust_and_convert_commands(tmp_path):
     legacy = tmp_path / "pretrain.pth"
     torch.save(styletts2_like(), legacy)
-    digest = checkpoints.sha256_file(legacy)
+    digest = file_sha256(legacy)
 
     refused = cli("convert", str(legacy), check_rc=2)
     assert "refused to unpickle" in refused.stderr and "Traceback" not in refused.stderr
@@ -340,7 +341,7 @@ def test_a_twin_that_records_another_source_is_ignored_with_a_note(tmp_path):
     torch.save(newer, legacy)
     notices: list[str] = []
     assert_same(load_checkpoint(legacy, trust=True, notice=notices.append), newer)
-    assert any(f"ignored {twin}" in n and checkpoints.sha256_file(legacy) in n for n in notices), notices
+    assert any(f"ignored {twin}" in n and file_sha256(legacy) in n for n in notices), notices
     assert all("\n" not in n for n in notices)
     # untrusted, the stale twin does not stand in for it either: refused
     with pytest.raises(UntrustedCheckpoint):
@@ -358,7 +359,7 @@ def test_a_twin_records_the_hash_of_the_bytes_it_was_converted_from(tmp_path, mo
     legacy = tmp_path / "pretrain.pth"
     original = styletts2_like()
     torch.save(original, legacy)
-    digest = checkpoints.sha256_file(legacy)
+    digest = file_sha256(legacy)
     # the input changes while convert runs: the twin must still name the bytes it holds
     with monkeypatch.context() as patched:
         swap_after_first_torch_load(patched, legacy, evil_bytes(tmp_path / "ran"))
@@ -446,12 +447,12 @@ def test_trust_through_symlinks(tmp_path):
 
     cli("trust", "add", str(link), "--note", "via the link")
     assert listed.is_symlink()
-    entry = json.loads(real_list.read_text())["checkpoints"][checkpoints.sha256_file(a)]
+    entry = json.loads(real_list.read_text())["checkpoints"][file_sha256(a)]
     assert entry["path"] == str(a) and entry["via"] == str(link)
     # the link now points at another file: removing by the link's name removes what was trusted under it
     link.unlink()
     link.symlink_to(b)
-    assert checkpoints.sha256_file(a) in cli("trust", "remove", str(link)).stdout
+    assert file_sha256(a) in cli("trust", "remove", str(link)).stdout
     assert json.loads(real_list.read_text())["checkpoints"] == {}
     out = cli("trust", "remove", str(link), check_rc=2)
     assert "not in the trust list" in out.stderr and "nothing removed" in out.stderr

@@ -18,6 +18,7 @@ from typing import Callable
 import pytest
 import torch
 
+from envcheck.digests import file_sha256
 from patches import checkpoints
 from patches.checkpoints import CheckpointError, UntrustedCheckpoint, load_checkpoint
 
@@ -133,7 +134,7 @@ def test_attack_pickle_needs_trust_and_never_runs(tmp_path, capsys, name, build,
     assert not marker.exists()
     with pytest.raises(UntrustedCheckpoint) as refused:
         load_checkpoint(bad)
-    assert needle in str(refused.value) and checkpoints.sha256_file(bad) in str(refused.value)
+    assert needle in str(refused.value) and file_sha256(bad) in str(refused.value)
     assert not marker.exists()
     # converting refuses too, and writes nothing
     with pytest.raises(UntrustedCheckpoint):

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from patches import cli, dynamo, sitecustomize
-from patches.target import sha256
+from envcheck.digests import bytes_sha256
 
 ORIGINAL = (
     "import operator\n\nBUILTIN_TO_TENSOR_FN_MAP = {}\n\n\n"
@@ -30,7 +30,7 @@ def venv(tmp_path, monkeypatch):
     target.write_bytes(ORIGINAL)
     (root / "pyvenv.cfg").write_text("home = /usr/bin\n")
     (root / "ttsrig-state.json").write_text(json.dumps({"tier": "pre-v2", "complete": True}))
-    monkeypatch.setitem(dynamo.KNOWN["originals"], "2.7.0", sha256(ORIGINAL))
+    monkeypatch.setitem(dynamo.KNOWN["originals"], "2.7.0", bytes_sha256(ORIGINAL))
     return root
 
 
