@@ -32,17 +32,18 @@ from pathlib import Path
 
 from envcheck import locks
 from envcheck import tiers as tiers_mod
-from envcheck.atomic import TEMP_SUFFIX, write_json_atomic
+from envcheck.atomic import TEMP_SUFFIX
 from envcheck.digests import file_sha256
 from envcheck.errors import TtsrigError
+from envcheck.venv import (PATCH_BACKUP_DIR, PATCH_STATE_NAME, STATE_NAME, read_state, site_packages,
+                           state_path, write_state)
 
 ROOT = Path(__file__).resolve().parent.parent
 REQUIREMENTS = ROOT / "requirements"
-STATE_NAME = "ttsrig-state.json"  # bootstrap's record in each venv it made: the only licence to change one
 # What `python -m venv`, the installers and the patches put at the top of a venv: a rebuild removes
 # only these, so anything else a user keeps in the folder survives.
 VENV_ENTRIES = frozenset({"bin", "include", "lib", "lib64", "share", "etc", "pyvenv.cfg",
-                          "ttsrig-patches", "ttsrig-patches.json"})
+                          PATCH_BACKUP_DIR, PATCH_STATE_NAME})
 WHEELHOUSE_ENV = "TTSRIG_WHEELHOUSE"
 WHEEL_CACHE_ENV = "TTSRIG_WHEEL_CACHE"
 SUPPORTED_PYTHON = (3, 11)
@@ -158,10 +159,6 @@ def log(message: str) -> None:
     print(f"bootstrap: {message}", file=sys.stderr, flush=True)
 
 
-def site_packages(venv: Path) -> Path:
-    return venv / "lib" / f"python{SUPPORTED_PYTHON[0]}.{SUPPORTED_PYTHON[1]}" / "site-packages"
-
-
 # --- checks before any work ------------------------------------------------
 
 
@@ -192,7 +189,7 @@ def check_disk(venv: Path) -> None:
     while not target.exists():
         target = target.parent
     free_gb = shutil.disk_usage(target).free / 1e9
-    if free_gb < MIN_FREE_GB and not (venv / STATE_NAME).exists():
+    if free_gb < MIN_FREE_GB and not state_path(venv).exists():
         raise TtsrigError(f"only {free_gb:.1f} GB free at {target}; a ttsrig venv needs about "
                           f"{MIN_FREE_GB:.0f} GB (torch with its CUDA libraries). Free some space or "
                           "choose another place with --venv PATH.")
@@ -249,7 +246,7 @@ def check_venv_location(venv: Path) -> None:
         above = above.parent
     if not above.is_dir():
         raise TtsrigError(f"--venv {venv} cannot be made: {above} is a file, not a folder. Choose another --venv.")
-    if not venv.is_dir() or (venv / STATE_NAME).is_file():
+    if not venv.is_dir() or state_path(venv).is_file():
         return
     try:
         entries = [entry.name for entry in venv.iterdir()]
@@ -543,15 +540,9 @@ def uninstall_cmd(plan: Plan, names: list[str]) -> list[str]:
 
 
 def load_state(venv: Path) -> dict:
-    path = venv / STATE_NAME
-    if not path.exists():
-        return {}
-    try:
-        state = json.loads(path.read_text())
-    except (OSError, ValueError):
-        state = None
-    if not isinstance(state, dict):
-        log(f"{path} is unreadable; treating the venv as incomplete")
+    state = read_state(venv)
+    if state is None:
+        log(f"{state_path(venv)} is unreadable; treating the venv as incomplete")
         return {}
     return state
 
@@ -596,7 +587,7 @@ def create_venv(plan: Plan) -> None:
         venv.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise TtsrigError(f"cannot create the venv folder {venv}: {exc.strerror}. Choose another --venv.") from None
-    write_json_atomic(venv / STATE_NAME, {**load_state(venv), "complete": False, "made_by": "bin/bootstrap"})
+    write_state(venv, {**load_state(venv), "complete": False, "made_by": "bin/bootstrap"})
     log(f"creating {venv}")
     try:
         out = subprocess.run([plan.python, "-m", "venv", str(venv)], capture_output=True, text=True)
@@ -611,7 +602,7 @@ def create_venv(plan: Plan) -> None:
 def ensure_venv(plan: Plan) -> None:
     """A working CPython 3.11 venv at plan.venv that bootstrap made; nothing else is ever changed or removed."""
     check_venv_location(plan.venv)
-    if (plan.venv / STATE_NAME).is_file():
+    if state_path(plan.venv).is_file():
         if venv_tree_ok(plan):
             return
         log(f"{plan.venv} lacks parts of its venv or its Python does not run; rebuilding it ({STATE_NAME} says "
@@ -672,8 +663,7 @@ def install(plan: Plan, state: dict) -> list[str]:
     ensure_venv(plan)
     ensure_bootstrap_tools(plan)
     previous_pins = state.get("packages", [])
-    write_json_atomic(plan.venv / STATE_NAME, {**load_state(plan.venv), **state, "complete": False,
-                                               "installing": plan.lock_digest})
+    write_state(plan.venv, {**load_state(plan.venv), **state, "complete": False, "installing": plan.lock_digest})
 
     run(installer_cmd(plan, "--require-hashes", "--no-deps", "-r", str(plan.lock)), plan,
         f"installing {rel(plan.lock)}", (plan.lock,))
@@ -690,7 +680,7 @@ def install(plan: Plan, state: dict) -> list[str]:
 
     run(installer_cmd(plan, "--no-deps", "--no-build-isolation", "-e", str(ROOT)), plan,
         "installing ttsrig itself (editable)")
-    write_json_atomic(plan.venv / STATE_NAME, {
+    write_state(plan.venv, {
         "complete": True, "made_by": "bin/bootstrap", "tier": plan.tier, "lock": rel(plan.lock),
         "lock_digest": plan.lock_digest, "packages": sorted(plan.pins),
         "installed_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),

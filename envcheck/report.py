@@ -18,6 +18,7 @@ from pathlib import Path
 from envcheck import isolated, knowledge, locks, probes, tiers
 from envcheck.errors import TtsrigError
 from envcheck.isolated import CRASHED, FAILED, OK, Check, Verdict
+from envcheck.venv import STATE_NAME, python_version, read_state, site_packages
 
 ROOT = Path(__file__).resolve().parents[1]
 SECTIONS = ("cpu", "python", "lock", "patches", "imports", "smoke", "gpu", "disk")
@@ -75,10 +76,6 @@ def resolve_venv(venv: str | None) -> Path:
     return path
 
 
-def site_packages(venv: Path) -> Path:
-    return venv / "lib" / "python3.11" / "site-packages"
-
-
 def check_env() -> dict[str, str]:
     # The checkout first, so `patches.checkpoints` is the one this report belongs to.
     return {"PYTHONPATH": str(ROOT), "PYTHONDONTWRITEBYTECODE": "1"}
@@ -107,17 +104,13 @@ def cpu_rows(report: Report) -> list[Row]:
 
 def venv_rows(report: Report, state: dict) -> list[Row]:
     rows = []
-    cfg = {}
-    for line in (report.venv / "pyvenv.cfg").read_text().splitlines():
-        key, _, value = line.partition("=")
-        cfg[key.strip()] = value.strip()
-    version = cfg.get("version") or cfg.get("version_info", "?")
+    version = python_version(report.venv) or "?"
     rows.append(Row("python", "python", OK if version.startswith("3.11") else FAILED,
                     f"CPython {version} in {report.venv}" + ("" if version.startswith("3.11") else
                                                               "; ttsrig's locks are for 3.11: rebuild with bin/bootstrap --python python3.11")))
     if not state:
         rows.append(Row("python", "built by bin/bootstrap", FAILED,
-                        f"{report.venv} has no ttsrig-state.json: it was not built by bin/bootstrap. "
+                        f"{report.venv} has no {STATE_NAME}: it was not built by bin/bootstrap. "
                         f"Run bin/bootstrap --venv {report.venv}"))
         return rows
     if not state.get("complete"):
@@ -255,11 +248,7 @@ def build(venv: str | None = None, *, emulate: str | None = None, checkpoints: P
     if emulate:
         isolated.qemu_command(emulate)  # says how to install qemu-user when it is missing
     report = Report(path, str(path / "bin" / "python"), emulate)
-    state_file = path / "ttsrig-state.json"
-    try:
-        state = json.loads(state_file.read_text()) if state_file.exists() else {}
-    except ValueError:
-        state = {}
+    state = read_state(path) or {}  # unreadable: reported as not built by bin/bootstrap
     report.rows += cpu_rows(report)
     report.rows += venv_rows(report, state)
     report.rows += lock_rows(report, state)

@@ -14,7 +14,8 @@ from pathlib import Path
 from envcheck.atomic import write_atomic
 from envcheck.digests import bytes_sha256, file_sha256
 from envcheck.errors import TtsrigError
-from patches.target import BACKUP_DIR, Env
+from envcheck.venv import PATCH_BACKUP_DIR
+from patches.target import Env
 
 NAME = "dynamo"
 NEEDED_ON = ("pre-v2",)
@@ -68,7 +69,7 @@ def apply(env: Env, tier: str | None) -> str:
                           f"original (known versions: {', '.join(KNOWN['originals'])}). Reinstall torch with "
                           "bin/bootstrap, or add the new version to patches/data/known-files.json after review.")
     patched = transform(original)
-    backup = env.prefix / BACKUP_DIR / f"{NAME}-torch-{torch}.orig"
+    backup = env.prefix / PATCH_BACKUP_DIR / f"{NAME}-torch-{torch}.orig"
     backup.parent.mkdir(exist_ok=True)
     write_atomic(backup, original)
     write_atomic(path, patched, mode=path.stat().st_mode & 0o777)

@@ -1,4 +1,8 @@
-"""The environment a patch acts on: its site-packages, installed versions, and the patch state record."""
+"""The environment a patch acts on: its site-packages, installed versions, and the patches' own record.
+
+Where a venv keeps its packages, and the names of everything at its top, are envcheck.venv's to say; this
+module reads and writes the patches' record there (what each patch changed, and where its backup is).
+"""
 from __future__ import annotations
 
 import json
@@ -10,9 +14,7 @@ from pathlib import Path
 from envcheck import locks
 from envcheck.atomic import write_json_atomic
 from envcheck.errors import TtsrigError
-
-STATE_NAME = "ttsrig-patches.json"
-BACKUP_DIR = "ttsrig-patches"
+from envcheck.venv import PATCH_STATE_NAME, recorded_tier, site_packages
 
 
 @dataclass
@@ -25,7 +27,7 @@ class Env:
         if venv is None:
             return cls(Path(sys.prefix), Path(sysconfig.get_paths()["purelib"]))
         prefix = Path(venv).absolute()
-        site = prefix / "lib" / "python3.11" / "site-packages"
+        site = site_packages(prefix)
         if not (prefix / "pyvenv.cfg").exists() or not site.is_dir():
             raise TtsrigError(f"{prefix} is not a Python 3.11 venv (no pyvenv.cfg or site-packages). "
                               "Pass the venv bin/bootstrap built, e.g. --venv .venv.")
@@ -36,7 +38,7 @@ class Env:
 
     @property
     def state_path(self) -> Path:
-        return self.prefix / STATE_NAME
+        return self.prefix / PATCH_STATE_NAME
 
     def load_state(self) -> dict:
         if not self.state_path.exists():
@@ -56,7 +58,4 @@ class Env:
 
     def tier(self) -> str | None:
         """The tier bin/bootstrap built this venv for, if it did."""
-        try:
-            return json.loads((self.prefix / "ttsrig-state.json").read_text()).get("tier")
-        except (OSError, ValueError):
-            return None
+        return recorded_tier(self.prefix)
