@@ -231,9 +231,10 @@ def pick_device(device: str) -> str:
 
 def default_workers() -> int:
     """0 on pre-v2 (workers re-import torch; the seed's runs died there), else 2."""
-    try:
-        tier = json.loads((Path(sys.prefix) / "ttsrig-state.json").read_text()).get("tier")
-    except (OSError, ValueError):
+    from envcheck.venv import recorded_tier
+
+    tier = recorded_tier(Path(sys.prefix))
+    if tier is None:
         from envcheck.probe import probe
 
         tier = probe().tier
