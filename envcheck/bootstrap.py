@@ -296,18 +296,6 @@ def read_locks(paths: list[Path]) -> dict[Path, dict[str, locks.Pin]]:
 # --- wheels for installing without the index -------------------------------
 
 
-def file_pin(filename: str) -> tuple[str, str] | None:
-    """(canonical name, version) of a wheel or sdist file name; None for any other file."""
-    if filename.endswith(".whl"):
-        parts = filename[:-4].split("-")
-        return (locks.canonical(parts[0]), parts[1]) if len(parts) >= 5 else None
-    for ext in (".tar.gz", ".zip"):
-        if filename.endswith(ext):
-            name, _, version = filename[:-len(ext)].rpartition("-")
-            return (locks.canonical(name), version) if name else None
-    return None
-
-
 def installable_here(filename: str) -> bool:
     """A file for the only platform of the locks (Linux x86-64, glibc), or for any platform."""
     if not filename.endswith(".whl"):
@@ -323,7 +311,7 @@ def pin_files(pins: dict[str, locks.Pin], folders: list[Path]) -> dict[str, list
         if not folder.is_dir():
             continue
         for entry in sorted(folder.iterdir()):
-            key = file_pin(entry.name)
+            key = locks.file_pin(entry.name)
             if (key and key[0] in pins and key[1].lower() == pins[key[0]].version.lower()
                     and installable_here(entry.name) and entry.is_file()):
                 found[key[0]].append(entry)

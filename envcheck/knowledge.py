@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from envcheck.errors import TtsrigError
+from envcheck.locks import logical_lines
 
 try:
     from packaging.requirements import InvalidRequirement, Requirement
@@ -87,19 +88,8 @@ def read_requirements(path: Path, _seen: frozenset[Path] = frozenset()) -> list[
     except (OSError, UnicodeDecodeError) as exc:
         raise TtsrigError(f"cannot read {path}: {exc}") from None
     found: list[Line] = []
-    logical, start = "", 0
-    for number, raw in enumerate(text.splitlines() + [""], start=1):
-        if not logical:
-            start = number
-        line = re.sub(r"(^|\s)#.*$", "", raw).rstrip()
-        if line.endswith("\\"):
-            logical += line[:-1] + " "
-            continue
-        logical += line
-        entry, logical = logical.strip(), ""
-        if not entry:
-            continue
-        where = f"{path.name}:{start}"
+    for logical in logical_lines(text):
+        entry, where = logical.text, f"{path.name}:{logical.line}"
         if entry.startswith(("-r ", "--requirement ")):
             found += read_requirements(path.parent / entry.split(None, 1)[1].strip(), _seen | {path})
             continue

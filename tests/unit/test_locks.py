@@ -1,7 +1,10 @@
 """Lock integrity: every pin hashed, nothing forbidden, the .in constraints hold."""
 from __future__ import annotations
 
+import os
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -194,3 +197,68 @@ def test_parse_errors_name_the_line(tmp_path):
     lock.write_text("# a\n\nnumpy==1.26.4 \\\n    --hash=sha256:" + "a" * 64 + "\ntorch==2.7.0\n")
     with pytest.raises(TtsrigError, match=r"x.txt line 5: torch==2.7.0 has no --hash.*git checkout -- requirements/"):
         locks.parse_lock(lock)
+
+
+# --- nodeps.txt: bin/lock writes it through envcheck.locks ----------------------------------------
+
+NODEPS_FILES = {"f5_tts-1.1.22-py3-none-any.whl": b"f5", "styletts2-0.1.6-py3-none-any.whl": b"styletts2",
+                "monotonic_align-1.0.0.tar.gz": b"mas"}
+
+
+def downloads(folder: Path) -> Path:
+    folder.mkdir()
+    for name, data in NODEPS_FILES.items():
+        (folder / name).write_bytes(data)
+    (folder / "pins").write_text("not a package file\n")
+    return folder
+
+
+def test_nodeps_lock_text_has_the_committed_layout(tmp_path):
+    import hashlib
+
+    text = locks.nodeps_lock_text(REQ / "nodeps.in", downloads(tmp_path / "dl"))
+    committed = (REQ / "nodeps.txt").read_text()
+    fake = iter(hashlib.sha256(data).hexdigest() for data in NODEPS_FILES.values())
+    assert text == re.sub(r"(?<=sha256:)[0-9a-f]{64}", lambda _: next(fake), committed)
+    assert set(locks.parse_lock_text(text, "nodeps.txt")) == set(locks.parse_lock(REQ / "nodeps.txt"))
+
+
+FAKE_PIP = """#!/bin/sh
+# pip download -q --no-deps -d DIR -r FILE: copy the stand-in files into DIR, or fail like a lost network.
+[ -n "$FAKE_PIP_FAIL" ] && { echo "ERROR: network is unreachable" >&2; exit 1; }
+while [ "$1" != "-d" ]; do shift; done
+cp "$FAKE_DOWNLOADS"/* "$2"/
+"""
+
+
+def lock_checkout(tmp_path: Path) -> tuple[Path, dict[str, str]]:
+    """A checkout with bin/lock, envcheck, requirements/nodeps.in and stand-in pip tools."""
+    import shutil
+
+    root = tmp_path / "checkout"
+    (root / "bin").mkdir(parents=True)
+    shutil.copy(REQ.parent / "bin/lock", root / "bin/lock")
+    shutil.copytree(REQ.parent / "envcheck", root / "envcheck", ignore=shutil.ignore_patterns("__pycache__"))
+    (root / "requirements").mkdir()
+    shutil.copy(REQ / "nodeps.in", root / "requirements/nodeps.in")
+    tools = tmp_path / "tools/bin"
+    tools.mkdir(parents=True)
+    for name, text in (("pip-compile", "#!/bin/sh\nexit 1\n"), ("pip", FAKE_PIP)):
+        (tools / name).write_text(text)
+        (tools / name).chmod(0o755)
+    env = {**os.environ, "TTSRIG_LOCK_TOOLS": str(tools.parent), "PYTHON": sys.executable,
+           "FAKE_DOWNLOADS": str(downloads(tmp_path / "dl"))}
+    return root, env
+
+
+def test_bin_lock_leaves_no_temporary_file_when_a_step_fails(tmp_path):
+    root, env = lock_checkout(tmp_path)
+    failed = subprocess.run([str(root / "bin/lock"), "nodeps"], capture_output=True, text=True,
+                            env={**env, "FAKE_PIP_FAIL": "1"})
+    assert failed.returncode != 0 and "network is unreachable" in failed.stderr
+    assert sorted(p.name for p in (root / "requirements").iterdir()) == ["nodeps.in"]
+    written = subprocess.run([str(root / "bin/lock"), "nodeps"], capture_output=True, text=True, env=env)
+    assert written.returncode == 0, written.stderr
+    assert sorted(p.name for p in (root / "requirements").iterdir()) == ["nodeps.in", "nodeps.txt"]
+    assert (root / "requirements/nodeps.txt").read_text() == locks.nodeps_lock_text(
+        REQ / "nodeps.in", Path(env["FAKE_DOWNLOADS"]))
