@@ -35,6 +35,7 @@ from envcheck.atomic import write_atomic, write_json_atomic
 from envcheck.errors import TtsrigError
 from patches import f5_core
 from patches.checkpoints import CheckpointError, add_trust_argument, load_checkpoint
+from trainers import f5_arch, hub
 from trainers import manifest as manifest_mod
 from trainers import run_state
 
@@ -133,20 +134,9 @@ def load_pretrained(model: torch.nn.Module, path: str, *, trust: bool = False) -
 
 def resolve_pretrained(spec: str) -> str:
     """A local path as it is; `hf://org/repo/file` through the Hugging Face cache (offline: cache only)."""
-    if not spec.startswith("hf://"):
+    if not hub.is_hub_file(spec):
         return spec
-    from huggingface_hub import hf_hub_download
-    from huggingface_hub.errors import LocalEntryNotFoundError
-
-    org, repo, filename = spec[5:].split("/", 2)
-    try:
-        return hf_hub_download(f"{org}/{repo}", filename)
-    except LocalEntryNotFoundError:
-        raise TtsrigError(f"{spec} is not in the Hugging Face cache and cannot be downloaded (offline, or "
-                          "HF_HUB_OFFLINE=1). Download it on a connected machine (huggingface-cli download "
-                          f"{org}/{repo} {filename}) and copy the cache, or pass --pretrained PATH.") from None
-    except Exception as exc:  # network and hub errors: say what and what to do
-        raise TtsrigError(f"could not fetch {spec}: {exc}. Pass --pretrained PATH to a local copy.") from None
+    return hub.download(spec, instead="--pretrained PATH")
 
 
 # -- data -----------------------------------------------------------------------------------------
@@ -481,6 +471,9 @@ def config_from(args: argparse.Namespace) -> Config:
             arch = json.loads(Path(args.model_config).read_text())
         except (OSError, ValueError) as exc:
             raise TtsrigError(f"--model-config {args.model_config}: {exc}") from None
+        arch = f5_arch.check_arch(arch, f"--model-config {args.model_config}")
+    if hub.is_hub_file(args.pretrained):
+        hub.parse(args.pretrained)  # a malformed id is refused before the model is built
     return Config(manifest=args.manifest, out=args.out,
                   pretrained=None if args.pretrained in ("none", "") else args.pretrained, vocab=args.vocab,
                   model_config=arch, epochs=args.epochs, lr=args.lr, warmup_steps=args.warmup_steps,
