@@ -17,6 +17,8 @@ import torch
 from envcheck.errors import TtsrigError
 from patches.checkpoints import load_checkpoint
 from trainers import f5 as f5_trainer
+from trainers import f5_arch, hub
+from trainers.config_check import NUMBER, POSITIVE, check, one_of, optional
 
 TARGET_RMS = 0.1  # upstream levels quiet references to this RMS and scales the output back
 
@@ -29,42 +31,139 @@ class Voice:
     device: str
 
 
-def load_vocoder(source: str, device: str, trust: bool = False) -> torch.nn.Module:
-    """Vocos from a folder (config.yaml + pytorch_model.bin) or a Hugging Face id (downloaded or cached)."""
+# The one vocoder ttsrig supports: the classes of charactr/vocos-mel-24khz's config.yaml. A config names
+# them by `class_path`, which vocos' own Vocos.from_hparams imports and calls with any arguments; here each
+# section may only name its class, and its init_args are checked plain values of the names below.
+VOCOS_DEFAULT = "charactr/vocos-mel-24khz"
+VOCOS_SECTIONS = {
+    "feature_extractor": ("vocos.feature_extractors.MelSpectrogramFeatures",
+                          {"sample_rate": POSITIVE, "n_fft": POSITIVE, "hop_length": POSITIVE, "n_mels": POSITIVE,
+                           "padding": one_of("center", "same")}, ()),
+    "backbone": ("vocos.models.VocosBackbone",
+                 {"input_channels": POSITIVE, "dim": POSITIVE, "intermediate_dim": POSITIVE, "num_layers": POSITIVE,
+                  "layer_scale_init_value": optional(NUMBER)},
+                 ("input_channels", "dim", "intermediate_dim", "num_layers")),
+    "head": ("vocos.heads.ISTFTHead",
+             {"dim": POSITIVE, "n_fft": POSITIVE, "hop_length": POSITIVE, "padding": one_of("center", "same")},
+             ("dim", "n_fft", "hop_length")),
+}
+
+
+def _vocos_classes() -> dict[str, type]:
+    """class_path -> class, imported here by name in the code, never from a string in a file."""
+    from vocos.feature_extractors import MelSpectrogramFeatures
+    from vocos.heads import ISTFTHead
+    from vocos.models import VocosBackbone
+
+    return {"vocos.feature_extractors.MelSpectrogramFeatures": MelSpectrogramFeatures,
+            "vocos.models.VocosBackbone": VocosBackbone, "vocos.heads.ISTFTHead": ISTFTHead}
+
+
+def vocoder_settings(config_file: Path) -> dict[str, dict]:
+    """{section: init_args} of a Vocos config.yaml, refused (one line) unless every section names the
+    supported class and plain arguments of it."""
+    import yaml
+
+    try:
+        config = yaml.safe_load(config_file.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise TtsrigError(f"vocoder config {config_file} cannot be read ({first}). Use the config.yaml of "
+                          f"{VOCOS_DEFAULT}.") from None
+    if not isinstance(config, dict):
+        raise TtsrigError(f"vocoder config {config_file} is not a Vocos config (no sections). Use the config.yaml "
+                          f"of {VOCOS_DEFAULT}.")
+    settings = {}
+    for section, (class_path, fields, required) in VOCOS_SECTIONS.items():
+        part = config.get(section)
+        named = part.get("class_path") if isinstance(part, dict) else None
+        if named != class_path:
+            allowed = ", ".join(f"{s}: {c}" for s, (c, _, _) in VOCOS_SECTIONS.items())
+            raise TtsrigError(f"vocoder config {config_file}: {section}.class_path {named!r} is not allowed; ttsrig "
+                              f"builds only the vocoder of {VOCOS_DEFAULT} ({allowed}). Use that vocoder's "
+                              "config.yaml.")
+        unexpected = sorted(set(part) - {"class_path", "init_args"})
+        if unexpected:
+            raise TtsrigError(f"vocoder config {config_file}: {section} has {', '.join(map(str, unexpected))}; only "
+                              f"class_path and init_args are read. Use the config.yaml of {VOCOS_DEFAULT}.")
+        settings[section] = check(part.get("init_args") or {}, fields, f"vocoder config {config_file}: {section}",
+                                  required=required, fix=f"Use the config.yaml of {VOCOS_DEFAULT}.")
+    if settings["backbone"]["input_channels"] != f5_trainer.MEL_DIM:
+        raise TtsrigError(f"vocoder config {config_file}: the vocoder reads {settings['backbone']['input_channels']} "
+                          f"mel bins, F5-TTS makes {f5_trainer.MEL_DIM}. Use {VOCOS_DEFAULT}.")
+    if settings["head"]["dim"] != settings["backbone"]["dim"]:
+        raise TtsrigError(f"vocoder config {config_file}: head.dim {settings['head']['dim']} differs from "
+                          f"backbone.dim {settings['backbone']['dim']}. Use the config.yaml of {VOCOS_DEFAULT}.")
+    return settings
+
+
+def build_vocoder(config_file: Path) -> torch.nn.Module:
+    """A Vocos built from a checked config: the same modules Vocos.from_hparams makes, without its imports."""
     from vocos import Vocos
 
-    folder = Path(source).expanduser()
-    if not folder.is_dir():
-        from huggingface_hub import snapshot_download
+    settings, classes = vocoder_settings(config_file), _vocos_classes()
+    parts = {section: classes[VOCOS_SECTIONS[section][0]](**settings[section]) for section in VOCOS_SECTIONS}
+    return Vocos(**parts)
 
-        try:
-            folder = Path(snapshot_download(source, allow_patterns=["config.yaml", "pytorch_model.bin"]))
-        except Exception as exc:
-            raise TtsrigError(f"vocoder {source} is neither a folder nor in the Hugging Face cache, and cannot be "
-                              f"downloaded ({str(exc).splitlines()[0][:100]}). Offline: copy the cache of "
-                              "charactr/vocos-mel-24khz, or set vocoder to a folder with config.yaml and "
-                              "pytorch_model.bin.") from None
+
+def vocoder_folder(source: str) -> Path:
+    """The folder of a vocoder setting: a folder as it is, a Hugging Face repository id through its cache."""
+    folder = Path(source).expanduser()
+    if folder.is_dir():
+        return folder
+    if not hub.is_repo_id(source):
+        raise TtsrigError(f"vocoder {source} is neither a folder nor a Hugging Face repository id (org/repo, e.g. "
+                          f"{VOCOS_DEFAULT}). Set vocoder to a folder with config.yaml and pytorch_model.bin, or "
+                          "to a repository id.")
+    from huggingface_hub import snapshot_download
+
+    try:
+        return Path(snapshot_download(source, allow_patterns=["config.yaml", "pytorch_model.bin"]))
+    except Exception as exc:
+        first = str(exc).splitlines()[0][:100] if str(exc) else type(exc).__name__
+        raise TtsrigError(f"vocoder {source} is neither a folder nor in the Hugging Face cache, and cannot be "
+                          f"downloaded ({first}). Offline: copy the cache of {VOCOS_DEFAULT}, or set vocoder to a "
+                          "folder with config.yaml and pytorch_model.bin.") from None
+
+
+def load_vocoder(source: str, device: str, trust: bool = False) -> torch.nn.Module:
+    """Vocos from a folder (config.yaml + pytorch_model.bin) or a Hugging Face id (downloaded or cached)."""
+    folder = vocoder_folder(source)
     if not (folder / "config.yaml").is_file():
         raise TtsrigError(f"vocoder folder {folder} has no config.yaml")
-    vocoder = Vocos.from_hparams(str(folder / "config.yaml"))
+    vocoder = build_vocoder(folder / "config.yaml")
     vocoder.load_state_dict(load_checkpoint(folder / "pytorch_model.bin", trust=trust))
     return vocoder.eval().to(device)
 
 
-def load(checkpoint: str | None, *, vocab: str | None, model_config: str | None, vocoder: str, device: str,
-         trust: bool = False) -> Voice:
-    arch = f5_trainer.default_arch()
-    run = Path(checkpoint).with_name("run.json") if checkpoint and not checkpoint.startswith("hf://") else None
-    if run is not None and run.is_file() and not model_config:  # a trainers.f5 run says what it trained
-        recorded = json.loads(run.read_text())
-        arch, vocab = recorded["arch"], vocab or recorded.get("vocab")
+def architecture(checkpoint: str | None, model_config: str | None) -> tuple[dict, str | None]:
+    """(DiT arch, vocab or None): model_config when given, else the run.json beside a run's checkpoint,
+    else F5TTS_v1_Base. Either file is checked: known names, plain values."""
     if model_config:
         try:
-            arch = json.loads(Path(model_config).read_text())
+            arch = json.loads(Path(model_config).read_text(encoding="utf-8"))
         except (OSError, ValueError) as exc:
             raise TtsrigError(f"model_config {model_config}: {exc}") from None
-    model, vocab_map = f5_trainer.build_model(arch, vocab or f5_trainer.default_vocab())
-    f5_trainer.load_pretrained(model, checkpoint or f5_trainer.PRETRAINED, trust=trust)
+        return f5_arch.check_arch(arch, f"model_config {model_config}"), None
+    run = Path(checkpoint).with_name("run.json") if checkpoint and not hub.is_hub_file(checkpoint) else None
+    if run is not None and run.is_file():  # a trainers.f5 run says what it trained
+        try:
+            record = json.loads(run.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise TtsrigError(f"{run} cannot be read ({exc}); it should be the run.json trainers.f5 wrote. Remove "
+                              "it, or set model_config.") from None
+        return f5_arch.from_run(record, str(run))
+    return f5_trainer.default_arch(), None
+
+
+def load(checkpoint: str | None, *, vocab: str | None, model_config: str | None, vocoder: str, device: str,
+         trust: bool = False) -> Voice:
+    weights = checkpoint or f5_trainer.PRETRAINED
+    if hub.is_hub_file(weights):  # fetched (or found missing) before a model is built
+        weights = hub.download(weights, instead="--checkpoint PATH")
+    arch, recorded_vocab = architecture(checkpoint, model_config)
+    model, vocab_map = f5_trainer.build_model(arch, vocab or recorded_vocab or f5_trainer.default_vocab())
+    f5_trainer.load_pretrained(model, weights, trust=trust)
     return Voice(model.eval().to(device), load_vocoder(vocoder, device, trust), vocab_map, device)
 
 

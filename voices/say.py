@@ -19,6 +19,7 @@ import torch
 
 from envcheck.errors import TtsrigError
 from patches.checkpoints import CheckpointError, add_trust_argument
+from trainers import hub
 from voices import config as voice_config
 from voices import reference, signalcheck, text as text_mod
 
@@ -75,7 +76,10 @@ def settings(engine: str, args: argparse.Namespace) -> dict:
 
 def checkpoint_path(engine: str, value: str | None) -> str | None:
     resolved = voice_config.resolve(value)
-    if resolved and not resolved.startswith("hf://") and not Path(resolved).is_file():
+    if hub.is_hub_file(resolved):
+        hub.parse(resolved)  # a malformed id is one line now, not an error deep in a download
+        return resolved
+    if resolved and not Path(resolved).is_file():
         raise TtsrigError(f"checkpoint {value} does not exist (looked at {resolved}). {HOW_TO_GET_ONE[engine]}.")
     return resolved
 
@@ -97,12 +101,16 @@ class Speaker:
 
             self.voice = f5.load(ckpt, vocab=voice_config.resolve(cfg.get("vocab")),
                                  model_config=voice_config.resolve(cfg.get("model_config")),
-                                 vocoder=voice_config.resolve(cfg.get("vocoder")) or "charactr/vocos-mel-24khz",
+                                 vocoder=voice_config.resolve_vocoder(cfg.get("vocoder") or f5.VOCOS_DEFAULT),
                                  device=device, trust=trust)
         else:
             from voices import styletts2
 
-            if ckpt:
+            if ckpt and hub.is_hub_file(ckpt):  # the run's config.yml is beside it in the repository
+                config = voice_config.resolve(cfg.get("config")) or hub.download(
+                    str(hub.parse(ckpt)).rsplit("/", 1)[0] + "/config.yml", instead="--voice-config with config set")
+                ckpt = hub.download(ckpt, instead="--checkpoint PATH")
+            elif ckpt:
                 config = voice_config.resolve(cfg.get("config")) or str(Path(ckpt).with_name("config.yml"))
             else:
                 from trainers import styletts2_pieces
