@@ -13,6 +13,8 @@ import yaml
 
 from envcheck.errors import TtsrigError
 from patches.checkpoints import load_checkpoint
+from patches.quiet import silenced
+from trainers.config_check import COUNT, FLAG, NUMBER, POSITIVE, TEXT, check, one_of, optional
 
 
 def strip_prefix(state: dict, prefix: str = "module.") -> dict:
@@ -20,11 +22,68 @@ def strip_prefix(state: dict, prefix: str = "module.") -> dict:
     return {k[len(prefix):] if k.startswith(prefix) else k: v for k, v in state.items()}
 
 
+# The settings each piece's config may give (the keyword arguments of its fixed class), by kind: a config
+# chooses sizes, never what is built or imported.
+ASR_PARAMS = {k: POSITIVE for k in ("input_dim", "hidden_dim", "n_token", "n_layers", "token_embedding_dim")}
+PLBERT_PARAMS = {  # AlbertConfig's arguments, and the published config's unused `dropout`
+    **{k: POSITIVE for k in ("vocab_size", "embedding_size", "hidden_size", "num_hidden_layers", "num_hidden_groups",
+                             "num_attention_heads", "intermediate_size", "inner_group_num", "max_position_embeddings",
+                             "type_vocab_size")},
+    **{k: NUMBER for k in ("hidden_dropout_prob", "attention_probs_dropout_prob", "initializer_range",
+                           "layer_norm_eps", "classifier_dropout_prob", "dropout")},
+    **{k: COUNT for k in ("pad_token_id", "bos_token_id", "eos_token_id")},
+    "hidden_act": one_of("gelu_new", "gelu", "relu", "gelu_fast", "gelu_python", "silu", "swish", "tanh", "mish"),
+    "position_embedding_type": one_of("absolute", "relative_key", "relative_key_query"),
+}
+DIFFUSION_TRANSFORMER = {  # StyleTransformer1d's arguments that build_model leaves to the config
+    **{k: POSITIVE for k in ("num_layers", "num_heads", "head_features", "multiplier", "context_features_multiplier",
+                             "embedding_max_length")},
+    "use_context_time": FLAG, "use_rel_pos": FLAG,
+    "rel_pos_num_buckets": optional(POSITIVE), "rel_pos_max_distance": optional(POSITIVE),
+}
+# WavLM config.json entries that would make transformers fetch or run code, or load differently
+WAVLM_REFUSED = ("auto_map", "custom_pipelines", "quantization_config", "trust_remote_code", "attn_implementation",
+                 "_attn_implementation", "_attn_implementation_internal")
+
+
 def _yaml(path: Path) -> dict:
     try:
-        return yaml.safe_load(Path(path).read_text())
-    except (OSError, yaml.YAMLError) as exc:
-        raise TtsrigError(f"cannot read {path}: {exc}") from None
+        return yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise TtsrigError(f"cannot read {path}: {first}") from None
+
+
+def model_params(config_path: Path, fields: dict, piece: str) -> dict:
+    """The checked `model_params` of a piece's config.yml."""
+    config = _yaml(config_path)
+    if not isinstance(config, dict) or "model_params" not in config:
+        raise TtsrigError(f"{config_path} has no model_params: it is not the {piece} config. Use the upstream "
+                          f"repository's file (see python -m trainers.styletts2 --help for the layout).")
+    return check(config["model_params"], fields, f"{piece} config {config_path}: model_params",
+                 fix=f"Use the upstream repository's {piece} config.yml.")
+
+
+def check_config(config: object, where: str) -> dict:
+    """A run's StyleTTS2 config, checked where it chooses what is built or loaded: the pieces it names,
+    the decoder type, the diffusion transformer's arguments and the WavLM source."""
+    from trainers.styletts2_pieces import PIECES
+
+    if not isinstance(config, dict) or not isinstance(config.get("model_params"), dict):
+        raise TtsrigError(f"{where} has no model_params: use the config.yml a trainers.styletts2 run wrote")
+    check(config.get("pieces"), {name: TEXT for name in PIECES}, f"{where}: pieces",
+          fix="Use the config.yml a trainers.styletts2 run wrote beside its checkpoints.")
+    params = config["model_params"]
+    fix = "Use the model_params of the pretrain's config.yml."
+    for section in ("decoder", "diffusion", "slm"):
+        if not isinstance(params.get(section), dict):
+            raise TtsrigError(f"{where}: model_params.{section} is missing or not a section. {fix}")
+    check({"type": params["decoder"].get("type")}, {"type": one_of("hifigan", "istftnet")},
+          f"{where}: model_params.decoder", fix=fix)
+    check(params["diffusion"].get("transformer"), DIFFUSION_TRANSFORMER, f"{where}: model_params.diffusion.transformer",
+          fix=fix)
+    check({"model": params["slm"].get("model", "")}, {"model": TEXT}, f"{where}: model_params.slm", fix=fix)
+    return config
 
 
 def _part(checkpoint: dict, key: str, path: Path) -> dict:
@@ -36,7 +95,7 @@ def _part(checkpoint: dict, key: str, path: Path) -> dict:
 def load_asr(config_path: Path, checkpoint_path: Path, trust: bool = False) -> torch.nn.Module:
     from styletts2.Utils.ASR.models import ASRCNN
 
-    model = ASRCNN(**_yaml(config_path)["model_params"])
+    model = ASRCNN(**model_params(config_path, ASR_PARAMS, "ASR"))
     model.load_state_dict(strip_prefix(_part(load_checkpoint(checkpoint_path, trust=trust), "model",
                                              checkpoint_path)))
     return model
@@ -54,7 +113,7 @@ def load_plbert(config_path: Path, checkpoint_path: Path, trust: bool = False) -
     from styletts2.Utils.PLBERT.util import CustomAlbert
     from transformers import AlbertConfig
 
-    bert = CustomAlbert(AlbertConfig(**_yaml(config_path)["model_params"]))
+    bert = CustomAlbert(AlbertConfig(**model_params(config_path, PLBERT_PARAMS, "PL-BERT")))
     state = _part(load_checkpoint(checkpoint_path, trust=trust), "net", checkpoint_path)
     # PL-BERT was trained wrapped (module.encoder.*); the Albert weights are the encoder's
     weights = {k[len("module.encoder."):]: v for k, v in state.items() if k.startswith("module.encoder.")}
@@ -65,6 +124,63 @@ def load_plbert(config_path: Path, checkpoint_path: Path, trust: bool = False) -
         raise TtsrigError(f"{checkpoint_path} does not fit the PL-BERT of {config_path}: {len(missing)} weights "
                           f"missing (e.g. {missing[0]})")
     return bert
+
+
+def load_wavlm(source: str):
+    """WavLM (the SLM of the SLM losses) from a transformers folder or a Hugging Face id in the cache: always
+    transformers' WavLMModel, its config.json checked, its weights through the safe loader. Stands in for the
+    package's AutoModel.from_pretrained, which would build whatever class the folder's config names."""
+    import json
+
+    from transformers import WavLMConfig, WavLMModel
+
+    from trainers.styletts2_pieces import wavlm_folder
+
+    folder = wavlm_folder(source)
+    try:
+        settings = json.loads((folder / "config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise TtsrigError(f"WavLM {source}: cannot read {folder / 'config.json'} ({exc}). Use microsoft/"
+                          "wavlm-base-plus or a folder saved from it (--wavlm PATH).") from None
+    if not isinstance(settings, dict) or settings.get("model_type") != "wavlm":
+        kind = settings.get("model_type") if isinstance(settings, dict) else None
+        raise TtsrigError(f"WavLM {source}: its config.json says model_type {kind!r}, not 'wavlm'; the SLM "
+                          "losses need microsoft/wavlm-base-plus or a folder saved from it (--wavlm PATH).")
+    refused = sorted(k for k in settings if k in WAVLM_REFUSED)
+    if refused:
+        raise TtsrigError(f"WavLM {source}: its config.json sets {', '.join(refused)}, which would load code or "
+                          "change how weights load; ttsrig loads WavLM only as transformers' own WavLMModel. Use "
+                          "microsoft/wavlm-base-plus or remove those entries.")
+    weights = next((folder / n for n in ("model.safetensors", "pytorch_model.bin") if (folder / n).is_file()), None)
+    if weights is None:
+        raise TtsrigError(f"WavLM {source}: {folder} has neither model.safetensors nor pytorch_model.bin")
+    state = load_checkpoint(weights)
+    model, info = WavLMModel.from_pretrained(None, config=WavLMConfig.from_dict(settings), state_dict=state,
+                                             output_loading_info=True)
+    missing = info["missing_keys"] + [str(m[0]) if isinstance(m, tuple) else str(m) for m in info["mismatched_keys"]]
+    if missing:
+        raise TtsrigError(f"WavLM {source}: {weights} does not fit its config.json ({len(missing)} weights missing "
+                          f"or of another shape, e.g. {missing[0]})")
+    return model
+
+
+class _SafeAutoModel:
+    """What styletts2.losses calls AutoModel: WavLM only, through load_wavlm."""
+
+    @staticmethod
+    def from_pretrained(source, *args, **kwargs):
+        if args or kwargs:  # the package passes the source alone; anything more is not its call
+            raise TtsrigError("WavLM is loaded by ttsrig from a folder or a Hugging Face id only")
+        return load_wavlm(str(source))
+
+
+def install_safe_loading() -> None:
+    """The package builds the SLM of WavLMLoss with AutoModel.from_pretrained(model_params.slm.model): point
+    that name at load_wavlm, so a config never chooses the class and its weights load through the safe
+    loader. Idempotent."""
+    from styletts2 import losses
+
+    losses.AutoModel = _SafeAutoModel
 
 
 def install_cpu_fixes() -> None:
@@ -91,13 +207,16 @@ def install_cpu_fixes() -> None:
     disc.SpecDiscriminator._ttsrig_device_fix = True
 
 
-def build(config: dict, trust: bool = False):
+@silenced("weight_norm", "rnn_dropout")  # the styletts2 package's modules, as upstream builds them
+def build(config: dict, trust: bool = False, source: str = "the StyleTTS2 config"):
     """The StyleTTS2 modules (a Munch: bert, predictor, decoder, text_encoder, style encoders, diffusion,
     text_aligner, pitch_extractor, discriminators), with ASR, JDC and PL-BERT loaded."""
     from styletts2.models import build_model
     from styletts2.utils import recursive_munch
 
     install_cpu_fixes()
+    install_safe_loading()
+    check_config(config, source)
     pieces = {k: Path(v) for k, v in config["pieces"].items()}
     asr = load_asr(pieces["asr_config"], pieces["asr"], trust)
     jdc = load_jdc(pieces["jdc"], trust)

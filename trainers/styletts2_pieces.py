@@ -34,6 +34,7 @@ PIECES = {
     "plbert": ("Utils/PLBERT/step_1000000.t7", f"{GH}/Utils/PLBERT/step_1000000.t7"),
 }
 WAVLM = "microsoft/wavlm-base-plus"
+WAVLM_FILES = ["config.json", "model.safetensors", "pytorch_model.bin"]
 
 
 @dataclass
@@ -62,12 +63,10 @@ def find(pretrained_dir: Path | None, wavlm: str | None = None, *, need_wavlm: b
                              (pretrained_dir / "wavlm-base-plus" / "config.json").is_file() else WAVLM)
     if need_wavlm and not Path(wavlm_source).is_dir():
         try:
-            from huggingface_hub import snapshot_download
-
-            wavlm_source = snapshot_download(wavlm_source, local_files_only=_offline())
-        except Exception as exc:
+            wavlm_source = str(wavlm_folder(wavlm_source))
+        except TtsrigError as exc:
             missing.append(f"  wavlm: {wavlm_source} (a transformers model folder, or the Hugging Face id "
-                           f"{WAVLM} in the cache): {str(exc).splitlines()[0][:120]}")
+                           f"{WAVLM} in the cache): {str(exc)[:160]}")
     if missing:
         raise TtsrigError("StyleTTS2 pretrained pieces are missing:\n" + "\n".join(missing) + "\nPut them in "
                           "--pretrained-dir with the layout above (a checkout of yl4579/StyleTTS2 plus "
@@ -75,6 +74,26 @@ def find(pretrained_dir: Path | None, wavlm: str | None = None, *, need_wavlm: b
                           "online so they are cached; WavLM can be --wavlm PATH. Without the SLM losses "
                           "(--set loss_params.lambda_slm=0) WavLM is not needed.")
     return Pieces(paths, wavlm_source)
+
+
+def wavlm_folder(source: str) -> Path:
+    """WavLM's folder: a folder as it is, a Hugging Face id through its cache (offline: the cache only). Only
+    the config and the weights are fetched; trainers.styletts2_model.load_wavlm reads them."""
+    folder = Path(source).expanduser()
+    if folder.is_dir():
+        return folder
+    from trainers import hub
+
+    if not hub.is_repo_id(source):
+        raise TtsrigError(f"WavLM {source!r} is neither a folder nor a Hugging Face id (org/repo, e.g. {WAVLM})")
+    from huggingface_hub import snapshot_download
+
+    try:
+        return Path(snapshot_download(source, allow_patterns=WAVLM_FILES, local_files_only=_offline()))
+    except Exception as exc:  # offline and not cached, or the hub refused
+        first = str(exc).splitlines()[0][:120] if str(exc) else type(exc).__name__
+        raise TtsrigError(f"WavLM {source} is not in the Hugging Face cache and cannot be downloaded ({first}); "
+                          "pass --wavlm PATH to a folder saved from it") from None
 
 
 def _download(url: str) -> Path:
@@ -126,9 +145,9 @@ def _set(config: dict, dotted: str, raw: str) -> None:
 def make_config(pieces: Pieces, overrides: list[str] = (), slm_adversarial: bool = False) -> dict:
     """The pretrain's model_params (they must match its weights) + fine-tune defaults + --set overrides."""
     try:
-        pretrain = yaml.safe_load(pieces.paths["config"].read_text())
+        pretrain = yaml.safe_load(pieces.paths["config"].read_text(encoding="utf-8"))
         model_params = copy.deepcopy(pretrain["model_params"])
-    except (OSError, yaml.YAMLError, KeyError, TypeError) as exc:
+    except (OSError, UnicodeDecodeError, yaml.YAMLError, KeyError, TypeError) as exc:
         raise TtsrigError(f"{pieces.paths['config']} is not a StyleTTS2 config ({exc})") from None
     model_params.setdefault("slm", {})["model"] = pieces.wavlm
     config = copy.deepcopy(FINE_TUNE_DEFAULTS)

@@ -34,15 +34,19 @@ def load(checkpoint: Path, config: Path | dict, *, device: str = "cpu", trust: b
     from styletts2.Modules.diffusion.sampler import ADPM2Sampler, DiffusionSampler, KarrasSchedule
     from styletts2.utils import recursive_munch
 
+    source = "the StyleTTS2 config"
     if not isinstance(config, dict):
+        source = f"the StyleTTS2 config {config}"
         try:
-            config = yaml.safe_load(Path(config).read_text())
-        except (OSError, yaml.YAMLError) as exc:
-            raise TtsrigError(f"cannot read the StyleTTS2 config {config}: {exc}") from None
-    if "pieces" not in config:
-        raise TtsrigError("the StyleTTS2 config names no pretrained pieces: use the config.yml a "
+            config = yaml.safe_load(Path(config).read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+            first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            raise TtsrigError(f"cannot read {source}: {first}. Use the config.yml a trainers.styletts2 run wrote "
+                              "beside its checkpoints.") from None
+    if not isinstance(config, dict) or "pieces" not in config:
+        raise TtsrigError(f"{source} names no pretrained pieces: use the config.yml a "
                           "trainers.styletts2 run wrote beside its checkpoints")
-    model = styletts2_model.build(config, trust)
+    model = styletts2_model.build(config, trust, source)
     state = load_checkpoint(checkpoint, trust=trust)
     if not isinstance(state, dict) or "net" not in state:
         raise TtsrigError(f"{checkpoint} is not a StyleTTS2 checkpoint (no 'net')")
