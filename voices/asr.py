@@ -9,6 +9,7 @@ backend that returns given transcripts, for tests.
 from __future__ import annotations
 
 import importlib.util
+import shutil
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -18,11 +19,12 @@ from envcheck.errors import TtsrigError
 from trainers import transcribe
 from voices import wordcheck
 
-CHOICES = ("auto", "none", "faster-whisper", "whisper.cpp")
-HOW_TO_ADD_ONE = ("no ASR backend, so dropped and cut words were not checked: install faster-whisper into the "
-                  "venv (`.venv/bin/python -m pip install faster-whisper`; its CTranslate2 wheels need a CPU with "
-                  "AVX), or build whisper.cpp, put `whisper-cli` on PATH and pass --whisper-model "
-                  "PATH/ggml-base.en.bin; then screen the folder again")
+CHOICES = ("auto", "none", "faster-whisper", "whisper.cpp", "whisper-cpp")
+ALIASES = {"whisper-cpp": "whisper.cpp"}  # the project's own spelling, and its older binary's name
+INSTALL_FASTER_WHISPER = "`.venv/bin/python -m pip install faster-whisper` (its CTranslate2 wheels need a CPU with AVX)"
+INSTALL_WHISPER_CPP = "build whisper.cpp, put `whisper-cli` on PATH and pass --whisper-model PATH/ggml-base.en.bin"
+HOW_TO_ADD_ONE = (f"no ASR backend, so dropped and cut words were not checked: install faster-whisper into the venv "
+                  f"({INSTALL_FASTER_WHISPER}), or {INSTALL_WHISPER_CPP}; then screen the folder again")
 
 
 class Hears(Protocol):
@@ -57,8 +59,7 @@ class Scripted:
 def find(choice: str, *, model: str | None = None, language: str | None = "en", device: str = "auto") -> Hears | None:
     """The backend asked for ('auto': the first installed; 'none': no word checks), or None when none is
     installed. A backend that is installed but cannot start is an error, not a silent fallback."""
-    if choice not in CHOICES:
-        raise TtsrigError(f"--asr {choice}: choose one of {', '.join(CHOICES)}")
+    choice = precheck(choice, model=model)
     if choice == "none":
         return None
     if device == "auto" and choice in ("auto", "faster-whisper") and importlib.util.find_spec("faster_whisper"):
@@ -70,6 +71,24 @@ def find(choice: str, *, model: str | None = None, language: str | None = "en", 
     except Exception as exc:  # faster-whisper's model download or load: name it, in one line
         raise TtsrigError(f"the {choice if choice != 'auto' else 'faster-whisper'} ASR backend could not start: "
                           f"{one_line(exc)}. Pass --whisper-model (a model name or folder), or --asr none") from None
+
+
+def precheck(choice: str, *, model: str | None = None) -> str:
+    """The backend choice (its alias resolved) if find() can honour it; what find() would refuse, refused
+    now without loading a model (`audition render --screen` checks this before hours of rendering)."""
+    if choice not in CHOICES:
+        raise TtsrigError(f"--asr {choice}: choose one of {', '.join(CHOICES)}")
+    choice = ALIASES.get(choice, choice)
+    faster = importlib.util.find_spec("faster_whisper") is not None
+    if choice == "faster-whisper" and not faster:
+        raise TtsrigError(f"--asr faster-whisper: faster-whisper is not installed in this venv: {INSTALL_FASTER_WHISPER}, "
+                          "or choose --asr auto or --asr none")
+    if choice == "whisper.cpp" and not any(map(shutil.which, transcribe.WHISPER_CPP_BINARIES)):
+        raise TtsrigError(f"--asr whisper.cpp: neither {' nor '.join(transcribe.WHISPER_CPP_BINARIES)} is on PATH: "
+                          f"{INSTALL_WHISPER_CPP}, or choose --asr auto or --asr none")
+    if choice == "whisper.cpp" or (choice == "auto" and not faster):
+        transcribe.find(choice, model=model, language=None, device="cpu")  # a found binary without its model file
+    return choice
 
 
 def one_line(exc: BaseException) -> str:

@@ -2,14 +2,20 @@
 
     voices/audition render strong 'runs/myvoice-f5/epoch_*.safetensors' --ref clip.wav --ref-text "..." --out auditions/f5
     voices/audition render default runs/myvoice-st2/epoch_2nd_00005.pth runs/myvoice-st2/epoch_2nd_00010.pth --ref clip.wav --out auditions/st2
+    voices/audition screen auditions/f5         # before listening: dropped words, cut endings, long silences
     voices/audition serve auditions/f5          # open the printed address; verdicts are saved to verdicts.json
 
 Every checkpoint renders the same passage (voices/markers.py, or --passage FILE) with the same reference
-clip and seed, so differences are the checkpoints'. The folder gets one WAV per checkpoint, renders.json and
+clip and seed, so differences are the checkpoints' (--takes N: N seeds each, seed, seed+1, ..., the same
+for every checkpoint). The folder gets one WAV per checkpoint and take, renders.json and
 index.html: players side by side, the marker table (which words probe which accent feature), a verdict per
 checkpoint and marker, and what each verdict means for training. Verdicts are saved to verdicts.json
 (through `serve`; opened as a file, the page keeps them in the browser and offers a download), and a later
 render into the same folder (or with --verdicts FILE) shows them again.
+
+`screen` (or `render --screen`) scores every render before anyone listens (voices/screen.py): words an ASR
+heard dropped or cut off, long silences, a cut-off ending, clipping, the speaking rate. It writes screen.json
+and rewrites index.html with the scores beside each player and a suggestion; the verdicts stay the listener's.
 
 `serve` listens on 127.0.0.1 only and takes verdicts only from its own page: the Host must be its own
 address (DNS rebinding), a browser's Origin its own origin, the body JSON of at most MAX_BODY bytes. The
@@ -36,7 +42,7 @@ from urllib.parse import unquote, urlsplit
 from envcheck.atomic import write_atomic, write_json_atomic
 from envcheck.errors import TtsrigError
 from patches.checkpoints import CheckpointError, add_trust_argument
-from voices import markers, verdicts
+from voices import asr, markers, screen, verdicts
 
 PAGE = Path(__file__).with_name("audition.html")
 MAX_BODY = 64 * 1024  # a POST carries the changes of one click: a few hundred bytes
@@ -55,9 +61,19 @@ def expand(patterns: list[str]) -> list[Path]:
 
 
 def page(data: dict) -> str:
-    # JSON inside a <script> element: "</" would end it early
-    payload = json.dumps(data, ensure_ascii=False).replace("</", "<\\/")
+    # JSON inside a <script> element: no "<" at all, so neither "</script>" nor "<!--" (which would make the
+    # browser read past the element's end) can come from the data; transcripts are the ASR's, not ours
+    payload = json.dumps(data, ensure_ascii=False).replace("<", "\\u003c")
     return PAGE.read_text(encoding="utf-8").replace("__AUDITION_DATA__", payload)
+
+
+def write_page(out: Path, data: dict, shown: dict, screened: dict | None = None) -> None:
+    """index.html from renders.json's data, the verdicts to show and, once screened, screen.json's result."""
+    defaults = {"markers": markers.MARKERS, "verdict_labels": markers.VERDICTS, "guidance": markers.GUIDANCE}
+    full = {**defaults, **data, "verdicts": shown}
+    if screened is not None:
+        full["screen"] = screened
+    write_atomic(out / "index.html", page(full).encode())
 
 
 def claim_out(out: Path) -> None:
@@ -126,17 +142,51 @@ def read_passage(given: str | None) -> str:
     return passage
 
 
+def take_name(index: int, checkpoint: Path, take: int, takes: int) -> str:
+    """One file per checkpoint and take; a single take keeps the name it always had."""
+    return f"{index:02d}-{checkpoint.stem}" + (f"-take{take + 1}" if takes > 1 else "") + ".wav"
+
+
+def render_take(speaker: object, passage: str, seed: int, out: Path, name: str) -> dict:
+    """Render the passage once with one seed, write the WAV, and what the screen can use of the render."""
+    import numpy as np
+
+    from trainers import audio
+    from voices import signalcheck
+
+    started = time.monotonic()
+    wave = speaker.render(passage, seed)
+    took = time.monotonic() - started
+    audio.write_wav(out / name, np.clip(wave, -1.0, 1.0))
+    seconds = len(wave) / audio.SAMPLE_RATE
+    entry = {"file": name, "seed": seed, "seconds": round(seconds, 2), "rtf": round(took / max(1e-9, seconds), 3),
+             # where each sentence but the last ends: the screen looks for words cut off there
+             "sentence_ends": [round(e / audio.SAMPLE_RATE, 4) for e in signalcheck.sentence_ends(speaker.piece_lengths)]}
+    if speaker.engine == "default":
+        entry["collapsed_phonemes"] = speaker.collapsed
+    return entry
+
+
+def reference_text(args: argparse.Namespace, cfg: dict) -> str | None:
+    """What the reference clip says, when it is known to be that clip's: the screen's speaking-rate basis."""
+    if getattr(args, "ref_text", None):
+        return args.ref_text
+    return (cfg.get("reference_text") or None) if not args.ref else None
+
+
 def render(args: argparse.Namespace) -> int:
+    if args.takes < 1:
+        raise TtsrigError(f"--takes {args.takes}: give 1 or more takes per checkpoint")
     checkpoints = expand(args.checkpoints)
     passage = read_passage(args.passage)
     out = Path(args.out)
     shown = verdicts_to_show(out, args.verdicts)
+    if args.screen:  # a missing backend is named now, not after hours of rendering
+        asr.precheck(args.asr, model=args.whisper_model)
     claim_out(out)
     labels = unique_labels(checkpoints)
 
-    import numpy as np  # after the checks: a refusal needs no torch
-
-    from trainers import audio
+    from voices import config as voice_config  # after the checks: a refusal needs no torch
     from voices import say
 
     device = say.pick_device(args.device)
@@ -146,22 +196,50 @@ def render(args: argparse.Namespace) -> int:
                                 ref_text=getattr(args, "ref_text", None))
         cfg = say.settings(args.engine, ns)
         speaker = say.Speaker(args.engine, cfg, device, args.trust_checkpoint)
-        started = time.monotonic()
-        wave = speaker.render(passage, args.seed)
-        took = time.monotonic() - started
-        name = f"{index:02d}-{checkpoint.stem}.wav"
-        audio.write_wav(out / name, np.clip(wave, -1.0, 1.0))
-        renders.append({"checkpoint": str(checkpoint), "label": label, "file": name,
-                        "seconds": round(len(wave) / audio.SAMPLE_RATE, 2), "rtf": round(took / max(1e-9, len(wave) / audio.SAMPLE_RATE), 3)})
-        print(f"{name}: {renders[-1]['seconds']} s (real-time factor {renders[-1]['rtf']})")
-    data = {"engine": args.engine, "passage": passage, "reference": str(args.ref or cfg.get("reference")),
-            "seed": args.seed, "renders": renders, "markers": markers.MARKERS, "verdict_labels": markers.VERDICTS,
-            "guidance": markers.GUIDANCE, "verdicts": shown}
-    write_json_atomic(out / verdicts.RENDERS, {k: v for k, v in data.items() if k != "verdicts"})
-    write_atomic(out / "index.html", page(data).encode())
+        for take in range(args.takes):
+            name = take_name(index, checkpoint, take, args.takes)
+            entry = render_take(speaker, passage, args.seed + take, out, name)
+            renders.append({"checkpoint": str(checkpoint), "label": label, "take": take, **entry})
+            print(f"{name}: {entry['seconds']} s (real-time factor {entry['rtf']})")
+        del speaker  # the next checkpoint (or the ASR) gets its memory
+    clip = voice_config.resolve(cfg.get("reference"))
+    data = {"engine": args.engine, "passage": passage, "reference": str(Path(clip).resolve()) if clip else "None",
+            "reference_text": reference_text(args, cfg), "seed": args.seed, "takes": args.takes, "renders": renders,
+            "markers": markers.MARKERS, "verdict_labels": markers.VERDICTS, "guidance": markers.GUIDANCE}
+    write_json_atomic(out / verdicts.RENDERS, data)
+    write_page(out, data, shown)
     if shown and not (out / verdicts.FILE).exists():  # --verdicts FILE: `serve` shows them and saves into them
         write_json_atomic(out / verdicts.FILE, shown)
+    if args.screen:
+        screen_after_render(args, out, data, shown)
     print(f"wrote {out / 'index.html'}: listen with `voices/audition serve {out}`")
+    return 0
+
+
+def screen_after_render(args: argparse.Namespace, out: Path, data: dict, shown: dict) -> None:
+    try:
+        backend = asr.find(args.asr, model=args.whisper_model, language=args.language, device=args.device)
+        note = "word check skipped (--asr none)" if args.asr == "none" else None
+        result = screen.screen(out, backend=backend, backend_note=note, reference_text=data["reference_text"],
+                               progress=print)
+    except TtsrigError as exc:
+        raise TtsrigError(f"{exc} (the renders are written: screen them with `voices/audition screen {out}`)") \
+            from None
+    write_page(out, data, shown, result)
+    print("\n".join(screen.summary_lines(result)))
+
+
+def screen_folder(args: argparse.Namespace) -> int:
+    """`audition screen FOLDER`: screen.json, and the folder's page rewritten with the results."""
+    folder = Path(args.folder)
+    data = screen.read_renders(folder)  # not an audition folder: one line, before any backend loads
+    shown = verdicts.read(folder / verdicts.FILE)  # a verdicts.json the page could not show: refused now
+    say = None if args.json else (lambda line: print(line, file=sys.stderr))
+    result = screen.run(args, progress=say)
+    write_page(folder, data, shown, result)
+    screen.report(result, folder, args.json)
+    if not args.json:
+        print(f"wrote {folder / 'index.html'}: the scores are beside each player")
     return 0
 
 
@@ -392,11 +470,19 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--ref-text", help="its transcript (F5)")
     r.add_argument("--passage", help="a text file to render instead of the marker passage")
     r.add_argument("--seed", type=int, default=0, help="the same for every checkpoint (default 0)")
+    r.add_argument("--takes", type=int, default=1, metavar="N",
+                   help="renders per checkpoint, with seeds seed, seed+1, ... (default 1)")
     r.add_argument("--verdicts", help="show the verdicts of this file (default: the folder's verdicts.json)")
     r.add_argument("--voice-config", help="voice config (default voices/<engine>.toml)")
     r.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
+    r.add_argument("--screen", action="store_true", help="screen the renders afterwards (see `audition screen`)")
+    screen.add_asr_arguments(r)
     add_trust_argument(r)
     r.set_defaults(run=render)
+    c = sub.add_parser("screen", help="score every render before listening: dropped or cut words, long silences, "
+                                      "cut-off endings, clipping, speaking rate")
+    screen.add_arguments(c)
+    c.set_defaults(run=screen_folder)
     s = sub.add_parser("serve", help="serve an audition folder and save the verdicts made in the page")
     s.add_argument("folder")
     s.add_argument("--port", type=int, default=8765, help="port on 127.0.0.1 (default 8765; 0 picks a free one)")

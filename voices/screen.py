@@ -1,8 +1,8 @@
 """Screen an audition folder before anyone listens: dropped words, cut-off endings, long silences.
 
-    python -m voices.screen auditions/f5                 # (to become `voices/audition screen FOLDER`)
-    python -m voices.screen auditions/f5 --asr none      # only the checks that need no ASR
-    python -m voices.screen auditions/f5 --json          # the result, for scripts
+    voices/audition screen auditions/f5                  # also rewrites the folder's index.html with the results
+    voices/audition screen auditions/f5 --asr none       # only the checks that need no ASR
+    python -m voices.screen auditions/f5 --json          # the result, for scripts (screen.json only)
 
 Every render of the folder's renders.json (written by `voices/audition render`) gets the ASR-free checks
 of voices/signalcheck.py and, when an ASR backend is installed (voices/asr.py), the word check of
@@ -320,30 +320,44 @@ def summary_lines(result: dict) -> list[str]:
 # -- command line -----------------------------------------------------------------------------------------
 
 
-def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("folder", help="an audition folder (renders.json and its WAVs)")
+def add_asr_arguments(p: argparse.ArgumentParser) -> None:
+    """The ASR options, shared with `voices/audition render --screen`."""
     p.add_argument("--asr", default="auto", choices=asr.CHOICES,
                    help="ASR backend for the word check (auto: faster-whisper, else whisper-cli; none: skip it)")
     p.add_argument("--whisper-model", help="faster-whisper model name or folder, or the ggml file for whisper-cli")
     p.add_argument("--language", default="en", help="language of the passage (default: en)")
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("folder", help="an audition folder (renders.json and its WAVs)")
+    add_asr_arguments(p)
     p.add_argument("--ref-text", help="what the reference clip says (for its speaking rate; default: renders.json's, "
                                       "else what the ASR hears)")
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"), help="where the ASR runs")
     p.add_argument("--json", action="store_true", help="print the result as JSON instead of the summary")
 
 
-def command(args: argparse.Namespace) -> int:
+def run(args: argparse.Namespace, progress: Callable[[str], None] | None = None) -> dict:
+    """Screen args.folder with the backend args ask for; writes screen.json and returns its content."""
     folder = Path(args.folder)
     read_renders(folder)  # a wrong folder fails before a backend loads
     backend = asr.find(args.asr, model=args.whisper_model, language=args.language, device=args.device)
     note = "word check skipped (--asr none)" if args.asr == "none" else None
-    say = None if args.json else (lambda line: print(line, file=sys.stderr))
-    result = screen(folder, backend=backend, backend_note=note, reference_text=args.ref_text, progress=say)
-    if args.json:
+    return screen(folder, backend=backend, backend_note=note, reference_text=args.ref_text, progress=progress)
+
+
+def report(result: dict, folder: Path, as_json: bool) -> None:
+    """The result on standard output: the whole of it as JSON for scripts, else the summary."""
+    if as_json:
         print(json.dumps(result, indent=2, ensure_ascii=False))
     else:
         print("\n".join(summary_lines(result)))
-        print(f"wrote {folder / SCREEN_FILE}")
+        print(f"wrote {Path(folder) / SCREEN_FILE}")
+
+
+def command(args: argparse.Namespace) -> int:
+    say = None if args.json else (lambda line: print(line, file=sys.stderr))
+    report(run(args, progress=say), Path(args.folder), args.json)
     return 0
 
 
