@@ -45,6 +45,7 @@ class Verdict:
     detail: str
     seconds: float
     signal: str | None = None
+    output: str = ""  # everything the check printed (detail holds its last line)
 
 
 def qemu_command(cpu: str) -> list[str]:
@@ -85,9 +86,10 @@ def run_check(check: Check, python: str, *, emulate: str | None = None,
         return Verdict(check.name, CRASHED, f"killed by {name}: {meaning}", seconds, name)
     if code != 0:
         lines = [ln for ln in out.stderr.strip().splitlines() if not ln.startswith("qemu-x86_64: warning")]
-        return Verdict(check.name, FAILED, lines[-1] if lines else f"exit status {code}", seconds)
+        return Verdict(check.name, FAILED, lines[-1] if lines else f"exit status {code}", seconds,
+                       output=out.stdout)
     lines = out.stdout.strip().splitlines()
-    return Verdict(check.name, OK, lines[-1] if lines else "", seconds)
+    return Verdict(check.name, OK, lines[-1] if lines else "", seconds, output=out.stdout)
 
 
 def run_all(checks: list[Check], python: str, *, emulate: str | None = None,

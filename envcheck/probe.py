@@ -265,6 +265,18 @@ def probe(*, cpuid: Callable | None = None, cpuinfo: Callable[[], str] | None = 
     ])
 
 
+def cpu_has_avx2() -> bool | None:
+    """Whether this CPU has AVX2: from CPUID (archspec) where it can be read, else /proc/cpuinfo; None if
+    neither can be read. Under qemu-x86_64 only CPUID shows the emulated CPU."""
+    try:
+        return "avx2" in read_cpuid()[2]
+    except Exception:  # archspec missing or CPUID unreadable: the kernel's view
+        try:
+            return "avx2" in parse_cpuinfo(read_proc_cpuinfo())[2]
+        except OSError:
+            return None
+
+
 def render(result: ProbeResult) -> str:
     vendor = KNOWN_VENDORS.get(result.vendor, result.vendor)
     lines = [

@@ -3,6 +3,8 @@
 CPU and tier -> Python and venv -> lock conformance -> patches -> import probes -> smoke checks -> GPU ->
 disk. Probes and smoke checks each run in their own interpreter (in parallel, bounded by the cores), so a
 SIGILL or SIGFPE becomes a row that names the package and the fix instead of killing the report.
+The patch section is the venv's own answer too: `python -m patches status --json`, run by the venv's
+interpreter in isolated mode (envcheck imports nothing from `patches`).
 With `emulate`, the CPU probe and every check run under `qemu-x86_64 -cpu MODEL`.
 """
 from __future__ import annotations
@@ -27,6 +29,9 @@ TITLES = {"cpu": "CPU and tier", "python": "Python and venv", "lock": "Lock conf
 # One full F5TTS_v1_Base training checkpoint: 336 M parameters x (model + EMA + two AdamW moments) in float32.
 CHECKPOINT_GB = 5.4
 EMULATION_SLOWDOWN = 8  # time-outs are stretched by this much under qemu
+# The venv's own answer about its patches: -I ignores PYTHONPATH and the current folder, so the code that
+# answers is the ttsrig installed in the venv (its editable install), not whatever checkout runs envcheck.
+PATCH_QUERY = ("python", "-I", "-B", "-m", "patches", "status", "--json")
 
 
 @dataclass
@@ -50,6 +55,7 @@ class Report:
     emulate: str | None
     cpu: dict = field(default_factory=dict)
     rows: list[Row] = field(default_factory=list)
+    patches: dict[str, str] = field(default_factory=dict)  # patch name -> the state the venv reported
 
     @property
     def ok(self) -> bool:
@@ -85,7 +91,7 @@ def check_env() -> dict[str, str]:
 
 def cpu_rows(report: Report) -> list[Row]:
     # avx2 (from CPUID, so the emulated CPU's under --emulate) says whether the hook turns NNPACK off.
-    code = ("import json; from envcheck.probe import probe; from patches.sitecustomize import cpu_has_avx2; "
+    code = ("import json; from envcheck.probe import cpu_has_avx2, probe; "
             "cpu = probe().to_json(); cpu['avx2'] = cpu_has_avx2(); print(json.dumps(cpu))")
     timeout = 60.0 * (EMULATION_SLOWDOWN if report.emulate else 1)
     verdict = isolated.run_check(Check("probe", code, timeout), report.python, emulate=report.emulate,
@@ -166,23 +172,42 @@ def lock_rows(report: Report, state: dict) -> list[Row]:
     return rows
 
 
-def patch_rows(report: Report) -> list[Row]:
-    from patches import dynamo, sitecustomize
-    from patches.target import Env
-
+def ask_patches(report: Report) -> tuple[list[dict] | None, Verdict]:
+    """`python -m patches status --json` in the venv, run like every check: under --emulate the emulated CPU
+    decides what the start-up hook does about NNPACK. The patches as the venv reports them, or None."""
     tier = report.cpu.get("tier")
+    program = PATCH_QUERY + (("--tier", tier) if tier else ())  # without a tier: the venv's recorded one
+    timeout = 60.0 * (EMULATION_SLOWDOWN if report.emulate else 1)
+    verdict = isolated.run_check(Check("patches status", "", timeout, program), report.python,
+                                 emulate=report.emulate)
+    return (patches_in(verdict.output) if verdict.status in (OK, FAILED) else None), verdict
+
+
+def patches_in(output: str) -> list[dict] | None:
+    """The patch list of a `patches status --json` answer; None for anything else."""
+    try:
+        patches = json.loads(output)["patches"]
+    except (ValueError, TypeError, KeyError):
+        return None
+    fields = {"name", "state", "detail", "ok"}
+    whole = isinstance(patches, list) and all(isinstance(p, dict) and fields <= p.keys() for p in patches)
+    return patches if whole else None
+
+
+def patch_rows(report: Report) -> list[Row]:
+    patches, verdict = ask_patches(report)
+    if patches is None:
+        return [Row("patches", "patches status", FAILED if verdict.status == OK else verdict.status,
+                    f"`python -m patches status --json` gave no answer in the venv: {verdict.detail}. "
+                    f"Re-run bin/bootstrap --venv {report.venv} (it installs ttsrig into the venv and applies "
+                    "the patches)", verdict.seconds, verdict.signal)]
     rows = []
-    env = Env(report.venv, site_packages(report.venv))
-    for patch in (dynamo, sitecustomize):
-        try:
-            state, detail = (sitecustomize.status(env, tier, report.cpu.get("avx2")) if patch is sitecustomize
-                             else patch.status(env, tier))
-        except TtsrigError as exc:
-            state, detail = "unknown", str(exc)
-        good = state in ("applied", "not needed")
+    for patch in patches:
+        name, state, detail, good = patch["name"], patch["state"], patch["detail"], patch["ok"]
+        report.patches[name] = state
         hint = "" if good or "python -m patches" in detail else \
             f"; run {report.venv}/bin/python -m patches apply"
-        rows.append(Row("patches", patch.NAME, OK if good else FAILED, f"{state}: {detail}{hint}"))
+        rows.append(Row("patches", name, OK if good else FAILED, f"{state}: {detail}{hint}"))
     return rows
 
 
@@ -237,8 +262,8 @@ def run_probes(report: Report, checks: list[tuple[str, Check]], jobs: int | None
     ran = isolated.run_all([checks[i][1] for i in order], report.python, emulate=report.emulate,
                            env=check_env(), jobs=jobs)
     verdicts = [v for _, v in sorted(zip(order, ran))]
-    patch_state = next((r.detail.split(":")[0] for r in report.rows if r.name == "sitecustomize"), "unknown")
-    return [Row(section, v.name, v.status, explain(v, report, patch_state), round(v.seconds, 2), v.signal)
+    hook_state = report.patches.get("sitecustomize", "unknown")
+    return [Row(section, v.name, v.status, explain(v, report, hook_state), round(v.seconds, 2), v.signal)
             for (section, _), v in zip(checks, verdicts)]
 
 

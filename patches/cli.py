@@ -1,10 +1,14 @@
 """`python -m patches apply|status|revert [--venv PATH] [--tier T]`, and the checkpoint tools:
-`trust add|list|remove`, `inspect FILE`, `convert FILE [-o OUT]`."""
+`trust add|list|remove`, `inspect FILE`, `convert FILE [-o OUT]`.
+
+`status --json` is how envcheck learns a venv's patch state: it runs this in the venv's own interpreter."""
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
+from types import ModuleType
 from typing import TYPE_CHECKING
 
 from envcheck.errors import TtsrigError
@@ -16,6 +20,7 @@ if TYPE_CHECKING:
     from patches.trust import TrustList
 
 PATCHES = {dynamo.NAME: dynamo, sitecustomize.NAME: sitecustomize}
+GOOD = ("applied", "not needed")
 
 
 def resolve_tier(env: Env, given: str | None) -> str:
@@ -41,12 +46,31 @@ def run_patches(args: argparse.Namespace) -> int:
         for patch in chosen:
             print(patch.apply(env, tier))
         return 0
+    return print_status_json(env, tier, chosen) if args.json else print_status(env, tier, chosen)
+
+
+def print_status(env: Env, tier: str, chosen: list[ModuleType]) -> int:
     worst = 0
     for patch in chosen:
         state, detail = patch.status(env, tier)
         print(f"{patch.NAME:14s} {state:11s} {detail}")
-        worst = max(worst, 0 if state in ("applied", "not needed") else 1)
+        worst = max(worst, 0 if state in GOOD else 1)
     return worst
+
+
+def print_status_json(env: Env, tier: str, chosen: list[ModuleType]) -> int:
+    """One JSON object: venv, tier, ok, and per patch its name, state, detail and ok. A patch whose state
+    cannot be read is "unknown", with the reason, so the others are still reported."""
+    found = []
+    for patch in chosen:
+        try:
+            state, detail = patch.status(env, tier)
+        except TtsrigError as exc:
+            state, detail = "unknown", str(exc)
+        found.append({"name": patch.NAME, "state": state, "detail": detail, "ok": state in GOOD})
+    ok = all(p["ok"] for p in found)
+    print(json.dumps({"venv": str(env.prefix), "tier": tier, "ok": ok, "patches": found}, indent=2))
+    return 0 if ok else 1
 
 
 def run_trust(args: argparse.Namespace) -> int:
@@ -108,6 +132,8 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--venv", help="the venv to act on (default: the one running this Python)")
         p.add_argument("--tier", choices=TIER_NAMES, help="default: the tier bin/bootstrap recorded, else probed")
         p.add_argument("--only", choices=sorted(PATCHES), action="append", help="act on this patch only")
+        if action == "status":
+            p.add_argument("--json", action="store_true", help="print one JSON object (what envcheck reads)")
 
     trust = sub.add_parser("trust", help="manage the list of legacy checkpoints you trust to unpickle")
     trust.set_defaults(run=run_trust)

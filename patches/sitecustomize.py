@@ -7,6 +7,7 @@ from pathlib import Path
 
 from envcheck.atomic import write_atomic
 from envcheck.digests import bytes_sha256
+from envcheck.probe import cpu_has_avx2
 from patches.target import Env
 
 NAME = "sitecustomize"
@@ -14,7 +15,6 @@ ONEDNN_OFF_ON = ("pre-v2",)  # measured: oneDNN faults under -cpu phenom, not un
 RUNTIME = Path(__file__).with_name("site_runtime.py")
 MODULE, CONFIG, PTH = "_ttsrig_site.py", "_ttsrig_site.json", "ttsrig-site.pth"
 NNPACK_SWITCH = "TTSRIG_NNPACK_FIX"
-ASK_THE_CPU = object()  # status() default: read this machine's CPU
 
 
 def wanted(tier: str | None) -> dict[str, bytes]:
@@ -27,20 +27,6 @@ def wanted(tier: str | None) -> dict[str, bytes]:
         CONFIG: (json.dumps(config, indent=2, sort_keys=True) + "\n").encode(),
         PTH: b"import _ttsrig_site\n",
     }
-
-
-def cpu_has_avx2() -> bool | None:
-    """Whether this CPU has AVX2: from CPUID (archspec) where it can be read, else /proc/cpuinfo; None if
-    neither can be read. Under qemu-x86_64 only CPUID shows the emulated CPU."""
-    from envcheck import probe
-
-    try:
-        return "avx2" in probe.read_cpuid()[2]
-    except Exception:  # archspec missing or CPUID unreadable: the kernel's view
-        try:
-            return "avx2" in probe.parse_cpuinfo(probe.read_proc_cpuinfo())[2]
-        except OSError:
-            return None
 
 
 def switched_off(variable: str) -> bool:
@@ -60,15 +46,16 @@ def nnpack_note(avx2: bool | None) -> str:
     return "NNPACK off: this CPU lacks AVX2, which NNPACK needs"
 
 
-def status(env: Env, tier: str | None, avx2: bool | None | object = ASK_THE_CPU) -> tuple[str, str]:
-    """`avx2`: whether the CPU the venv runs on has AVX2 (envcheck passes the emulated CPU's answer)."""
+def status(env: Env, tier: str | None) -> tuple[str, str]:
+    """applied / missing / stale, with a detail; what the hook does about NNPACK is decided by the CPU this
+    interpreter runs on (envcheck asks the venv's own interpreter, under qemu when it emulates a CPU)."""
     files = wanted(tier)
     present = {n: (env.site / n).read_bytes() for n in files if (env.site / n).exists()}
     if not present:
         return "missing", "the start-up hook is not installed; run `python -m patches apply`"
     if present == files:
         onednn = "oneDNN off" if tier in ONEDNN_OFF_ON else "oneDNN left on"
-        nnpack = nnpack_note(cpu_has_avx2() if avx2 is ASK_THE_CPU else avx2)
+        nnpack = nnpack_note(cpu_has_avx2())
         return "applied", f"{PTH} -> {MODULE} ({onednn}; {nnpack}; datasets stub)"
     changed = sorted(n for n in files if present.get(n) != files[n])
     return "stale", f"{', '.join(changed)} differ from this checkout's hook (edited by hand, or another tier); " \

@@ -147,6 +147,28 @@ def test_corrupt_state_record(venv, capsys):
     assert "is corrupt" in capsys.readouterr().err
 
 
+def test_status_json_is_what_envcheck_reads(venv, capsys):
+    assert run(venv, "status", "--json") == 1
+    before = json.loads(capsys.readouterr().out)
+    assert (before["venv"], before["tier"], before["ok"]) == (str(venv), "pre-v2", False)
+    assert [(p["name"], p["state"], p["ok"]) for p in before["patches"]] == [
+        ("dynamo", "missing", False), ("sitecustomize", "missing", False)]
+    run(venv, "apply")
+    capsys.readouterr()
+    assert run(venv, "status", "--json") == 0
+    after = json.loads(capsys.readouterr().out)
+    assert after["ok"] and all(p["state"] == "applied" and p["ok"] for p in after["patches"])
+    assert "torch 2.7.0" in after["patches"][0]["detail"]
+
+
+def test_status_json_reports_an_unreadable_record_per_patch(venv, capsys):
+    (venv / "ttsrig-patches.json").write_text("{not json")
+    assert run(venv, "status", "--json") == 1
+    patches = {p["name"]: p for p in json.loads(capsys.readouterr().out)["patches"]}
+    assert patches["dynamo"]["state"] == "unknown" and "is corrupt" in patches["dynamo"]["detail"]
+    assert patches["sitecustomize"]["state"] == "missing"
+
+
 def test_not_a_venv(tmp_path, capsys):
     assert cli.main(["status", "--venv", str(tmp_path)]) == 2
     assert "is not a Python 3.11 venv" in capsys.readouterr().err

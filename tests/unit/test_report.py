@@ -14,6 +14,7 @@ from envcheck.errors import TtsrigError
 from envcheck.isolated import CRASHED, FAILED, OK, TIMED_OUT, Check
 
 REQ = locks.REQUIREMENTS
+ROOT = REQ.parent
 
 
 def fake_venv(root: Path, tier: str, *, versions: dict[str, str] | None = None, state: bool = True) -> Path:
@@ -23,7 +24,9 @@ def fake_venv(root: Path, tier: str, *, versions: dict[str, str] | None = None, 
     site.mkdir(parents=True)
     (venv / "bin").mkdir()
     (venv / "bin/python").symlink_to(sys.executable)
-    (venv / "pyvenv.cfg").write_text("home = /usr/bin\nversion = 3.11.7\n")
+    home = Path(os.path.realpath(sys.executable)).parent  # so the venv's python finds its own standard library
+    (venv / "pyvenv.cfg").write_text(f"home = {home}\nversion = 3.11.7\n")
+    (site / "ttsrig.pth").write_text(f"{ROOT}\n")  # what bootstrap's editable install of ttsrig gives
     pins = {**locks.parse_lock(REQ / f"{tier}.txt"), **locks.parse_lock(REQ / "nodeps.txt")}
     have = {n: p.version for n, p in pins.items()}
     have.update(versions or {})
@@ -179,18 +182,65 @@ def test_sigfpe_mentions_a_switched_off_patch(tmp_path, monkeypatch, checks):
     assert "TTSRIG_SITE=0 in this environment switches it off" in rows["float32 CPU matmul"].detail
 
 
+FAKE_CPUID = """class CpuidInfoCollector:
+    # archspec's CPUID reader, standing in for the CPU the venv runs on (under --emulate: qemu's)
+    vendor = "GenuineIntel"
+    features = {features!r}
+
+    def brand_string(self):
+        return "stand-in CPU"
+"""
+
+
+def venv_cpu(venv: Path, features: set[str]) -> None:
+    detect = rep.site_packages(venv) / "archspec/cpu/detect.py"
+    detect.parent.mkdir(parents=True, exist_ok=True)
+    for package in (detect.parent.parent, detect.parent):
+        (package / "__init__.py").write_text("")
+    detect.write_text(FAKE_CPUID.format(features=features))
+
+
 def test_the_patch_section_says_nnpack_is_off_and_why(tmp_path, monkeypatch):
+    from envcheck import probe
     from patches import sitecustomize
     from patches.target import Env
 
     venv = fake_venv(tmp_path, "v2")
     sitecustomize.apply(Env(venv, rep.site_packages(venv)), "v2")
-    monkeypatch.setattr(sitecustomize, "cpu_has_avx2", lambda: True)  # the machine running envcheck: not asked
+    monkeypatch.setattr(probe, "cpu_has_avx2", lambda: True)  # the machine running envcheck: not asked
+    monkeypatch.setattr(sitecustomize, "cpu_has_avx2", lambda: True)
     for avx2, said in ((False, "NNPACK off: this CPU lacks AVX2, which NNPACK needs"),
                        (True, "NNPACK left on: this CPU has AVX2")):
-        report = rep.Report(venv, str(venv / "bin/python"), "Nehalem", cpu={"tier": "v2", "avx2": avx2})
+        venv_cpu(venv, {"sse4_2", "avx2"} if avx2 else {"sse4_2"})
+        report = rep.Report(venv, str(venv / "bin/python"), None, cpu={"tier": "v2", "avx2": avx2})
         row = {r.name: r for r in rep.patch_rows(report)}["sitecustomize"]
         assert row.status == OK and said in row.detail, row.detail
+
+
+def test_the_patch_section_is_what_the_venvs_own_code_says(tmp_path, monkeypatch):
+    # The venv's ttsrig is another checkout whose patches tool says something this checkout's never would.
+    other = tmp_path / "other-checkout"
+    (other / "patches").mkdir(parents=True)
+    (other / "patches/__main__.py").write_text(
+        "import json\nprint(json.dumps({'patches': [{'name': 'dynamo', 'state': 'stale', 'ok': False,\n"
+        "    'detail': 'from the other checkout'}]}))\nraise SystemExit(1)\n")
+    venv = fake_venv(tmp_path, "v3")
+    (rep.site_packages(venv) / "ttsrig.pth").write_text(f"{other}\n")
+    monkeypatch.setenv("PYTHONPATH", str(ROOT))  # envcheck's own environment does not choose the code
+    monkeypatch.chdir(ROOT)
+    report = rep.Report(venv, str(venv / "bin/python"), None, cpu={"tier": "v3"})
+    [row] = rep.patch_rows(report)
+    assert (row.name, row.status) == ("dynamo", FAILED) and row.detail.startswith("stale: from the other checkout")
+    assert report.patches == {"dynamo": "stale"}
+
+
+def test_a_venv_that_cannot_answer_is_one_row_naming_the_way_back(tmp_path):
+    venv = fake_venv(tmp_path, "v3")
+    (rep.site_packages(venv) / "ttsrig.pth").unlink()  # ttsrig is not installed in it
+    report = rep.Report(venv, str(venv / "bin/python"), None, cpu={"tier": "v3"})
+    [row] = rep.patch_rows(report)
+    assert row.status == FAILED and "No module named patches" in row.detail
+    assert f"bin/bootstrap --venv {venv}" in row.detail
 
 
 def test_the_cpu_probe_reports_avx2(tmp_path):
