@@ -1,4 +1,16 @@
-"""ttsrig's CPU probe and environment verifier.
+"""ttsrig's base layer: the CPU probe, bin/bootstrap, and the environment verifier (`envcheck`).
 
-`python -m envcheck probe` says which x86-64 tier this CPU belongs to and why.
+What lives where:
+- facts and helpers every package imports (standard library only, so bin/bootstrap runs on them before
+  anything is installed): `errors` (TtsrigError), `atomic` (atomic file writes), `digests` (sha256 of files
+  and bytes), `venv` (bootstrap's state record, the names at a venv's top, its site-packages), `locks`
+  (requirement files and hash-pinned locks: reading, nodeps.txt, conformance), `tiers` (the tier table).
+- `probe`: which tier this CPU is, and whether it has AVX2.
+- `bootstrap`: bin/bootstrap, from a clean checkout to a verified venv.
+- the verifier: `report` (the `envcheck` report), `isolated` (one check in its own interpreter, optionally
+  under qemu), `probes` (the report's import probes and smoke checks), `knowledge` (`envcheck scan` and
+  its data file), `evidence` (`envcheck evidence`), `cli` (the command line).
+
+Imports point one way: patches, trainers and voices import envcheck; envcheck imports none of them. What
+envcheck needs to know about a venv's patches it asks the venv (`python -m patches status --json`).
 """

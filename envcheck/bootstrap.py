@@ -136,7 +136,7 @@ class Plan:
             f"{rel(self.nodeps)} (builds monotonic-align against the pinned numpy)",
             f"remove what tier {self.tier} forbids: {', '.join(forbidden(self.tier)) or 'nothing'}",
             f"install ttsrig itself (editable) so `{self.venv}/bin/envcheck` exists",
-            "apply patches (python -m patches apply), if the patches tool is present",
+            "apply patches (python -m patches apply)",
             "verify: installed versions equal the lock; CPU probe",
         ]
         lines = [f"cpu:  {self.cpu}", f"tier: {tier}", f"lock: {rel(self.lock)}", "plan:"]
@@ -677,9 +677,7 @@ def install(plan: Plan, state: dict) -> list[str]:
 
 
 def apply_patches(plan: Plan) -> str:
-    """Run the patches tool in the venv, where it exists (it comes with the patches work)."""
-    if not (ROOT / "patches" / "__main__.py").exists():
-        return "none yet (the patches tool is not part of this checkout)"
+    """Run `python -m patches apply` in the venv; returns what it did, one phrase per patch."""
     out = subprocess.run([str(plan.venv_python), "-m", "patches", "apply", "--tier", plan.tier],
                          capture_output=True, text=True, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)})
     sys.stderr.write(out.stdout + out.stderr)

@@ -36,6 +36,7 @@ class Check:
     code: str  # Python source; prints one line of detail on success
     timeout: float = 120.0
     program: tuple[str, ...] = ()  # instead of code: an executable beside the venv's python, with arguments
+    package: str = ""  # the distribution it exercises, named (with the tier it needs) when it crashes
 
 
 @dataclass(frozen=True)

@@ -7,13 +7,9 @@ from __future__ import annotations
 
 from envcheck.isolated import Check
 
-# The distribution behind each check, to name it (and the tier it needs) when the check crashes.
-PACKAGE_OF: dict[str, str] = {}
-
 
 def _check(name: str, package: str, code: str, timeout: float = 120.0) -> Check:
-    PACKAGE_OF[name] = package
-    return Check(name, code.strip(), timeout)
+    return Check(name, code.strip(), timeout, package=package)
 
 
 ESPEAK = """

@@ -229,11 +229,10 @@ def disk_rows(checkpoints: Path) -> list[Row]:
 
 # -- probes and their verdicts --------------------------------------------------------------------
 
-def explain(verdict: Verdict, report: Report, patch_state: str) -> str:
+def explain(verdict: Verdict, package: str, report: Report, hook_state: str) -> str:
     """A crash's detail in the user's terms: which package, why, and what to do."""
     if verdict.status != CRASHED:
         return verdict.detail
-    package = probes.PACKAGE_OF.get(verdict.name, "")
     version = locks.installed(site_packages(report.venv)).get(locks.canonical(package), "?") if package else "?"
     tier = report.cpu.get("tier", "?")
     rebuild = f"bin/bootstrap --venv {report.venv} --tier {tier}"
@@ -249,7 +248,7 @@ def explain(verdict: Verdict, report: Report, patch_state: str) -> str:
         switched_off = [k for k in ("TTSRIG_SITE", "TTSRIG_ONEDNN_FIX") if os.environ.get(k) == "0"]
         off = f", but {'/'.join(switched_off)}=0 in this environment switches it off" if switched_off else ""
         return ("killed by SIGFPE: the known oneDNN arithmetic fault of torch on old AMD CPUs. The sitecustomize "
-                f"patch turns oneDNN off there (its status here: {patch_state}{off}); apply it: "
+                f"patch turns oneDNN off there (its status here: {hook_state}{off}); apply it: "
                 f"{report.venv}/bin/python -m patches apply")
     return verdict.detail
 
@@ -263,8 +262,8 @@ def run_probes(report: Report, checks: list[tuple[str, Check]], jobs: int | None
                            env=check_env(), jobs=jobs)
     verdicts = [v for _, v in sorted(zip(order, ran))]
     hook_state = report.patches.get("sitecustomize", "unknown")
-    return [Row(section, v.name, v.status, explain(v, report, hook_state), round(v.seconds, 2), v.signal)
-            for (section, _), v in zip(checks, verdicts)]
+    return [Row(section, v.name, v.status, explain(v, check.package, report, hook_state), round(v.seconds, 2),
+                v.signal) for (section, check), v in zip(checks, verdicts)]
 
 
 def build(venv: str | None = None, *, emulate: str | None = None, checkpoints: Path | None = None,

@@ -53,15 +53,13 @@ def cpu_is(tier: str):
 @pytest.fixture
 def checks(monkeypatch):
     """Replace the real probes (they need torch) with small programs that end each possible way."""
-    imports = [Check("numpy", "import os, signal; os.kill(os.getpid(), signal.SIGILL)"),
+    imports = [Check("numpy", "import os, signal; os.kill(os.getpid(), signal.SIGILL)", package="numpy"),
                Check("soundfile", "print('0.14.0')")]
-    smoke = [Check("float32 CPU matmul", "import os, signal; os.kill(os.getpid(), signal.SIGFPE)"),
+    smoke = [Check("float32 CPU matmul", "import os, signal; os.kill(os.getpid(), signal.SIGFPE)", package="torch"),
              Check("tiny F5 DiT forward", "raise ValueError('mel shape (1, 40, 80) does not match')"),
              Check("slow", "import time; time.sleep(30)", timeout=0.5)]
     monkeypatch.setattr(probes, "IMPORTS", imports)
     monkeypatch.setattr(probes, "SMOKE", smoke)
-    monkeypatch.setitem(probes.PACKAGE_OF, "numpy", "numpy")
-    monkeypatch.setitem(probes.PACKAGE_OF, "float32 CPU matmul", "torch")
     monkeypatch.setattr(rep, "has_nvidia_driver", lambda: False)
 
 
