@@ -35,6 +35,7 @@ from envcheck.atomic import write_atomic, write_json_atomic
 from envcheck.errors import TtsrigError
 from patches import f5_core
 from patches.checkpoints import CheckpointError, add_trust_argument, load_checkpoint
+from trainers import device as device_mod
 from trainers import f5_arch, hub
 from trainers import manifest as manifest_mod
 from trainers import run_state
@@ -213,12 +214,6 @@ def collate(items: list[tuple[torch.Tensor, torch.Tensor]]) -> tuple[torch.Tenso
 
 # -- the run --------------------------------------------------------------------------------------
 
-def pick_device(device: str) -> str:
-    from trainers import device as device_mod
-
-    return device_mod.pick(device)
-
-
 def default_workers() -> int:
     """0 on pre-v2 (workers re-import torch; the seed's runs died there), else 2."""
     from envcheck.venv import recorded_tier
@@ -251,7 +246,7 @@ class Trainer:
     def __init__(self, cfg: Config, *, trust: bool = False, progress: bool = True):
         self.cfg, self.progress = cfg, progress
         self.out = Path(cfg.out)
-        self.device = pick_device(cfg.device)
+        self.device = device_mod.pick(cfg.device)
         self.arch = cfg.model_config or default_arch()
         self.vocab_path = cfg.vocab or default_vocab()
         torch.manual_seed(cfg.seed)

@@ -28,6 +28,7 @@ from envcheck.atomic import write_atomic, write_json_atomic
 from envcheck.errors import TtsrigError
 from patches.trust import file_sha256
 from trainers import audio, manifest, transcribe
+from trainers import device as device_mod
 from trainers.manifest import Clip
 
 STATE = "prepare-state.json"
@@ -343,12 +344,6 @@ def remove_stale(old: dict, clips: list[Clip], out: Path) -> None:
                 path.unlink(missing_ok=True)
 
 
-def pick_device(device: str) -> str:
-    from trainers import device as device_mod
-
-    return device_mod.pick(device)
-
-
 def prepare(root: Path, out: Path, settings: Settings, transcriber=None, device: str = "cpu",
             progress: bool = True) -> dict:
     from tqdm import tqdm
@@ -451,7 +446,7 @@ def main(argv: list[str] | None = None) -> int:
     settings = Settings(args.min_seconds, args.max_seconds, kinds, args.top_db, args.loudness, args.speaker)
     try:
         settings.check()
-        device = pick_device(args.device)
+        device = device_mod.pick(args.device)
         transcriber = transcribe.find(args.transcribe, model=args.whisper_model, language=args.language,
                                       device=device)
         summary = prepare(args.input, args.output, settings, transcriber, device, progress=not args.quiet)

@@ -17,6 +17,7 @@ import numpy as np
 
 from envcheck.errors import TtsrigError
 from trainers import transcribe
+from trainers.device import pick as pick_device  # faster-whisper's CTranslate2 runs on the GPU too
 from voices import wordcheck
 
 CHOICES = ("auto", "none", "faster-whisper", "whisper.cpp", "whisper-cpp")
@@ -110,15 +111,3 @@ def hear(backend: Hears, wave: np.ndarray, file: str, rate: int = 24_000) -> str
     if not isinstance(said, str):
         raise TtsrigError(f"{backend.name} returned {type(said).__name__} for {file}, not text")
     return wordcheck.strip_annotations(said)
-
-
-def pick_device(device: str) -> str:
-    """auto: the GPU when torch sees one (faster-whisper's CTranslate2 runs there too), else the CPU."""
-    if device != "auto":
-        return device
-    try:
-        from trainers import device as device_mod
-
-        return device_mod.pick("auto")
-    except ImportError:
-        return "cpu"

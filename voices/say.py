@@ -20,6 +20,7 @@ import torch
 from envcheck.errors import TtsrigError
 from patches.checkpoints import CheckpointError, add_trust_argument
 from trainers import hub
+from trainers.device import pick as pick_device  # audition.py picks through say
 from voices import config as voice_config
 from voices import reference, signalcheck, text as text_mod
 
@@ -160,12 +161,6 @@ class Speaker:
                 raise TtsrigError("CUDA ran out of memory: use --device cpu, or shorter text") from None
         self.piece_lengths = [len(p) for p in pieces]
         return text_mod.join(pieces)
-
-
-def pick_device(device: str) -> str:
-    from trainers import device as device_mod
-
-    return device_mod.pick(device)
 
 
 def main(argv: list[str] | None = None) -> int:
