@@ -8,6 +8,7 @@ backend that returns given transcripts, for tests.
 """
 from __future__ import annotations
 
+import functools
 import importlib.util
 import shutil
 from dataclasses import dataclass, field
@@ -22,10 +23,15 @@ from voices import wordcheck
 
 CHOICES = ("auto", "none", "faster-whisper", "whisper.cpp", "whisper-cpp")
 ALIASES = {"whisper-cpp": "whisper.cpp"}  # the project's own spelling, and its older binary's name
-INSTALL_FASTER_WHISPER = "`.venv/bin/python -m pip install faster-whisper` (its CTranslate2 wheels need a CPU with AVX)"
-INSTALL_WHISPER_CPP = "build whisper.cpp, put `whisper-cli` on PATH and pass --whisper-model PATH/ggml-base.en.bin"
-HOW_TO_ADD_ONE = (f"no ASR backend, so dropped and cut words were not checked: install faster-whisper into the venv "
-                  f"({INSTALL_FASTER_WHISPER}), or {INSTALL_WHISPER_CPP}; then screen the folder again")
+PRE_V2 = "pre-v2"
+# measured: requirements/evidence/asr-*.txt (CTranslate2 imports on a Phenom II or Core 2, and dies loading a model)
+CTRANSLATE2_NEEDS_V2 = "faster-whisper's CTranslate2 dies with SIGILL when it loads a model on a pre-v2 CPU (Core 2, Phenom II)"
+INSTALL_FASTER_WHISPER = ("install faster-whisper into the venv with `.venv/bin/python -m pip install faster-whisper` "
+                          "(on an x86-64-v2 CPU or newer)")
+INSTALL_WHISPER_CPP = ("build whisper.cpp on this machine, put `whisper-cli` on PATH and pass --whisper-model "
+                       "PATH/ggml-base.en.bin")
+HOW_TO_ADD_ONE = (f"no ASR backend, so dropped and cut words were not checked: {INSTALL_FASTER_WHISPER}, or "
+                  f"{INSTALL_WHISPER_CPP}; then screen the folder again")
 
 
 class Hears(Protocol):
@@ -63,7 +69,7 @@ def find(choice: str, *, model: str | None = None, language: str | None = "en", 
     choice = precheck(choice, model=model)
     if choice == "none":
         return None
-    if device == "auto" and choice in ("auto", "faster-whisper") and importlib.util.find_spec("faster_whisper"):
+    if device == "auto" and choice in ("auto", "faster-whisper") and faster_whisper_usable():
         device = pick_device(device)  # imports torch: only when the backend that can use a GPU is there
     try:
         return transcribe.find(choice, model=model, language=language, device=device)
@@ -80,16 +86,38 @@ def precheck(choice: str, *, model: str | None = None) -> str:
     if choice not in CHOICES:
         raise TtsrigError(f"--asr {choice}: choose one of {', '.join(CHOICES)}")
     choice = ALIASES.get(choice, choice)
-    faster = importlib.util.find_spec("faster_whisper") is not None
-    if choice == "faster-whisper" and not faster:
-        raise TtsrigError(f"--asr faster-whisper: faster-whisper is not installed in this venv: {INSTALL_FASTER_WHISPER}, "
+    installed = importlib.util.find_spec("faster_whisper") is not None
+    if choice == "faster-whisper" and not installed:
+        raise TtsrigError(f"--asr faster-whisper: faster-whisper is not installed in this venv: {INSTALL_FASTER_WHISPER}; "
                           "or choose --asr auto or --asr none")
+    if choice == "faster-whisper" and not faster_whisper_usable():
+        raise TtsrigError(f"--asr faster-whisper: {CTRANSLATE2_NEEDS_V2}: {INSTALL_WHISPER_CPP} and use --asr whisper.cpp, "
+                          "or --asr none")
+    faster = installed and faster_whisper_usable()
+    if choice == "auto" and installed and not faster:  # skip it: a SIGILL would end the whole screen
+        choice = "whisper.cpp" if any(map(shutil.which, transcribe.WHISPER_CPP_BINARIES)) else "none"
     if choice == "whisper.cpp" and not any(map(shutil.which, transcribe.WHISPER_CPP_BINARIES)):
         raise TtsrigError(f"--asr whisper.cpp: neither {' nor '.join(transcribe.WHISPER_CPP_BINARIES)} is on PATH: "
                           f"{INSTALL_WHISPER_CPP}, or choose --asr auto or --asr none")
     if choice == "whisper.cpp" or (choice == "auto" and not faster):
         transcribe.find(choice, model=model, language=None, device="cpu")  # a found binary without its model file
     return choice
+
+
+@functools.lru_cache(maxsize=1)
+def cpu_tier() -> str | None:
+    """This CPU's ttsrig tier (envcheck.probe); None when it cannot be told (then a backend may try)."""
+    try:
+        from envcheck import probe
+
+        return probe.probe().tier
+    except Exception:
+        return None
+
+
+def faster_whisper_usable() -> bool:
+    """faster-whisper is installed and this CPU can run its CTranslate2 (see CTRANSLATE2_NEEDS_V2)."""
+    return importlib.util.find_spec("faster_whisper") is not None and cpu_tier() != PRE_V2
 
 
 def one_line(exc: BaseException) -> str:

@@ -318,3 +318,38 @@ def test_render_takes_2_and_screen_report_each_take(kit, tmp_path):
     assert result["asr"]["note"] == "word check skipped (--asr none)"
     assert "suggestion (not a verdict):" in done.stdout
     assert page_data(out)["screen"] == result
+
+
+# -- which backend runs where ---------------------------------------------------------------------------------------
+
+
+def test_faster_whisper_is_never_started_on_a_pre_v2_cpu(tmp_path, monkeypatch):
+    """CTranslate2 imports on a Core 2 or Phenom II and dies with SIGILL loading a model
+    (requirements/evidence/asr-phenom-numpy1.txt): there, auto skips faster-whisper, and naming it is one line."""
+    from trainers import transcribe
+
+    started = []
+
+    class FakeFasterWhisper:
+        name = "faster-whisper"
+
+        def __init__(self, *args) -> None:
+            started.append(args)
+
+    real_find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: object() if name == "faster_whisper" else real_find_spec(name, *a))
+    monkeypatch.setattr(transcribe, "FasterWhisper", FakeFasterWhisper)
+    monkeypatch.setenv("PATH", str(tmp_path / "bin"))  # no whisper-cli yet
+    monkeypatch.setattr(asr, "cpu_tier", lambda: "pre-v2")
+    with pytest.raises(asr.TtsrigError, match=r"--asr faster-whisper: .*dies with SIGILL .*pre-v2 CPU.*--asr whisper.cpp"):
+        asr.find("faster-whisper", device="cpu")
+    assert asr.find("auto", device="cpu") is None  # the screen goes on with the ASR-free checks
+    (tmp_path / "bin").mkdir()
+    (tmp_path / "bin" / "whisper-cli").write_text("#!/bin/sh\nexit 0\n")
+    (tmp_path / "bin" / "whisper-cli").chmod(0o755)
+    (tmp_path / "ggml-base.en.bin").write_bytes(b"model")
+    assert asr.find("auto", model=str(tmp_path / "ggml-base.en.bin"), device="cpu").name == "whisper.cpp"
+    assert started == []
+    monkeypatch.setattr(asr, "cpu_tier", lambda: "v2")  # measured to run from Nehalem on
+    assert isinstance(asr.find("auto", device="cpu"), FakeFasterWhisper) and len(started) == 1
