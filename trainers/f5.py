@@ -12,7 +12,7 @@ What it replaces and why (upstream `f5-tts_finetune-cli`):
 
 Every epoch writes, atomically, `epoch_NNNN.safetensors` (the inference weights in the layout of the
 published F5TTS_v1_Base checkpoint: `ema_model.`-prefixed tensors plus `step` and `initted`, so upstream's
-`load_checkpoint` and voices/say-strong load it) and `epoch_NNNN.state.safetensors` (everything --resume
+`load_checkpoint` and voices/say-strong load it; the DiT architecture rides in its metadata) and `epoch_NNNN.state.safetensors` (everything --resume
 needs: weights, optimiser, step, RNG states). `train-log.tsv` has one line per epoch.
 """
 from __future__ import annotations
@@ -21,10 +21,9 @@ import argparse
 import json
 import os
 import random
-import signal
 import sys
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import MISSING, asdict, dataclass, field, fields
 from pathlib import Path
 
 import numpy as np
@@ -33,21 +32,19 @@ from torch.utils.data import DataLoader, Dataset
 
 from envcheck.atomic import write_atomic, write_json_atomic
 from envcheck.errors import TtsrigError
-from patches import f5_core
 from patches.checkpoints import CheckpointError, add_trust_argument, load_checkpoint
 from trainers import device as device_mod
-from trainers import f5_arch, hub
+from trainers import f5_arch, f5_model, hub
 from trainers import manifest as manifest_mod
 from trainers import run_state
-
-PRETRAINED = "hf://SWivid/F5-TTS/F5TTS_v1_Base/model_1250000.safetensors"
-MEL_DIM, HOP, SAMPLE_RATE = 100, 256, 24_000
-# Upstream keys that are buffers of the mel front end, absent from newer models (upstream drops them too).
-IGNORED_KEYS = ("mel_spec.mel_stft.mel_scale.fb", "mel_spec.mel_stft.spectrogram.window")
+from trainers.f5_model import PRETRAINED, build_model, default_arch, default_vocab, load_pretrained
+from trainers.mels import F5_HOP, F5_MELS, F5_RATE
+from trainers.guard import LoopGuard, check_finite
 
 
 @dataclass
 class Config:
+    """A run's settings, each default written here once: the command line and run.json take them from it."""
     manifest: str
     out: str
     pretrained: str | None = PRETRAINED
@@ -72,74 +69,6 @@ class Config:
     num_workers: int | None = None
 
 
-# -- model ----------------------------------------------------------------------------------------
-
-def default_arch() -> dict:
-    import yaml
-    from importlib.resources import files
-
-    arch = yaml.safe_load(files("f5_tts").joinpath("configs/F5TTS_v1_Base.yaml").read_text())["model"]["arch"]
-    return {k: v for k, v in arch.items() if k != "checkpoint_activations"}
-
-
-def default_vocab() -> str:
-    from importlib.resources import files
-
-    return str(files("f5_tts").joinpath("infer/examples/vocab.txt"))
-
-
-def build_model(arch: dict, vocab_path: str):
-    model_pkg = f5_core.install()
-    from f5_tts.model.utils import get_tokenizer
-
-    if not Path(vocab_path).is_file():
-        raise TtsrigError(f"vocab file {vocab_path} does not exist")
-    vocab, size = get_tokenizer(vocab_path, "custom")
-    transformer = model_pkg.DiT(**arch, text_num_embeds=size, mel_dim=MEL_DIM)
-    mel = dict(n_fft=1024, hop_length=HOP, win_length=1024, n_mel_channels=MEL_DIM,
-               target_sample_rate=SAMPLE_RATE, mel_spec_type="vocos")
-    return model_pkg.CFM(transformer=transformer, mel_spec_kwargs=mel, vocab_char_map=vocab), vocab
-
-
-def inference_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
-    return {k: v for k, v in model.state_dict().items() if not k.startswith("mel_spec.")}
-
-
-def load_pretrained(model: torch.nn.Module, path: str, *, trust: bool = False) -> int:
-    """Load the published layout (EMA-only `ema_model.*` weights, `step`, `initted`; safetensors or .pt) or
-    one of this trainer's checkpoints. Every weight must arrive; returns the checkpoint's step."""
-    checkpoint = load_checkpoint(resolve_pretrained(path), trust=trust)
-    weights = checkpoint
-    for key in ("ema_model_state_dict", "model_state_dict"):
-        if isinstance(checkpoint, dict) and key in checkpoint:
-            weights = checkpoint[key]
-            break
-    step = int(weights.get("step", checkpoint.get("update", 0)) if isinstance(weights, dict) else 0)
-    weights = {k.removeprefix("ema_model."): v for k, v in weights.items()
-               if k not in ("step", "initted") and k.removeprefix("ema_model.") not in IGNORED_KEYS}
-    expected = inference_state(model)
-    missing = sorted(set(expected) - set(weights))
-    unexpected = sorted(set(weights) - set(expected))
-    wrong = [f"{k}: checkpoint {tuple(weights[k].shape)}, model {tuple(v.shape)}"
-             for k, v in expected.items() if k in weights and weights[k].shape != v.shape]
-    if missing or unexpected or wrong:
-        raise TtsrigError(
-            f"{path} is a checkpoint of another architecture: {len(missing)} weights missing"
-            f"{' (e.g. ' + missing[0] + ')' if missing else ''}, {len(unexpected)} unexpected"
-            f"{' (e.g. ' + unexpected[0] + ')' if unexpected else ''}"
-            f"{', shapes differ: ' + '; '.join(wrong[:3]) if wrong else ''}. Use the matching --model-config "
-            "and --vocab (the defaults are F5TTS_v1_Base's).")
-    model.load_state_dict(weights, strict=False)  # strict=False only for the mel front end's buffers
-    return step
-
-
-def resolve_pretrained(spec: str) -> str:
-    """A local path as it is; `hf://org/repo/file` through the Hugging Face cache (offline: cache only)."""
-    if not hub.is_hub_file(spec):
-        return spec
-    return hub.download(spec, instead="--pretrained PATH")
-
-
 # -- data -----------------------------------------------------------------------------------------
 
 class MelClips(Dataset):
@@ -159,7 +88,7 @@ class MelClips(Dataset):
                 unknown[clip.id] = missing
             self.tokens.append(torch.tensor([vocab.get(c, 0) for c in chars], dtype=torch.long))
             clip.path(self.root, "mel_f5")  # says how to make it when the manifest has no F5 mels
-            self.frames.append(max(1, int(clip.duration * SAMPLE_RATE / HOP)))
+            self.frames.append(max(1, int(clip.duration * F5_RATE / F5_HOP)))
         if unknown:
             every = sorted(set().union(*unknown.values()))
             some = ", ".join(list(unknown)[:5])
@@ -181,9 +110,9 @@ class MelClips(Dataset):
         except (FileNotFoundError, SafetensorError, KeyError, OSError) as exc:
             raise TtsrigError(f"mel of clip {clip.id} ({path}) is missing or corrupt ({exc}); re-run "
                               "`python -m trainers.prepare` on this data set") from None
-        if mel.ndim != 2 or mel.shape[0] != MEL_DIM:
+        if mel.ndim != 2 or mel.shape[0] != F5_MELS:
             raise TtsrigError(f"mel of clip {clip.id} has shape {tuple(mel.shape)}; this model needs "
-                              f"[{MEL_DIM}, frames] (prepare with --mels f5)")
+                              f"[{F5_MELS}, frames] (prepare with --mels f5)")
         return mel.T.contiguous(), self.tokens[index]
 
 
@@ -280,9 +209,6 @@ class Trainer:
 
     def save(self, name: str) -> Path:
         weights_src = self.ema.ema_model if self.ema is not None else self.model
-        weights = {f"ema_model.{k}": v for k, v in inference_state(weights_src).items()}
-        weights["step"] = torch.tensor(self.step)
-        weights["initted"] = torch.tensor(True)
         state = {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
                  "step": torch.tensor(self.step), "epoch": self.epoch, "batch_in_epoch": self.batch_in_epoch,
                  "rng": run_state.rng_state(), "history": self.history, "config": json.dumps(asdict(self.cfg)),
@@ -291,11 +217,8 @@ class Trainer:
             state["ema"] = self.ema.state_dict()
         if self.scaler is not None:
             state["scaler"] = self.scaler.state_dict()
-        from safetensors.torch import save as st_save
-
-        path = run_state.write_pair(self.out, name, ".safetensors",
-                                    st_save({k: v.detach().cpu().contiguous() for k, v in weights.items()}),
-                                    state, "step")
+        weights = f5_model.inference_bytes(weights_src, self.step, self.arch, self.cfg.vocab)
+        path = run_state.write_pair(self.out, name, ".safetensors", weights, state, "step")
         self.prune()
         return path
 
@@ -343,8 +266,7 @@ class Trainer:
         mel, text, lens = mel.to(self.device), text.to(self.device), lens.to(self.device)
         with torch.autocast("cuda", dtype=self.dtype, enabled=self.dtype is not None):
             loss, _cond, _pred = self.model(mel, text=text, lens=lens)
-        if not torch.isfinite(loss):
-            raise FloatingPointError(float(loss.detach()))
+        check_finite("flow-matching", loss)
         self.optimizer.zero_grad(set_to_none=True)
         if self.scaler is not None:
             self.scaler.scale(loss).backward()
@@ -362,97 +284,100 @@ class Trainer:
         return float(loss.detach())
 
     def run(self) -> list[dict]:
-        from tqdm import tqdm
-
         cfg = self.cfg
         workers = default_workers() if cfg.num_workers is None else cfg.num_workers
         total_steps = cfg.epochs * self.batches_per_epoch
         write_json_atomic(self.out / "run.json", {"config": asdict(cfg), "arch": self.arch,
                                                   "vocab": self.vocab_path, "device": self.device,
                                                   "num_workers": workers, "clips": len(self.data)})
-        interrupted = []
-        previous = signal.signal(signal.SIGINT, lambda *_: interrupted.append(True))
-        try:
+        guard = LoopGuard(last_good=self.latest_state,
+                          nonfinite_fix="Lower --lr, check the data (silent or mislabelled clips), or --amp off.",
+                          out_of_memory_fix=lambda: f"Lower --frames-per-batch (now {cfg.frames_per_batch}) or "
+                          f"--max-samples (now {cfg.max_samples}); the last good checkpoint is "
+                          f"{self.latest_state() or 'none'}.")
+        with guard:
             while self.epoch < cfg.epochs:
-                batches = frame_batches(self.data.frames, cfg.frames_per_batch, cfg.max_samples, cfg.seed,
-                                        self.epoch)[self.batch_in_epoch:]
-                loader = DataLoader(self.data, batch_sampler=batches, collate_fn=collate, num_workers=workers)
-                self.model.train()
-                losses, started, data_seconds = [], time.monotonic(), 0.0
-                bar = tqdm(total=len(batches), desc=f"epoch {self.epoch + 1}/{cfg.epochs}", unit="batch",
-                           disable=not self.progress)
-                fetch = time.monotonic()
-                for mel, text, lens in loader:
-                    data_seconds += time.monotonic() - fetch
-                    try:
-                        losses.append(self.train_step(mel, text, lens, total_steps))
-                    except FloatingPointError as bad:
-                        last = self.latest_state()
-                        raise TtsrigError(
-                            f"the loss became {bad} at epoch {self.epoch + 1}, step {self.step + 1}; stopped without "
-                            f"saving. The last good checkpoint is {last or 'none (this was the first epoch)'}. "
-                            "Lower --lr, check the data (silent or mislabelled clips), or --amp off.") from None
-                    except torch.cuda.OutOfMemoryError:
-                        raise TtsrigError(
-                            f"CUDA ran out of memory on a batch of {int(lens.sum())} frames. Lower "
-                            f"--frames-per-batch (now {cfg.frames_per_batch}) or --max-samples (now "
-                            f"{cfg.max_samples}); the last good checkpoint is {self.latest_state() or 'none'}.") from None
-                    self.batch_in_epoch += 1
-                    bar.update(1)
-                    bar.set_postfix(loss=f"{losses[-1]:.4f}")
-                    if interrupted:
-                        bar.close()
-                        path = self.save("interrupted")
-                        print(f"\ninterrupted: saved {path} at step {self.step}; continue with --resume",
-                              file=sys.stderr)
-                        return self.history
-                    fetch = time.monotonic()
-                bar.close()
-                mean = sum(losses) / max(1, len(losses))
-                self.epoch += 1
-                self.batch_in_epoch = 0
-                self.history.append({"epoch": self.epoch, "step": self.step, "loss": mean,
-                                     "lr": lr_at(max(0, self.step - 1), cfg, total_steps),
-                                     "seconds": time.monotonic() - started, "data_seconds": data_seconds})
-                path = self.save(f"epoch_{self.epoch:04d}")
-                self.write_log()
-                (self.out / "interrupted.state.safetensors").unlink(missing_ok=True)
-                (self.out / "interrupted.safetensors").unlink(missing_ok=True)
-                if self.progress:
-                    print(f"epoch {self.epoch}: mean loss {mean:.4f} -> {path.name}", file=sys.stderr)
-        finally:
-            signal.signal(signal.SIGINT, previous)
+                if self.run_epoch(guard, workers, total_steps):
+                    return self.history
         return self.history
+
+    def run_epoch(self, guard: LoopGuard, workers: int, total_steps: int) -> bool:
+        """The rest of the current epoch, then its checkpoint; True when Ctrl-C stopped it (saved)."""
+        from tqdm import tqdm
+
+        cfg = self.cfg
+        batches = frame_batches(self.data.frames, cfg.frames_per_batch, cfg.max_samples, cfg.seed,
+                                self.epoch)[self.batch_in_epoch:]
+        loader = DataLoader(self.data, batch_sampler=batches, collate_fn=collate, num_workers=workers)
+        self.model.train()
+        losses, started, data_seconds = [], time.monotonic(), 0.0
+        bar = tqdm(total=len(batches), desc=f"epoch {self.epoch + 1}/{cfg.epochs}", unit="batch",
+                   disable=not self.progress)
+        fetch = time.monotonic()
+        for mel, text, lens in loader:
+            data_seconds += time.monotonic() - fetch
+            with guard.step(f"on a batch of {int(lens.sum())} frames at epoch {self.epoch + 1}, step {self.step + 1}"):
+                losses.append(self.train_step(mel, text, lens, total_steps))
+            self.batch_in_epoch += 1
+            bar.update(1)
+            bar.set_postfix(loss=f"{losses[-1]:.4f}")
+            if guard.interrupted:
+                bar.close()
+                path = self.save("interrupted")
+                print(f"\ninterrupted: saved {path} at step {self.step}; continue with --resume", file=sys.stderr)
+                return True
+            fetch = time.monotonic()
+        bar.close()
+        mean = sum(losses) / max(1, len(losses))
+        self.epoch += 1
+        self.batch_in_epoch = 0
+        self.history.append({"epoch": self.epoch, "step": self.step, "loss": mean,
+                             "lr": lr_at(max(0, self.step - 1), cfg, total_steps),
+                             "seconds": time.monotonic() - started, "data_seconds": data_seconds})
+        path = self.save(f"epoch_{self.epoch:04d}")
+        self.write_log()
+        (self.out / "interrupted.state.safetensors").unlink(missing_ok=True)
+        (self.out / "interrupted.safetensors").unlink(missing_ok=True)
+        if self.progress:
+            print(f"epoch {self.epoch}: mean loss {mean:.4f} -> {path.name}", file=sys.stderr)
+        return False
 
 
 # -- command line ---------------------------------------------------------------------------------
+
+def default(name: str):
+    """Config's default of one setting (the command line shows and uses it)."""
+    setting = next(f for f in fields(Config) if f.name == name)
+    return setting.default_factory() if setting.default is MISSING else setting.default
+
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m trainers.f5", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("manifest", help="manifest.jsonl from `python -m trainers.prepare`")
     p.add_argument("--out", required=True, help="run folder (checkpoints, train-log.tsv, run.json)")
-    p.add_argument("--pretrained", default=PRETRAINED, help=f"checkpoint to fine-tune: a path, hf://org/repo/file, "
-                   f"or 'none' for random init (default {PRETRAINED})")
+    p.add_argument("--pretrained", default=default("pretrained"), help="checkpoint to fine-tune: a path, "
+                   f"hf://org/repo/file, or 'none' for random init (default {default('pretrained')})")
     p.add_argument("--vocab", help="vocab.txt (default: the one shipped with f5-tts, which the pretrain uses)")
     p.add_argument("--model-config", help="JSON file with the DiT arch (default F5TTS_v1_Base)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out where it stopped")
-    for name, kind, default, text in (
-            ("--epochs", int, 10, "epochs in total"), ("--lr", float, 1e-5, "learning rate after warmup"),
-            ("--warmup-steps", int, 100, "linear warmup length in optimiser steps"),
-            ("--min-lr-ratio", float, 0.1, "with --decay: the floor, as a share of --lr"),
-            ("--frames-per-batch", int, 3200, "mel frames per batch (lower it when CUDA runs out of memory)"),
-            ("--max-samples", int, 32, "clips per batch at most"), ("--grad-clip", float, 1.0, "gradient norm limit"),
-            ("--weight-decay", float, 0.01, "AdamW weight decay"), ("--ema-beta", float, 0.999, "EMA decay"),
-            ("--keep", int, 3, "resume states kept (0 = all)"),
-            ("--keep-weights", int, 0, "per-epoch inference weights kept (0 = all)"), ("--seed", int, 0, "seed"),
-            ("--num-workers", int, None, "DataLoader workers (default 0 on pre-v2 CPUs, else 2)")):
-        p.add_argument(name, type=kind, default=default, help=f"{text} (default {default})")
+    for name, kind, text in (
+            ("epochs", int, "epochs in total"), ("lr", float, "learning rate after warmup"),
+            ("warmup_steps", int, "linear warmup length in optimiser steps"),
+            ("min_lr_ratio", float, "with --decay: the floor, as a share of --lr"),
+            ("frames_per_batch", int, "mel frames per batch (lower it when CUDA runs out of memory)"),
+            ("max_samples", int, "clips per batch at most"), ("grad_clip", float, "gradient norm limit"),
+            ("weight_decay", float, "AdamW weight decay"), ("ema_beta", float, "EMA decay"),
+            ("keep", int, "resume states kept (0 = all)"),
+            ("keep_weights", int, "per-epoch inference weights kept (0 = all)"), ("seed", int, "seed"),
+            ("num_workers", int, "DataLoader workers (default 0 on pre-v2 CPUs, else 2)")):
+        p.add_argument("--" + name.replace("_", "-"), type=kind, default=default(name),
+                       help=f"{text} (default {default(name)})")
     p.add_argument("--decay", action="store_true", help="decay the LR linearly after warmup (default: constant)")
     p.add_argument("--ema", action="store_true", help="keep an EMA of the weights and save it as the inference "
                    "weights (off by default: on a short fine-tune a slow EMA barely leaves the pretrain)")
-    p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
-    p.add_argument("--amp", default="auto", choices=("auto", "bf16", "fp16", "off"),
+    p.add_argument("--device", default=default("device"), choices=("auto", "cpu", "cuda"))
+    p.add_argument("--amp", default=default("amp"), choices=("auto", "bf16", "fp16", "off"),
                    help="mixed precision on a GPU (auto: bf16 where supported, else fp16)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     add_trust_argument(p)
@@ -469,13 +394,9 @@ def config_from(args: argparse.Namespace) -> Config:
         arch = f5_arch.check_arch(arch, f"--model-config {args.model_config}")
     if hub.is_hub_file(args.pretrained):
         hub.parse(args.pretrained)  # a malformed id is refused before the model is built
-    return Config(manifest=args.manifest, out=args.out,
-                  pretrained=None if args.pretrained in ("none", "") else args.pretrained, vocab=args.vocab,
-                  model_config=arch, epochs=args.epochs, lr=args.lr, warmup_steps=args.warmup_steps,
-                  decay=args.decay, min_lr_ratio=args.min_lr_ratio, frames_per_batch=args.frames_per_batch,
-                  max_samples=args.max_samples, grad_clip=args.grad_clip, weight_decay=args.weight_decay,
-                  ema=args.ema, ema_beta=args.ema_beta, keep=args.keep, keep_weights=args.keep_weights,
-                  seed=args.seed, device=args.device, amp=args.amp, num_workers=args.num_workers)
+    given = {f.name: getattr(args, f.name) for f in fields(Config) if f.name not in ("pretrained", "model_config")}
+    return Config(**given, pretrained=None if args.pretrained in ("none", "") else args.pretrained,
+                  model_config=arch)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -14,7 +14,10 @@ import functools
 
 import torch
 
-F5_MELS, F5_HOP = 100, 256
+F5_MELS, F5_HOP, F5_RATE = 100, 256, 24_000
+# f5-tts' MelSpec arguments: the prepared mels and the model's own front end (trainers.f5_model) use these.
+F5_MEL_SPEC = {"n_fft": 1024, "hop_length": F5_HOP, "win_length": 1024, "n_mel_channels": F5_MELS,
+               "target_sample_rate": F5_RATE, "mel_spec_type": "vocos"}
 STYLETTS2_MELS, STYLETTS2_HOP, STYLETTS2_PAD = 80, 300, 5000
 
 
@@ -25,8 +28,7 @@ def _f5_module(device: str) -> torch.nn.Module:
     f5_core.install()
     from f5_tts.model.modules import MelSpec
 
-    return MelSpec(n_fft=1024, hop_length=F5_HOP, win_length=1024, n_mel_channels=F5_MELS,
-                   target_sample_rate=24_000, mel_spec_type="vocos").to(device)
+    return MelSpec(**F5_MEL_SPEC).to(device)
 
 
 @functools.lru_cache(maxsize=4)

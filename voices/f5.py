@@ -3,7 +3,8 @@
 The algorithm is upstream's inference (reference mel as the condition, the reference transcript prefixed
 to the text, duration from the reference's speaking rate, flow-matching sampling with classifier-free
 guidance and sway sampling, Vocos decoding), written against f5-tts' model classes and imported without
-its trainer (patches/f5_core.py); weights load through the safe loader (trainers.f5.load_pretrained).
+its trainer (patches/f5_core.py); the model is built and its weights loaded, through the safe loader, by
+the model code the trainer shares (trainers.f5_model).
 """
 from __future__ import annotations
 
@@ -16,8 +17,8 @@ import torch
 
 from envcheck.errors import TtsrigError
 from patches.checkpoints import load_checkpoint
-from trainers import f5 as f5_trainer
-from trainers import f5_arch, hub
+from trainers import f5_arch, f5_model, hub
+from trainers.mels import F5_HOP, F5_MELS
 from trainers.config_check import NUMBER, POSITIVE, check, one_of, optional
 
 TARGET_RMS = 0.1  # upstream levels quiet references to this RMS and scales the output back
@@ -88,9 +89,9 @@ def vocoder_settings(config_file: Path) -> dict[str, dict]:
                               f"class_path and init_args are read. Use the config.yaml of {VOCOS_DEFAULT}.")
         settings[section] = check(part.get("init_args") or {}, fields, f"vocoder config {config_file}: {section}",
                                   required=required, fix=f"Use the config.yaml of {VOCOS_DEFAULT}.")
-    if settings["backbone"]["input_channels"] != f5_trainer.MEL_DIM:
+    if settings["backbone"]["input_channels"] != F5_MELS:
         raise TtsrigError(f"vocoder config {config_file}: the vocoder reads {settings['backbone']['input_channels']} "
-                          f"mel bins, F5-TTS makes {f5_trainer.MEL_DIM}. Use {VOCOS_DEFAULT}.")
+                          f"mel bins, F5-TTS makes {F5_MELS}. Use {VOCOS_DEFAULT}.")
     if settings["head"]["dim"] != settings["backbone"]["dim"]:
         raise TtsrigError(f"vocoder config {config_file}: head.dim {settings['head']['dim']} differs from "
                           f"backbone.dim {settings['backbone']['dim']}. Use the config.yaml of {VOCOS_DEFAULT}.")
@@ -136,15 +137,20 @@ def load_vocoder(source: str, device: str, trust: bool = False) -> torch.nn.Modu
     return vocoder.eval().to(device)
 
 
-def architecture(checkpoint: str | None, model_config: str | None) -> tuple[dict, str | None]:
-    """(DiT arch, vocab or None): model_config when given, else the run.json beside a run's checkpoint,
-    else F5TTS_v1_Base. Either file is checked: known names, plain values."""
+def architecture(checkpoint: str | None, model_config: str | None,
+                 weights: str | None = None) -> tuple[dict, str | None]:
+    """(DiT arch, vocab or None): model_config when given, else the one in the checkpoint's metadata
+    (`weights` is its local file), else the run.json beside a run's checkpoint (runs trained before the
+    metadata), else F5TTS_v1_Base. Each is checked: known names, plain values."""
     if model_config:
         try:
             arch = json.loads(Path(model_config).read_text(encoding="utf-8"))
         except (OSError, ValueError) as exc:
             raise TtsrigError(f"model_config {model_config}: {exc}") from None
         return f5_arch.check_arch(arch, f"model_config {model_config}"), None
+    recorded = f5_model.recorded_arch(weights) if weights else None
+    if recorded is not None:
+        return recorded
     run = Path(checkpoint).with_name("run.json") if checkpoint and not hub.is_hub_file(checkpoint) else None
     if run is not None and run.is_file():  # a trainers.f5 run says what it trained
         try:
@@ -153,17 +159,16 @@ def architecture(checkpoint: str | None, model_config: str | None) -> tuple[dict
             raise TtsrigError(f"{run} cannot be read ({exc}); it should be the run.json trainers.f5 wrote. Remove "
                               "it, or set model_config.") from None
         return f5_arch.from_run(record, str(run))
-    return f5_trainer.default_arch(), None
+    return f5_model.default_arch(), None
 
 
 def load(checkpoint: str | None, *, vocab: str | None, model_config: str | None, vocoder: str, device: str,
          trust: bool = False) -> Voice:
-    weights = checkpoint or f5_trainer.PRETRAINED
-    if hub.is_hub_file(weights):  # fetched (or found missing) before a model is built
-        weights = hub.download(weights, instead="--checkpoint PATH")
-    arch, recorded_vocab = architecture(checkpoint, model_config)
-    model, vocab_map = f5_trainer.build_model(arch, vocab or recorded_vocab or f5_trainer.default_vocab())
-    f5_trainer.load_pretrained(model, weights, trust=trust)
+    weights = f5_model.resolve_pretrained(checkpoint or f5_model.PRETRAINED, instead="--checkpoint PATH")
+    arch, recorded_vocab = architecture(checkpoint, model_config, weights)
+    model, vocab_map = f5_model.build_model(arch, vocab or recorded_vocab or f5_model.default_vocab())
+    f5_model.load_pretrained(model, weights, trust=trust, fix="Set model_config and vocab to the checkpoint's "
+                             "(the defaults are F5TTS_v1_Base's).")
     return Voice(model.eval().to(device), load_vocoder(vocoder, device, trust), vocab_map, device)
 
 
@@ -190,7 +195,7 @@ def synthesize(voice: Voice, ref: np.ndarray, ref_text: str, text: str, *, steps
         audio = audio * TARGET_RMS / rms
     ref_text = ref_text.strip()
     ref_text = ref_text + (" " if ref_text.endswith(".") else ". ")  # the model expects a sentence break
-    ref_frames = audio.shape[-1] // f5_trainer.HOP
+    ref_frames = audio.shape[-1] // F5_HOP
     frames = ref_frames + int(ref_frames / len(ref_text.encode()) * len(text.encode()) / speed)
     with torch.inference_mode():
         generated, _ = voice.model.sample(cond=audio, text=convert_char_to_pinyin([ref_text + text]),

@@ -22,6 +22,7 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
 from trainers import f5  # noqa: E402
+from trainers.mels import F5_MELS  # noqa: E402
 
 
 def main() -> int:
@@ -40,7 +41,7 @@ def main() -> int:
     opt = torch.optim.AdamW(model.parameters(), lr=1e-5, fused=True)
     dtype = f5.amp_dtype("auto", "cuda")
     batch = max(1, args.frames // args.clip_frames)
-    mel = torch.randn(batch, args.clip_frames, f5.MEL_DIM, device="cuda")
+    mel = torch.randn(batch, args.clip_frames, F5_MELS, device="cuda")
     text = torch.randint(0, len(vocab), (batch, args.clip_frames // 6), device="cuda")
     lens = torch.full((batch,), args.clip_frames, device="cuda")
     times = []

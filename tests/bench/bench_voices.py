@@ -34,7 +34,7 @@ def main() -> int:
     args = _record.voice_args(__doc__, 32, ROOT / "tests/bench/results/voices.json")
     from safetensors.torch import save_file
 
-    from trainers import f5
+    from trainers import f5_model as f5
     from voices import f5 as engine
     from voices import reference
 

@@ -17,7 +17,7 @@ from safetensors.torch import load_file, save_file
 from envcheck.errors import TtsrigError
 from patches import f5_core
 from tests.models import synth
-from trainers import f5, prepare
+from trainers import f5, f5_model, prepare
 from trainers.f5 import Config, Trainer
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -50,7 +50,7 @@ def trainer(cfg: Config) -> Trainer:
 
 
 def weights(model: torch.nn.Module) -> dict[str, torch.Tensor]:
-    return {k: v.detach().clone() for k, v in f5.inference_state(model).items()}
+    return {k: v.detach().clone() for k, v in f5_model.inference_state(model).items()}
 
 
 def test_loss_falls_when_overfitting_a_fixed_batch(dataset, tmp_path):
@@ -97,9 +97,16 @@ def test_per_epoch_checkpoints_log_and_pruning(dataset, tmp_path):
     assert f5.lr_at(1000, replace(t.cfg, decay=True), 1000) == pytest.approx(2e-3 * 0.1)
 
 
+def test_the_inference_checkpoint_carries_its_architecture(dataset, tmp_path):
+    t = trainer(config(dataset, tmp_path / "run", epochs=1))
+    t.run()
+    assert t.arch != f5.default_arch()
+    assert f5_model.recorded_arch(str(tmp_path / "run/epoch_0001.safetensors")) == (t.arch, None)
+
+
 def published(model: torch.nn.Module) -> dict[str, torch.Tensor]:
     """The layout of F5TTS_v1_Base/model_1250000.safetensors: EMA-only weights, step, initted, old mel keys."""
-    ckpt = {f"ema_model.{k}": v.clone() for k, v in f5.inference_state(model).items()}
+    ckpt = {f"ema_model.{k}": v.clone() for k, v in f5_model.inference_state(model).items()}
     ckpt.update({"step": torch.tensor(1_250_000), "initted": torch.tensor(True),
                  "ema_model.mel_spec.mel_stft.mel_scale.fb": torch.zeros(513, 100),
                  "ema_model.mel_spec.mel_stft.spectrogram.window": torch.ones(1024)})
@@ -276,8 +283,8 @@ def test_defaults_are_the_published_base_model_and_its_vocab():
 
 def test_offline_pretrained_says_what_to_do(tmp_path):
     # its own interpreter: huggingface_hub reads HF_HUB_OFFLINE once, at import
-    code = ("from trainers import f5\nfrom envcheck.errors import TtsrigError\n"
-            "try:\n    f5.resolve_pretrained(f5.PRETRAINED)\nexcept TtsrigError as e:\n    print(e)\n")
+    code = ("from trainers import f5_model\nfrom envcheck.errors import TtsrigError\n"
+            "try:\n    f5_model.resolve_pretrained(f5_model.PRETRAINED)\nexcept TtsrigError as e:\n    print(e)\n")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=120,
                          env={**os.environ, "HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp_path / "hf")})
     assert "not in the Hugging Face cache" in out.stdout and "--pretrained PATH" in out.stdout, out.stderr

@@ -105,6 +105,22 @@ def test_say_default_writes_a_24k_wav(kit, st2, tmp_path):
     assert np.isfinite(wave).all() and len(wave) > 2400
 
 
+def test_a_checkpoint_copied_without_its_run_json_loads(kit, tmp_path):
+    """The trainer writes the architecture into the inference checkpoint's metadata: a tiny (not the default)
+    DiT copied alone, with no run.json and no model_config, still loads in say-strong."""
+    import torch
+
+    from trainers import f5_model
+
+    model, _ = f5_model.build_model(voices_fixtures.TINY_F5, f5_model.default_vocab())
+    copied = tmp_path / "copied" / "epoch_0007.safetensors"
+    copied.parent.mkdir()
+    copied.write_bytes(f5_model.inference_bytes(model, 70, voices_fixtures.TINY_F5, None))
+    out = strong(kit, tmp_path / "c.wav", "A short sentence to say.", "--checkpoint", str(copied))
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert np.isfinite(read(tmp_path / "c.wav")).all()
+
+
 @pytest.mark.parametrize("case", ["empty", "unsupported", "no-ref", "silent-ref", "missing-checkpoint", "unwritable"])
 def test_bad_input_fails_clearly_and_writes_nothing(kit, tmp_path, case):
     target = tmp_path / "out.wav"

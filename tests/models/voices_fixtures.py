@@ -35,7 +35,7 @@ def vocoder(folder: Path, dim: int = 64, intermediate: int = 128, layers: int = 
 def f5_run(out: Path, epochs: int = 3) -> Path:
     """A trainers.f5 run folder with `epochs` per-epoch checkpoints of a tiny random DiT (random init, no
     training: the voices only need loadable checkpoints of the real format)."""
-    from trainers import f5
+    from trainers import f5_model as f5
 
     out.mkdir(parents=True, exist_ok=True)
     model, _ = f5.build_model(TINY_F5, f5.default_vocab())
