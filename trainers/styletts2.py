@@ -24,7 +24,6 @@ import argparse
 import io
 import json
 import random
-import signal
 import sys
 import time
 from dataclasses import dataclass
@@ -37,8 +36,10 @@ import torch.nn.functional as F
 from envcheck.atomic import write_atomic
 from envcheck.errors import TtsrigError
 from patches.checkpoints import CheckpointError, add_trust_argument, load_checkpoint
+from trainers import device as device_mod
 from trainers import manifest as manifest_mod
 from trainers import mas, phonemes, run_state, styletts2_model, styletts2_pieces
+from trainers.guard import LoopGuard, check_finite
 from trainers.mels import STYLETTS2_HOP, STYLETTS2_PAD
 
 REF_FRAMES = 192  # reference mels are crops of this many frames, as upstream
@@ -165,17 +166,10 @@ def length_to_mask(lengths: torch.Tensor) -> torch.Tensor:
 
 # -- the trainer ----------------------------------------------------------------------------------
 
-class NonFinite(Exception):
-    def __init__(self, term: str, value: float):
-        super().__init__(term)
-        self.term, self.value = term, value
-
-
 class Trainer:
     def __init__(self, config: dict, manifest: Path, out: Path, *, device: str = "cpu", trust: bool = False,
                  amp: str = "off", progress: bool = True, log=print):
         from styletts2.losses import DiscriminatorLoss, GeneratorLoss, MultiResolutionSTFTLoss, WavLMLoss
-        from styletts2.Modules.diffusion.sampler import ADPM2Sampler, DiffusionSampler, KarrasSchedule
         from styletts2.utils import recursive_munch
 
         self.config, self.out, self.device, self.progress, self.log = config, out, device, progress, log
@@ -200,9 +194,7 @@ class Trainer:
         self.wl = None
         if self.loss_w["slm"] > 0:
             self.wl = WavLMLoss(self.params.slm.model, self.model.wd, 24_000, self.params.slm.sr).to(device)
-        self.sampler = DiffusionSampler(self.model.diffusion.diffusion, sampler=ADPM2Sampler(),
-                                        sigma_schedule=KarrasSchedule(sigma_min=1e-4, sigma_max=3.0, rho=9.0),
-                                        clamp=False)
+        self.sampler = styletts2_model.style_sampler(self.model)
         self.slmadv = None
         if self.wl is not None and int(config["loss_params"]["joint_epoch"]) < int(config["epochs"]):
             from styletts2.Modules.slmadv import SLMAdversarialLoss
@@ -329,7 +321,7 @@ class Trainer:
         if w["gen"] > 0:  # discriminators first, on detached audio
             self.zero_grad()
             d_loss = self.dl(y_rec_gt.detach(), y_rec.detach()).mean()
-            self._check("disc", d_loss)
+            check_finite("disc", d_loss)
             d_loss.backward()
             self.optimizers["msd"].step()
             self.optimizers["mpd"].step()
@@ -355,7 +347,7 @@ class Trainer:
         terms = {"mel": loss_mel, "gen": loss_gen, "slm": loss_slm, "mono": loss_mono, "s2s": loss_s2s,
                  "F0": loss_F0, "norm": loss_norm, "dur": loss_dur, "ce": loss_ce, "sty": loss_sty, "diff": loss_diff}
         for name, value in terms.items():
-            self._check(name, value)
+            check_finite(name, value)
         g_loss = sum(w[name] * value for name, value in terms.items() if w.get(name, 0) > 0)
         g_loss.backward()
         for key in TRAINED:
@@ -407,11 +399,6 @@ class Trainer:
             self.optimizers["wd"].step()
         return {"slm_gen": loss_gen_lm.detach(), "slm_disc": torch.as_tensor(d_loss_slm).detach()}
 
-    @staticmethod
-    def _check(term: str, value: torch.Tensor) -> None:
-        if not torch.isfinite(value).all():
-            raise NonFinite(term, float(value.detach().float().mean()))
-
     # checkpoints
 
     def latest_state(self) -> Path | None:
@@ -460,9 +447,12 @@ class Trainer:
         from tqdm import tqdm
 
         epochs = int(self.config["epochs"])
-        interrupted: list[bool] = []
-        previous = signal.signal(signal.SIGINT, lambda *_: interrupted.append(True))
-        try:
+        guard = LoopGuard(last_good=self.latest_state,
+                          nonfinite_fix="Lower optimizer_params.lr (--set), or set that loss's weight to 0.",
+                          out_of_memory_fix=lambda: f"Lower --set batch_size (now {self.config['batch_size']}) or "
+                          f"--set max_len (now {self.config['max_len']}), and keep SLM adversarial training off "
+                          "(no --slm-adversarial).")
+        with guard:
             while self.epoch < epochs:
                 self.set_modes()
                 sums: dict[str, float] = {}
@@ -471,26 +461,16 @@ class Trainer:
                 batches = self.data.batches(int(self.config["batch_size"]), self.seed, self.epoch)
                 for indices in tqdm(batches, desc=f"epoch {self.epoch + 1}/{epochs}", unit="batch",
                                     disable=not self.progress):
-                    try:
-                        with torch.autocast("cuda", dtype=self.dtype, enabled=self.dtype is not None):
-                            losses = self.step(self.data.collate(indices, self.rng))
-                    except NonFinite as bad:
-                        raise TtsrigError(
-                            f"the {bad.term} loss became {bad.value} at epoch {self.epoch + 1}; stopped without "
-                            f"saving. The last good checkpoint is {self.latest_state() or 'none'}. Lower "
-                            "optimizer_params.lr (--set), or set that loss's weight to 0.") from None
-                    except torch.cuda.OutOfMemoryError:
-                        raise TtsrigError(
-                            "CUDA ran out of memory. Lower --set batch_size (now "
-                            f"{self.config['batch_size']}) or --set max_len (now {self.config['max_len']}), and keep "
-                            "SLM adversarial training off (no --slm-adversarial).") from None
+                    with guard.step(f"at epoch {self.epoch + 1}"), \
+                            torch.autocast("cuda", dtype=self.dtype, enabled=self.dtype is not None):
+                        losses = self.step(self.data.collate(indices, self.rng))
                     if losses is None:
                         skipped += 1
                     else:
                         steps += 1
                         for k, v in losses.items():
                             sums[k] = sums.get(k, 0.0) + v
-                    if interrupted:
+                    if guard.interrupted:
                         path = self.save("interrupted")
                         self.log(f"interrupted: saved {path}; continue with --resume")
                         return self.history
@@ -505,8 +485,6 @@ class Trainer:
                 if self.progress:
                     self.log(f"epoch {self.epoch}: " + " ".join(f"{k} {v:.3f}" for k, v in means.items() if v)
                              + f" -> {path.name}")
-        finally:
-            signal.signal(signal.SIGINT, previous)
         return self.history
 
 
@@ -538,8 +516,6 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     log = (lambda message: None) if args.quiet else (lambda message: print(message, file=sys.stderr))
     try:
-        from trainers import device as device_mod
-
         device = device_mod.pick(args.device)
         config_path = args.out / "config.yml"
         if args.resume:

@@ -224,6 +224,15 @@ def build(config: dict, trust: bool = False, source: str = "the StyleTTS2 config
     return build_model(recursive_munch(config["model_params"]), asr, jdc, bert)
 
 
+def style_sampler(model):
+    """The diffusion sampler of the style vector (upstream's ADPM2 on a Karras schedule): the trainer's
+    style-diffusion and SLM losses and synthesis use the same one."""
+    from styletts2.Modules.diffusion.sampler import ADPM2Sampler, DiffusionSampler, KarrasSchedule
+
+    return DiffusionSampler(model.diffusion.diffusion, sampler=ADPM2Sampler(),
+                            sigma_schedule=KarrasSchedule(sigma_min=1e-4, sigma_max=3.0, rho=9.0), clamp=False)
+
+
 def load_weights(model, net: dict, source: str, *, strict: bool = True) -> list[str]:
     """Load `net` ({module name: state dict}) into the modules; returns the names loaded. A module whose
     weights do not fit is an error naming it (a checkpoint of another configuration)."""

@@ -31,7 +31,6 @@ class Voice:
 
 def load(checkpoint: Path, config: Path | dict, *, device: str = "cpu", trust: bool = False) -> Voice:
     """config: a trainers.styletts2 run's config.yml (or the same as a dict)."""
-    from styletts2.Modules.diffusion.sampler import ADPM2Sampler, DiffusionSampler, KarrasSchedule
     from styletts2.utils import recursive_munch
 
     source = "the StyleTTS2 config"
@@ -53,9 +52,7 @@ def load(checkpoint: Path, config: Path | dict, *, device: str = "cpu", trust: b
     styletts2_model.load_weights(model, state["net"], str(checkpoint))
     for key in model:
         model[key].eval().to(device)
-    sampler = DiffusionSampler(model.diffusion.diffusion, sampler=ADPM2Sampler(),
-                               sigma_schedule=KarrasSchedule(sigma_min=1e-4, sigma_max=3.0, rho=9.0), clamp=False)
-    return Voice(model, sampler, recursive_munch(config["model_params"]), device)
+    return Voice(model, styletts2_model.style_sampler(model), recursive_munch(config["model_params"]), device)
 
 
 def reference_style(voice: Voice, wave: np.ndarray) -> torch.Tensor:
