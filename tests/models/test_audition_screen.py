@@ -87,7 +87,7 @@ def test_screen_writes_screen_json_and_the_page_shows_scores_marks_loss_and_the_
     code, out, err = screen_in_process(folder, backend, monkeypatch, capsys)
     assert code == 0, err
     result = json.loads((folder / "screen.json").read_text())
-    assert result["suggestion"]["latest_clean"] == "epoch_0004" and result["suggestion"]["first_problem"] == "epoch_0002"
+    assert (result["suggestion"]["latest_clean"], result["suggestion"]["first_problem"]) == ("epoch_0004", "epoch_0002")
     assert "suggestion (not a verdict): epoch_0004 is the latest checkpoint" in out
     assert f"wrote {folder / 'index.html'}" in out and "02-epoch_0002.wav: WER" in err  # progress on stderr
     assert page_data(folder)["screen"] == result  # the page carries exactly what screen.json holds
@@ -223,7 +223,8 @@ class FakeSpeaker:
 
         pieces = [synth.speech(s, 24_000) * (0.5 + 0.01 * (seed or 0)) for s in text_mod.sentences(text)]
         self.piece_lengths = [len(p) for p in pieces]
-        self.collapsed = [{"phoneme": "t", "index": 3, "frames": 1, "word": "kˈʌt"}] if self.engine == "default" else []
+        collapsed = {"phoneme": "t", "index": 3, "frames": 1, "word": "kˈʌt"}
+        self.collapsed = [collapsed] if self.engine == "default" else []
         return text_mod.join(pieces)
 
 
@@ -257,6 +258,37 @@ def test_takes_render_each_checkpoint_with_successive_seeds_and_record_sentence_
     assert {r["file"]: r["seed"] for r in result["renders"]}["02-epoch_0002-take2.wav"] == 6
     assert result["checkpoints"][0]["signal_flags"] == {"collapsed-phonemes": 2}
     assert page_data(out)["takes"] == 2 and "screen" not in page_data(out)
+
+
+def test_render_screen_puts_the_results_on_the_page_and_a_failure_keeps_the_renders(tmp_path, monkeypatch, capsys):
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "epoch_0001.safetensors").write_bytes(b"")
+    (tmp_path / "passage.txt").write_text(PASSAGE)
+    ref = synth.write(tmp_path / "ref.wav", synth.speech(REF_TEXT))
+    monkeypatch.setattr(say, "Speaker", FakeSpeaker)
+    monkeypatch.setattr(say, "pick_device", lambda device: "cpu")
+    args = ["render", "strong", str(run / "epoch_*.safetensors"), "--ref", str(ref), "--ref-text", REF_TEXT,
+            "--passage", str(tmp_path / "passage.txt"), "--screen"]
+
+    def cannot_start(*a, **k):
+        raise asr.TtsrigError("the faster-whisper ASR backend could not start: OSError: no model base.en offline")
+
+    monkeypatch.setattr(asr, "find", cannot_start)
+    assert audition.main([*args, "--out", str(tmp_path / "a")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.endswith(f"(the renders are written: screen them with `voices/audition "
+                                                 f"screen {tmp_path / 'a'}`)\n")
+    assert (tmp_path / "a" / "01-epoch_0001.wav").is_file() and "screen" not in page_data(tmp_path / "a")
+
+    monkeypatch.setattr(asr, "find", lambda *a, **k: asr.Scripted({"01-epoch_0001.wav": PASSAGE.replace(" her ", " ")}))
+    assert audition.main([*args, "--out", str(tmp_path / "b")]) == 0
+    out = capsys.readouterr().out
+    assert "suggestion (not a verdict): dropped or cut words start at epoch_0001" in out
+    shown = page_data(tmp_path / "b")["screen"]
+    assert shown == json.loads((tmp_path / "b" / "screen.json").read_text())
+    assert shown["checkpoints"][0]["words"]["dropped"] == {str(HER): 1}
+    assert shown["rate"]["basis"] == "reference clip"  # --ref-text, recorded in renders.json, is the basis
 
 
 def test_takes_must_be_at_least_one(tmp_path):
@@ -342,7 +374,7 @@ def test_faster_whisper_is_never_started_on_a_pre_v2_cpu(tmp_path, monkeypatch):
     monkeypatch.setattr(transcribe, "FasterWhisper", FakeFasterWhisper)
     monkeypatch.setenv("PATH", str(tmp_path / "bin"))  # no whisper-cli yet
     monkeypatch.setattr(asr, "cpu_tier", lambda: "pre-v2")
-    with pytest.raises(asr.TtsrigError, match=r"--asr faster-whisper: .*dies with SIGILL .*pre-v2 CPU.*--asr whisper.cpp"):
+    with pytest.raises(asr.TtsrigError, match=r"--asr faster-whisper: .*SIGILL .*pre-v2 CPU.*--asr whisper.cpp"):
         asr.find("faster-whisper", device="cpu")
     assert asr.find("auto", device="cpu") is None  # the screen goes on with the ASR-free checks
     (tmp_path / "bin").mkdir()
