@@ -36,6 +36,7 @@ import torch.nn.functional as F
 from envcheck.atomic import write_atomic
 from envcheck.errors import TtsrigError
 from patches.checkpoints import CheckpointError, add_trust_argument, load_checkpoint
+from patches.quiet import silenced
 from trainers import device as device_mod
 from trainers import manifest as manifest_mod
 from trainers import mas, phonemes, run_state, styletts2_model, styletts2_pieces
@@ -167,6 +168,7 @@ def length_to_mask(lengths: torch.Tensor) -> torch.Tensor:
 # -- the trainer ----------------------------------------------------------------------------------
 
 class Trainer:
+    @silenced("empty_mel_filters")  # styletts2's MultiResolutionSTFTLoss, as upstream's recipe builds it
     def __init__(self, config: dict, manifest: Path, out: Path, *, device: str = "cpu", trust: bool = False,
                  amp: str = "off", progress: bool = True, log=print):
         from styletts2.losses import DiscriminatorLoss, GeneratorLoss, MultiResolutionSTFTLoss, WavLMLoss
