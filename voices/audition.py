@@ -161,7 +161,8 @@ def render_take(speaker: object, passage: str, seed: int, out: Path, name: str) 
     seconds = len(wave) / audio.SAMPLE_RATE
     entry = {"file": name, "seed": seed, "seconds": round(seconds, 2), "rtf": round(took / max(1e-9, seconds), 3),
              # where each sentence but the last ends: the screen looks for words cut off there
-             "sentence_ends": [round(e / audio.SAMPLE_RATE, 4) for e in signalcheck.sentence_ends(speaker.piece_lengths)]}
+             "sentence_ends": [round(e / audio.SAMPLE_RATE, 4)
+                               for e in signalcheck.sentence_ends(speaker.piece_lengths)]}
     if speaker.engine == "default":
         entry["collapsed_phonemes"] = speaker.collapsed
     return entry
@@ -467,7 +468,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("checkpoints", nargs="+", help="checkpoint files or globs (quote them)")
     r.add_argument("--out", required=True, help="audition folder")
     r.add_argument("--ref", help="reference clip (default: the voice config's)")
-    r.add_argument("--ref-text", help="its transcript (F5)")
+    r.add_argument("--ref-text", help="its transcript (F5 needs it; the screen's speaking rate uses it)")
     r.add_argument("--passage", help="a text file to render instead of the marker passage")
     r.add_argument("--seed", type=int, default=0, help="the same for every checkpoint (default 0)")
     r.add_argument("--takes", type=int, default=1, metavar="N",
