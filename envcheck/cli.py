@@ -35,6 +35,9 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--python", default=sys.executable, help="the interpreter of the venv to check")
     e.add_argument("--emulate", metavar="CPU_MODEL", help="run under qemu-x86_64 -cpu CPU_MODEL")
     e.add_argument("--only", nargs="+", metavar="NAME", help="run only these checks")
+    e.add_argument("--checks", choices=("locks", "asr"), default="locks",
+                   help="locks: the compiled packages of the locks (default); asr: faster-whisper and its wheels "
+                        "(CTranslate2, PyAV, onnxruntime, tokenizers), in a venv the user installed them into")
     e.add_argument("--out", help="also write the record to this file (atomically)")
     s = commands.add_parser("scan", help="list the pins of a requirements or lock file known not to run on a tier")
     s.add_argument("file", help="a pip requirements file or lock (hashes, -r includes and markers understood)")
@@ -79,7 +82,7 @@ def run_evidence(args: argparse.Namespace) -> int:
     from envcheck import evidence, isolated
     from envcheck.atomic import write_atomic
 
-    checks = [c for c in evidence.CHECKS if not args.only or c.name in args.only]
+    checks = [c for c in evidence.CHECK_SETS[args.checks] if not args.only or c.name in args.only]
     started = time.strftime("%Y-%m-%d")
     verdicts = isolated.run_all(checks, args.python, emulate=args.emulate)
     header = [f"# envcheck evidence, {started}",

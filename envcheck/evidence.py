@@ -7,6 +7,8 @@ them and writes the record that requirements/README.md cites.
 """
 from __future__ import annotations
 
+from pathlib import Path
+
 from envcheck.isolated import Check
 
 NO_ONEDNN = "import torch; torch.backends.mkldnn.enabled = False; "
@@ -61,3 +63,24 @@ CHECKS: list[Check] = [
     Check("monotonic_align", NO_ONEDNN + "from monotonic_align import maximum_path; "
           "p = maximum_path(torch.randn(1, 4, 6), torch.ones(1, 4, 6)); print(int(p.sum()))"),
 ]
+
+# The ASR backends of `voices/audition screen` (not in the locks): run with --checks asr --python the
+# interpreter of a venv that holds faster-whisper. envcheck/asr_probe.py builds a tiny random Whisper.
+ROOT = str(Path(__file__).resolve().parents[1])
+PROBE = f"import sys; sys.path.insert(0, {ROOT!r}); from envcheck import asr_probe; "
+ASR_CHECKS: list[Check] = [
+    CHECKS[0],  # numpy: faster-whisper's and CTranslate2's own dependency
+    Check("ctranslate2", "import ctranslate2; "
+                         "print(ctranslate2.__version__, sorted(ctranslate2.get_supported_compute_types('cpu')))"),
+    Check("av (PyAV)", "import av, io, wave; b = io.BytesIO(); w = wave.open(b, 'wb'); w.setnchannels(1); "
+                       "w.setsampwidth(2); w.setframerate(16000); w.writeframes(bytes(3200)); w.close(); b.seek(0); "
+                       "c = av.open(b); print(av.__version__, sum(f.samples for f in c.decode(audio=0)))"),
+    Check("onnxruntime", "import onnxruntime; print(onnxruntime.__version__, onnxruntime.get_available_providers())"),
+    CHECKS[[c.name for c in CHECKS].index("tokenizers")],
+    Check("faster-whisper import", "import faster_whisper; print(faster_whisper.__version__)", timeout=900),
+    Check("faster-whisper VAD (onnxruntime)", PROBE + "print(asr_probe.vad())", timeout=900),
+    Check("ctranslate2 Whisper load + encode", PROBE + "print(asr_probe.encode())", timeout=900),
+    Check("faster-whisper transcribe float32", PROBE + "print(asr_probe.transcribe('float32'))", timeout=900),
+    Check("faster-whisper transcribe int8", PROBE + "print(asr_probe.transcribe('int8'))", timeout=900),
+]
+CHECK_SETS = {"locks": CHECKS, "asr": ASR_CHECKS}

@@ -100,3 +100,17 @@ def test_scan_command_exit_status_text_and_json():
     assert data["ok"] is True and [f["id"] for f in data["findings"]] == ["torch-2.7-onednn-sigfpe"]
     missing = run_scan("no-such-file.txt", "--tier", "v3")
     assert missing.returncode == 2 and "does not exist" in missing.stderr and "Traceback" not in missing.stderr
+
+
+def test_the_asr_backends_wheels_are_flagged_below_v2(tmp_path):
+    """faster-whisper (the audition screen's ASR) is not in the locks; a user's requirements naming it or
+    CTranslate2 are flagged on pre-v2, where CTranslate2 dies loading a model, and pass from v2 on."""
+    text = "faster-whisper==1.2.1\nctranslate2==4.8.5\nctranslate2==3.24.0\nonnxruntime==1.32.0\nav==18.1.0\n"
+    assert ids(scan_text(tmp_path, text, "pre-v2")) == [("faster-whisper-pre-v2", True), ("ctranslate2-pre-v2", True)]
+    assert ids(scan_text(tmp_path, text, "v2")) == ids(scan_text(tmp_path, text, "v3")) == []
+    assert ids(scan_text(tmp_path, "faster-whisper\n", "pre-v2")) == [("faster-whisper-pre-v2", False)]
+    [entry] = [e for e in knowledge.load() if e.id == "ctranslate2-pre-v2"]
+    assert entry.needs == "v2" and "asr-phenom-numpy1.txt" in entry.evidence()
+    for name in ("asr-phenom-numpy1.txt", "asr-core2duo-numpy1.txt", "asr-Nehalem.txt", "asr-SandyBridge.txt",
+                 "asr-Haswell.txt", "asr-phenom.txt", "asr-phenom-ctranslate2-4.0.0.txt"):
+        assert (REQ / "evidence" / name).is_file(), name  # the records the entry cites
