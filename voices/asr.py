@@ -25,7 +25,8 @@ CHOICES = ("auto", "none", "faster-whisper", "whisper.cpp", "whisper-cpp")
 ALIASES = {"whisper-cpp": "whisper.cpp"}  # the project's own spelling, and its older binary's name
 PRE_V2 = "pre-v2"
 # measured: requirements/evidence/asr-*.txt (CTranslate2 imports on a Phenom II or Core 2, and dies loading a model)
-CTRANSLATE2_NEEDS_V2 = "faster-whisper's CTranslate2 dies with SIGILL when it loads a model on a pre-v2 CPU (Core 2, Phenom II)"
+CTRANSLATE2_NEEDS_V2 = ("faster-whisper's CTranslate2 dies with SIGILL when it loads a model on a pre-v2 CPU "
+                        "(Core 2, Phenom II)")
 INSTALL_FASTER_WHISPER = ("install faster-whisper into the venv with `.venv/bin/python -m pip install faster-whisper` "
                           "(on an x86-64-v2 CPU or newer)")
 INSTALL_WHISPER_CPP = ("build whisper.cpp on this machine, put `whisper-cli` on PATH and pass --whisper-model "
@@ -88,11 +89,11 @@ def precheck(choice: str, *, model: str | None = None) -> str:
     choice = ALIASES.get(choice, choice)
     installed = importlib.util.find_spec("faster_whisper") is not None
     if choice == "faster-whisper" and not installed:
-        raise TtsrigError(f"--asr faster-whisper: faster-whisper is not installed in this venv: {INSTALL_FASTER_WHISPER}; "
-                          "or choose --asr auto or --asr none")
+        raise TtsrigError(f"--asr faster-whisper: faster-whisper is not installed in this venv: "
+                          f"{INSTALL_FASTER_WHISPER}; or choose --asr auto or --asr none")
     if choice == "faster-whisper" and not faster_whisper_usable():
-        raise TtsrigError(f"--asr faster-whisper: {CTRANSLATE2_NEEDS_V2}: {INSTALL_WHISPER_CPP} and use --asr whisper.cpp, "
-                          "or --asr none")
+        raise TtsrigError(f"--asr faster-whisper: {CTRANSLATE2_NEEDS_V2}: {INSTALL_WHISPER_CPP} and use "
+                          "--asr whisper.cpp, or --asr none")
     faster = installed and faster_whisper_usable()
     if choice == "auto" and installed and not faster:  # skip it: a SIGILL would end the whole screen
         choice = "whisper.cpp" if any(map(shutil.which, transcribe.WHISPER_CPP_BINARIES)) else "none"
