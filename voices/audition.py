@@ -185,6 +185,8 @@ def render(args: argparse.Namespace) -> int:
     if args.screen:  # a missing backend is named now, not after hours of rendering
         asr.precheck(args.asr, model=args.whisper_model)
     claim_out(out)
+    # An earlier screen scored the renders about to be replaced: it would describe other audio.
+    (out / screen.SCREEN_FILE).unlink(missing_ok=True)
     labels = unique_labels(checkpoints)
 
     from voices import config as voice_config  # after the checks: a refusal needs no torch

@@ -45,24 +45,6 @@ def page_data(folder: Path) -> dict:
     return json.loads(found.group(1))
 
 
-def chromium_report(folder: Path) -> tuple[dict, str]:
-    """The page served by `audition serve`'s server, loaded in headless Chromium: its selftest report and DOM."""
-    httpd = audition.server(folder)
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
-    try:
-        browser = shutil.which("chromium") or shutil.which("chromium-browser")
-        assert browser, "Debian's chromium is needed (bin/test installs it)"
-        page = subprocess.run([browser, "--headless", "--no-sandbox", "--disable-gpu", "--virtual-time-budget=8000",
-                               "--dump-dom", f"http://127.0.0.1:{httpd.server_address[1]}/index.html?selftest=1"],
-                              capture_output=True, text=True, timeout=180)
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
-    found = re.search(r'<pre id="selftest">(.*?)</pre>', page.stdout, re.S)
-    assert found, page.stdout[-3000:] + page.stderr[-3000:]
-    return json.loads(html.unescape(found.group(1))), page.stdout
-
-
 def with_training_log(folder: Path) -> Path:
     """The run folder the renders.json of make_folder names, with a train-log.tsv as trainers.f5 writes it."""
     run = folder / "run"
@@ -92,7 +74,7 @@ def test_screen_writes_screen_json_and_the_page_shows_scores_marks_loss_and_the_
     assert f"wrote {folder / 'index.html'}" in out and "02-epoch_0002.wav: WER" in err  # progress on stderr
     assert page_data(folder)["screen"] == result  # the page carries exactly what screen.json holds
 
-    report, dom = chromium_report(folder)
+    report, dom = voices_fixtures.page_selftest(folder)
     shown = report["screen"]
     assert report["renders"] == ["epoch_0001", "epoch_0002", "epoch_0003", "epoch_0004", "epoch_0005"]
     assert report["audio"] == 5 and report["markers"] == len(markers.MARKERS)
@@ -136,7 +118,7 @@ def test_without_a_backend_the_signal_checks_run_and_the_page_says_how_to_add_on
     assert all(r["words"] is None for r in result["renders"])
     assert [r["signal"]["flags"] for r in result["renders"]] == [[], [], ["sentence-cut"], ["long-silence"],
                                                                  ["ending-cut"]]
-    report, _ = chromium_report(folder)
+    report, _ = voices_fixtures.page_selftest(folder)
     shown = report["screen"]
     assert shown["asr_note"] == asr.HOW_TO_ADD_ONE
     assert "faster-whisper" in shown["asr_note"] and "whisper-cli" in shown["asr_note"]
@@ -289,6 +271,10 @@ def test_render_screen_puts_the_results_on_the_page_and_a_failure_keeps_the_rend
     assert shown == json.loads((tmp_path / "b" / "screen.json").read_text())
     assert shown["checkpoints"][0]["words"]["dropped"] == {str(HER): 1}
     assert shown["rate"]["basis"] == "reference clip"  # --ref-text, recorded in renders.json, is the basis
+
+    # Rendering into the folder again replaces the audio that screen.json scored: the old result goes with it.
+    assert audition.main([*args[:-1], "--out", str(tmp_path / "b")]) == 0
+    assert not (tmp_path / "b" / "screen.json").exists() and "screen" not in page_data(tmp_path / "b")
 
 
 def test_takes_must_be_at_least_one(tmp_path):
