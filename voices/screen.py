@@ -273,7 +273,7 @@ def thresholds() -> dict:
 
 
 def timing(results: list[dict]) -> dict:
-    """The benchmark the issue asks for: screening time per render against the render's own time."""
+    """What screening costs: its mean time per render beside the mean time of rendering one."""
     screened = [r["screen_seconds"] for r in results if "screen_seconds" in r]
     rendered = [r["render_seconds"] for r in results if r.get("render_seconds") is not None]
     return {"screen_seconds_mean": round(statistics.fmean(screened), 3) if screened else None,

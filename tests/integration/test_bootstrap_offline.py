@@ -1,4 +1,4 @@
-"""bin/bootstrap --offline into new venvs, with the network really blocked (issue 11, item 7).
+"""bin/bootstrap --offline into new venvs, with the network really blocked.
 
 The network is cut with `unshare -n` (a new network namespace without interfaces; it needs root) where
 that works; elsewhere the installers are pointed at a closed local port through the proxy variables,

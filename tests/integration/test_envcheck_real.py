@@ -17,7 +17,7 @@ from envcheck import tiers
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
 TIERS = list(tiers.TIER_NAMES)
-# What issue 4 asks every report to probe, by name.
+# What every report must probe, by name.
 REQUIRED = {"numpy", "torch", "torchaudio", "torch._dynamo", "transformers", "f5-tts model core",
             "StyleTTS2 modules", "soundfile", "monotonic_align", "phonemizer + espeak-ng", "float32 CPU matmul",
             "CPU mel spectrogram", "tiny F5 DiT forward", "safe checkpoint loading", "dynamo", "sitecustomize",

@@ -130,7 +130,7 @@ def test_conversion_round_trips_and_later_loads_unpickle_nothing(tmp_path, monke
     expected = {**original, "net": dict(original["net"])}  # the Munch comes back as a plain dict
     assert_same(loaded, expected)
 
-    # The legacy path now resolves to its converted twin: no trust needed, torch never unpickles it.
+    # Once converted, the legacy path resolves to its converted twin: no trust needed, torch never unpickles it.
     calls = []
     real_load = torch.load
     monkeypatch.setattr(torch, "load", lambda *a, **k: calls.append(k.get("weights_only")) or real_load(*a, **k))
@@ -200,7 +200,7 @@ def test_trust_and_convert_commands(tmp_path):
     assert "not in the trust list" in cli("trust", "remove", str(legacy), check_rc=2).stderr
 
 
-# -- what was hashed is what is loaded (issue 11, item 4) -------------------------------------------
+# -- what was hashed is what is loaded ---------------------------------------------------------------
 
 def evil_bytes(marker: Path) -> bytes:
     buffer = io.BytesIO()

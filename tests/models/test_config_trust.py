@@ -1,5 +1,5 @@
-"""No setting or file runs code unless the user trusted it (issue 11, item 2), and bad ids and voice configs
-are one line (item 8): the vocoder's config.yaml, an F5 run's run.json, StyleTTS2's configs and WavLM,
+"""No setting or file runs code unless the user trusted it, and bad ids and voice configs
+are one line: the vocoder's config.yaml, an F5 run's run.json, StyleTTS2's configs and WavLM,
 hf:// ids and the voices' TOML files. Every malicious file is made here; its payload would write a marker
 file, and the marker must never appear."""
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""`python -m patches inspect` never calls a file safe when it is not (issue 11, item 3).
+"""`python -m patches inspect` never calls a file safe when it is not.
 
 Every attack is a pickle built here by hand, opcode by opcode, whose payload writes a marker file. The
 verdict must come from torch's own rules: "tensor-only" only for what torch.load(weights_only=True)

@@ -85,7 +85,7 @@ def test_asr_annotations_are_not_words() -> None:
 
 
 @pytest.mark.parametrize("expected, heard", [
-    ("sunshine", "sunshinn"),  # the example: the last sound cut and completed wrongly
+    ("sunshine", "sunshinn"),  # the last sound cut, and the ASR completed the word wrongly
     ("sunshine", "sunshi"),
     ("sunshine", "sun"),
     ("bath", "bat"),
