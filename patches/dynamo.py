@@ -8,6 +8,7 @@ patched only when its hash is one we know, so the edit is never a guess.
 """
 from __future__ import annotations
 
+import functools
 import json
 from pathlib import Path
 
@@ -19,9 +20,15 @@ from patches.target import Env
 
 NAME = "dynamo"
 NEEDED_ON = ("pre-v2",)
-KNOWN = json.loads((Path(__file__).with_name("data") / "known-files.json").read_text())[NAME]
 ANCHOR = "def populate_builtin_to_tensor_fn_map():\n    global BUILTIN_TO_TENSOR_FN_MAP\n"
 MARK = "    return  # ttsrig dynamo patch: the operator probe SIGFPEs on pre-v2 CPUs (python -m patches status)\n"
+
+
+@functools.cache
+def known() -> dict:
+    """The patched file's path in site-packages and the sha256 of its original in each torch version we know
+    (data/known-files.json), read on first use."""
+    return json.loads((Path(__file__).with_name("data") / "known-files.json").read_text())[NAME]
 
 
 def transform(original: bytes) -> bytes:
@@ -32,7 +39,7 @@ def transform(original: bytes) -> bytes:
 
 
 def target_file(env: Env) -> Path:
-    return env.site / KNOWN["path"]
+    return env.site / known()["path"]
 
 
 def status(env: Env, tier: str | None) -> tuple[str, str]:
@@ -47,12 +54,12 @@ def status(env: Env, tier: str | None) -> tuple[str, str]:
     if record:
         if current == record["patched_sha256"] and torch == record["torch"]:
             return "applied", f"torch {torch}: {record['file']}"
-        if current == KNOWN["originals"].get(torch):
+        if current == known()["originals"].get(torch):
             return "stale", f"torch {torch} was reinstalled over the patch; run `python -m patches apply`"
         return "stale", f"{record['file']} changed since it was patched (edited by hand?)"
     if tier not in NEEDED_ON:
         return "not needed", f"tier {tier or 'unknown'} imports torch._dynamo without it"
-    if current == KNOWN["originals"].get(torch):
+    if current == known()["originals"].get(torch):
         return "missing", f"torch {torch} is unpatched; run `python -m patches apply`"
     return "unknown", f"{path} (torch {torch}) is not a version this patch knows"
 
@@ -64,9 +71,9 @@ def apply(env: Env, tier: str | None) -> str:
     path = target_file(env)
     torch = env.version("torch")
     original = path.read_bytes()
-    if bytes_sha256(original) != KNOWN["originals"].get(torch):
+    if bytes_sha256(original) != known()["originals"].get(torch):
         raise TtsrigError(f"{NAME}: refusing to patch {path}: its sha256 is not that of torch {torch}'s "
-                          f"original (known versions: {', '.join(KNOWN['originals'])}). Reinstall torch with "
+                          f"original (known versions: {', '.join(known()['originals'])}). Reinstall torch with "
                           "bin/bootstrap, or add the new version to patches/data/known-files.json after review.")
     patched = transform(original)
     backup = env.prefix / PATCH_BACKUP_DIR / f"{NAME}-torch-{torch}.orig"
@@ -74,10 +81,10 @@ def apply(env: Env, tier: str | None) -> str:
     write_atomic(backup, original)
     write_atomic(path, patched, mode=path.stat().st_mode & 0o777)
     state = env.load_state()
-    state[NAME] = {"file": KNOWN["path"], "torch": torch, "original_sha256": bytes_sha256(original),
+    state[NAME] = {"file": known()["path"], "torch": torch, "original_sha256": bytes_sha256(original),
                    "patched_sha256": bytes_sha256(patched), "backup": str(backup.relative_to(env.prefix))}
     env.save_state(state)
-    return f"{NAME}: applied to torch {torch} ({KNOWN['path']})"
+    return f"{NAME}: applied to torch {torch} ({known()['path']})"
 
 
 def revert(env: Env) -> str:

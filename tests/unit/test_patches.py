@@ -25,17 +25,17 @@ def venv(tmp_path, monkeypatch):
     site = root / "lib/python3.11/site-packages"
     (site / "torch-2.7.0.dist-info").mkdir(parents=True)
     (site / "torch-2.7.0.dist-info/METADATA").write_text("Name: torch\nVersion: 2.7.0\n\n")
-    target = site / dynamo.KNOWN["path"]
+    target = site / dynamo.known()["path"]
     target.parent.mkdir(parents=True)
     target.write_bytes(ORIGINAL)
     (root / "pyvenv.cfg").write_text("home = /usr/bin\n")
     (root / "ttsrig-state.json").write_text(json.dumps({"tier": "pre-v2", "complete": True}))
-    monkeypatch.setitem(dynamo.KNOWN["originals"], "2.7.0", bytes_sha256(ORIGINAL))
+    monkeypatch.setitem(dynamo.known()["originals"], "2.7.0", bytes_sha256(ORIGINAL))
     return root
 
 
 def target(venv: Path) -> Path:
-    return venv / "lib/python3.11/site-packages" / dynamo.KNOWN["path"]
+    return venv / "lib/python3.11/site-packages" / dynamo.known()["path"]
 
 
 def run(venv, *args):
