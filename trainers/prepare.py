@@ -15,7 +15,6 @@ names it gives them (`wavs/ID.wav`, `mels/KIND/ID.safetensors`).
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import os
 import re
@@ -25,8 +24,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from envcheck.atomic import write_atomic, write_json_atomic
+from envcheck.digests import bytes_sha256, file_sha256
 from envcheck.errors import TtsrigError
-from patches.trust import file_sha256
 from trainers import audio, manifest, transcribe
 from trainers import device as device_mod
 from trainers.manifest import Clip
@@ -46,7 +45,7 @@ class Settings:
     speaker: str | None = None
 
     def digest(self) -> str:
-        return hashlib.sha256(json.dumps(asdict(self), sort_keys=True).encode()).hexdigest()[:16]
+        return bytes_sha256(json.dumps(asdict(self), sort_keys=True).encode())[:16]
 
     def check(self) -> None:
         if not 0.5 <= self.min_s < self.max_s <= 30:
@@ -241,7 +240,7 @@ def fingerprint(source: Source, settings: Settings) -> str:
     """Raises OSError when the recording cannot be read."""
     # the audio is hashed in blocks: an hour-long recording is never read into memory at once
     parts = f"{file_sha256(source.audio)}\0{source.text}\0{source.speaker}\0{settings.digest()}"
-    return hashlib.sha256(parts.encode()).hexdigest()
+    return bytes_sha256(parts.encode())
 
 
 def save_clip(out: Path, cid: str, wave, text: str, source: Source, settings: Settings, device: str) -> Clip:

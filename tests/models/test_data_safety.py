@@ -3,7 +3,6 @@ line naming the file (and line) and the fix, before any training starts. Every t
 tree before and after each run, refused or not."""
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -14,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from envcheck.digests import file_sha256
 from envcheck.errors import TtsrigError
 from tests.models import synth
 from trainers import manifest, prepare, transcribe
@@ -37,7 +37,7 @@ def tree(root: Path, leave_out: Path | None = None) -> dict[str, str]:
         elif path.is_dir():
             found[rel] = "folder"
         else:
-            found[rel] = hashlib.sha256(path.read_bytes()).hexdigest()
+            found[rel] = file_sha256(path)
     return found
 
 
