@@ -23,3 +23,13 @@ def _fresh_tier_table():
     tiers.load.cache_clear()
     yield
     tiers.load.cache_clear()
+
+
+def pytest_collection_modifyitems(config, items):
+    """Tests marked ci_only (long emulated runs) are skipped, with the reason in -ra's summary, unless CI asks."""
+    if os.environ.get("TTSRIG_CI") == "1":
+        return
+    skip = pytest.mark.skip(reason="slow, CI only: run with `bin/test --ci` (or TTSRIG_CI=1)")
+    for item in items:
+        if item.get_closest_marker("ci_only"):
+            item.add_marker(skip)
