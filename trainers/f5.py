@@ -404,13 +404,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         cfg = config_from(args)
         out = Path(cfg.out)
-        if out.exists() and any(out.glob("*.state.safetensors")) and not args.resume:
-            raise TtsrigError(f"{out} already holds a run: --resume to continue it, or choose another --out")
+        if not args.resume:
+            run_state.refuse_another_run(out)
         out.mkdir(parents=True, exist_ok=True)
-        trainer = Trainer(cfg, trust=args.trust_checkpoint, progress=not args.quiet)
-        if args.resume:
-            trainer.resume()
-        history = trainer.run()
+        history = run_state.train(Trainer(cfg, trust=args.trust_checkpoint, progress=not args.quiet), args.resume)
     except (TtsrigError, CheckpointError) as exc:
         print(f"trainers.f5: {exc}", file=sys.stderr)
         return 2

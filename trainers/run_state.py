@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 import torch
@@ -13,6 +14,25 @@ from envcheck.errors import TtsrigError
 from patches.checkpoints import save_safetensors
 
 STATE_SUFFIX = ".state.safetensors"
+
+
+class Resumable(Protocol):
+    def resume(self) -> None: ...
+
+    def run(self) -> list[dict]: ...
+
+
+def refuse_another_run(out: Path) -> None:
+    """A new run never starts in a folder that holds another run's resume state."""
+    if any(out.glob(f"*{STATE_SUFFIX}")):
+        raise TtsrigError(f"{out} already holds a run: --resume to continue it, or choose another --out")
+
+
+def train(trainer: Resumable, resume: bool) -> list[dict]:
+    """Continue the run in the trainer's folder (resume) or begin it; the history of every epoch."""
+    if resume:
+        trainer.resume()
+    return trainer.run()
 
 
 def latest_state(out: Path, counter: str) -> Path | None:

@@ -2,7 +2,10 @@
 from __future__ import annotations
 
 import json
+import tempfile
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 
 
 def write(path: Path, result: dict) -> int:
@@ -36,3 +39,21 @@ def voice_header(args, steps_key: str) -> dict:
 
     return {"date": time.strftime("%Y-%m-%d"), "device": args.device, steps_key: args.steps, "text": TEXT,
             "torch": torch.__version__, "threads": torch.get_num_threads()}
+
+
+@contextmanager
+def voice_bench(doc: str, steps: int, out: Path, steps_key: str) -> Iterator[tuple[object, dict, Path, Path]]:
+    """What both voice benchmarks start from: (their arguments, the result's header, a temporary folder, the
+    reference clip in it: REF_TEXT spoken by espeak-ng at 24 kHz)."""
+    from tests.models import synth  # the scripts put the checkout on sys.path first
+
+    args = voice_args(doc, steps, out)
+    result = voice_header(args, steps_key)
+    with tempfile.TemporaryDirectory() as tmp:
+        ref = synth.write(Path(tmp) / "ref.wav", synth.speech(REF_TEXT, 24_000), 24_000)
+        yield args, result, Path(tmp), ref
+
+
+def rtf(seconds: float, samples: int, rate: int = 24_000) -> dict:
+    """One render's audio length, synthesis time and real-time factor (synthesis seconds / audio seconds)."""
+    return {"audio_s": round(samples / rate, 2), "synthesis_s": round(seconds, 2), "rtf": round(seconds / (samples / rate), 3)}

@@ -14,7 +14,6 @@ Run with the host venv's python and PYTHONPATH set to the checkout.
 from __future__ import annotations
 
 import sys
-import tempfile
 import time
 import types
 from pathlib import Path
@@ -26,9 +25,9 @@ import _record  # tests/bench/_record.py, beside this script
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-from tests.models import synth, tiny_styletts2  # noqa: E402
+from tests.models import tiny_styletts2  # noqa: E402
 
-REF_TEXT, TEXT = _record.REF_TEXT, _record.TEXT
+TEXT = _record.TEXT
 
 
 def timed(render, repeats: int = 3) -> tuple[float, int]:
@@ -76,14 +75,11 @@ def package_engine(pieces: Path, config_path: Path, device: str):
 
 
 def main() -> int:
-    args = _record.voice_args(__doc__, 5, ROOT / "tests/bench/results/say-default.json")
-    from trainers import phonemes, styletts2_model, styletts2_pieces
-    from voices import reference, styletts2
+    with _record.voice_bench(__doc__, 5, ROOT / "tests/bench/results/say-default.json",
+                             "diffusion_steps") as (args, result, tmp, ref):
+        from trainers import phonemes, styletts2_model, styletts2_pieces
+        from voices import reference, styletts2
 
-    result = _record.voice_header(args, "diffusion_steps")
-    with tempfile.TemporaryDirectory() as tmp:
-        tmp = Path(tmp)
-        ref = synth.write(tmp / "ref.wav", synth.speech(REF_TEXT, 24_000), 24_000)
         pieces = tiny_styletts2.make(tmp / "pieces", legacy_pretrain=False, sizes=tiny_styletts2.full_size())
         config = styletts2_pieces.make_config(styletts2_pieces.find(pieces, need_wavlm=False))
         styletts2_pieces.save_config(config, tmp / "config.yml")
@@ -93,15 +89,13 @@ def main() -> int:
         style = styletts2.reference_style(voice, reference.load(ref))
         [(_, tokens)] = phonemes.encode([TEXT])
         seconds, samples = timed(lambda: styletts2.synthesize(voice, tokens.ids, style, diffusion_steps=args.steps))
-        result["say_default"] = {"audio_s": round(samples / 24_000, 2), "synthesis_s": round(seconds, 2),
-                                 "rtf": round(seconds / (samples / 24_000), 3)}
+        result["say_default"] = _record.rtf(seconds, samples)
         del voice
 
         engine = package_engine(pieces, tmp / "config.yml", args.device)
         ref_s = engine.compute_style(str(ref))
         seconds, samples = timed(lambda: engine.inference(TEXT, ref_s=ref_s, diffusion_steps=args.steps))
-        result["styletts2_package_inference"] = {"audio_s": round(samples / 24_000, 2), "synthesis_s": round(seconds, 2),
-                                                 "rtf": round(seconds / (samples / 24_000), 3)}
+        result["styletts2_package_inference"] = _record.rtf(seconds, samples)
         result["say_default_over_package_rtf"] = round(result["say_default"]["rtf"] /
                                                        result["styletts2_package_inference"]["rtf"], 3)
     return _record.write(args.out, result)

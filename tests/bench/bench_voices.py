@@ -12,9 +12,7 @@ imported in ttsrig's environments (it needs langchain and gruut and downloads nl
 """
 from __future__ import annotations
 
-import json
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -25,23 +23,19 @@ import torch
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-from tests.models import synth, voices_fixtures  # noqa: E402
+from tests.models import voices_fixtures  # noqa: E402
 
 REF_TEXT, TEXT = _record.REF_TEXT, _record.TEXT
 
 
 def main() -> int:
-    args = _record.voice_args(__doc__, 32, ROOT / "tests/bench/results/voices.json")
-    from safetensors.torch import save_file
+    with _record.voice_bench(__doc__, 32, ROOT / "tests/bench/results/voices.json", "steps") as (args, result, tmp, ref):
+        from safetensors.torch import save_file
 
-    from trainers import f5_model as f5
-    from voices import f5 as engine
-    from voices import reference
+        from trainers import f5_model as f5
+        from voices import f5 as engine
+        from voices import reference
 
-    result = _record.voice_header(args, "steps")
-    with tempfile.TemporaryDirectory() as tmp:
-        tmp = Path(tmp)
-        ref = synth.write(tmp / "ref.wav", synth.speech(REF_TEXT, 24_000), 24_000)
         torch.manual_seed(0)
         model, _ = f5.build_model(f5.default_arch(), f5.default_vocab())
         weights = {f"ema_model.{k}": v for k, v in f5.inference_state(model).items()}
@@ -59,8 +53,7 @@ def main() -> int:
             start = time.monotonic()
             wave = engine.synthesize(voice, clip, REF_TEXT, TEXT, steps=args.steps)
             times.append(time.monotonic() - start)
-        ours = {"audio_s": round(len(wave) / 24_000, 2), "synthesis_s": round(times[-1], 2),
-                "rtf": round(times[-1] / (len(wave) / 24_000), 3)}
+        ours = _record.rtf(times[-1], len(wave))
         result["say_strong"] = ours
         del voice
 
@@ -73,8 +66,7 @@ def main() -> int:
             start = time.monotonic()
             wav, rate, _ = upstream.infer(str(ref), REF_TEXT, TEXT, nfe_step=args.steps, seed=0, show_info=lambda *a: None)
             times.append(time.monotonic() - start)
-        result["upstream_f5tts_infer"] = {"audio_s": round(len(wav) / rate, 2), "synthesis_s": round(times[-1], 2),
-                                          "rtf": round(times[-1] / (len(wav) / rate), 3)}
+        result["upstream_f5tts_infer"] = _record.rtf(times[-1], len(wav), rate)
         result["say_strong_over_upstream_rtf"] = round(ours["rtf"] / result["upstream_f5tts_infer"]["rtf"], 3)
     return _record.write(args.out, result)
 

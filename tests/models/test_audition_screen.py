@@ -6,15 +6,12 @@ report says what it shows). `render --takes 2` runs the real command with tiny r
 """
 from __future__ import annotations
 
-import html
 import importlib.util
 import json
 import os
 import re
-import shutil
 import subprocess
 import sys
-import threading
 from pathlib import Path
 
 import numpy as np

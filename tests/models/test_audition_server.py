@@ -11,7 +11,6 @@ import http.server
 import json
 import os
 import re
-import shutil
 import socket
 import subprocess
 import sys
@@ -24,6 +23,7 @@ from typing import Iterator
 
 import pytest
 
+from tests.models import voices_fixtures
 from voices import audition, markers
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -386,11 +386,7 @@ attack();
 
 
 def chromium(url: str, *flags: str) -> str:
-    browser = shutil.which("chromium") or shutil.which("chromium-browser")
-    assert browser, "Debian's chromium is needed (bin/test installs it)"
-    page = subprocess.run([browser, "--headless", "--no-sandbox", "--disable-gpu", "--virtual-time-budget=8000",
-                           *flags, "--dump-dom", url], capture_output=True, text=True, timeout=180)
-    return page.stdout
+    return voices_fixtures.chromium(url, *flags).stdout
 
 
 @contextmanager

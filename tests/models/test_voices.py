@@ -4,10 +4,8 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import subprocess
 import sys
-import threading
 from pathlib import Path
 
 import numpy as np
@@ -15,7 +13,7 @@ import pytest
 import soundfile as sf
 
 from tests.models import synth, tiny_styletts2, voices_fixtures
-from voices import audition, markers
+from voices import markers
 from voices import text as text_mod
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -175,17 +173,7 @@ def test_audition_renders_every_checkpoint_and_the_page_saves_verdicts(kit, tmp_
     lengths = {len(read(out / r["file"])) for r in renders}
     assert len(lengths) == 1  # same passage, same reference, same seed: same length
 
-    httpd = audition.server(out)
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
-    try:
-        browser = shutil.which("chromium") or shutil.which("chromium-browser")
-        assert browser, "Debian's chromium is needed (bin/test installs it)"
-        page = subprocess.run([browser, "--headless", "--no-sandbox", "--disable-gpu", "--virtual-time-budget=5000",
-                               "--dump-dom", f"http://127.0.0.1:{httpd.server_address[1]}/index.html?selftest=1"],
-                              capture_output=True, text=True, timeout=180)
-    finally:
-        httpd.shutdown()
-    report = json.loads(re.search(r'<pre id="selftest">(.*?)</pre>', page.stdout).group(1))
+    report, _ = voices_fixtures.page_selftest(out)
     assert report["renders"] == ["epoch_0001", "epoch_0002", "epoch_0003"] and report["audio"] == 3
     assert report["markers"] == len(markers.MARKERS) and report["saved"] is True
     saved = json.loads((out / "verdicts.json").read_text())

@@ -1,8 +1,12 @@
 """Tiny checkpoints and a random vocoder for the voice tests (no downloads)."""
 from __future__ import annotations
 
+import html
 import json
+import re
 import shutil
+import subprocess
+import threading
 from pathlib import Path
 
 import torch
@@ -69,3 +73,28 @@ def styletts2_checkpoint(pieces: Path, out: Path) -> Path:
     styletts2_pieces.save_config(config, out / "config.yml")
     shutil.copy(pieces / "Models/LibriTTS/epochs_2nd_00020.pth", out / "epoch_2nd_00020.pth")
     return out / "epoch_2nd_00020.pth"
+
+
+def chromium(url: str, *flags: str) -> subprocess.CompletedProcess:
+    """What headless Chromium renders of url (the DOM on stdout), with 8 s of virtual time for its scripts."""
+    browser = shutil.which("chromium") or shutil.which("chromium-browser")
+    assert browser, "Debian's chromium is needed (bin/test installs it)"
+    return subprocess.run([browser, "--headless", "--no-sandbox", "--disable-gpu", "--virtual-time-budget=8000",
+                           *flags, "--dump-dom", url], capture_output=True, text=True, timeout=180)
+
+
+def page_selftest(folder: Path) -> tuple[dict, str]:
+    """The audition page of folder, served by `audition serve`'s server and loaded in headless Chromium: its
+    ?selftest=1 report (what the page shows) and its DOM."""
+    from voices import audition
+
+    httpd = audition.server(folder)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    try:
+        page = chromium(f"http://127.0.0.1:{httpd.server_address[1]}/index.html?selftest=1")
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+    found = re.search(r'<pre id="selftest">(.*?)</pre>', page.stdout, re.S)
+    assert found, page.stdout[-3000:] + page.stderr[-3000:]
+    return json.loads(html.unescape(found.group(1))), page.stdout  # the <pre>'s text, entities and all
