@@ -9,7 +9,8 @@ What lives where:
 - `bootstrap`: bin/bootstrap, from a clean checkout to a verified venv.
 - the verifier: `report` (the `envcheck` report), `isolated` (one check in its own interpreter, optionally
   under qemu), `probes` (the report's import probes and smoke checks), `knowledge` (`envcheck scan` and
-  its data file), `evidence` (`envcheck evidence`), `cli` (the command line).
+  its data file), `evidence` (`envcheck evidence`), `asr_probe` (faster-whisper end to end with a tiny
+  random model, for `envcheck evidence --checks asr`), `cli` (the command line).
 
 Imports point one way: patches, trainers and voices import envcheck; envcheck imports none of them. What
 envcheck needs to know about a venv's patches it asks the venv (`python -m patches status --json`).
