@@ -165,6 +165,57 @@ def length_to_mask(lengths: torch.Tensor) -> torch.Tensor:
     return torch.arange(int(lengths.max()), device=lengths.device)[None, :] >= lengths[:, None]
 
 
+# -- what one step's pieces hand each other ------------------------------------------------------
+
+@dataclass
+class Batch:
+    """A collated batch on the trainer's device, with its padding masks (True where padded)."""
+    texts: torch.Tensor
+    input_lengths: torch.Tensor
+    mels: torch.Tensor
+    mel_len: torch.Tensor
+    text_mask: torch.Tensor
+    frame_mask: torch.Tensor  # over the aligner's downsampled frames
+
+    @property
+    def size(self) -> int:
+        return self.texts.shape[0]
+
+
+@dataclass
+class Alignment:
+    s2s_pred: torch.Tensor  # the aligner's token predictions, for the s2s loss
+    attn: torch.Tensor  # its soft attention, text x frames, without the start token
+    attn_mono: torch.Tensor  # the monotonic path through it
+    asr: torch.Tensor  # the text encoding spread over the frames by one of the two
+    d_gt: torch.Tensor  # each token's frames on the monotonic path: the duration target
+
+
+@dataclass
+class Styles:
+    s_dur: torch.Tensor  # prosody style of each whole clip
+    s_trg: torch.Tensor  # acoustic and prosody styles together: the diffusion's target
+    bert_dur: torch.Tensor  # PL-BERT's encoding of the text
+    d_en: torch.Tensor  # that encoding projected for the duration predictor
+
+
+@dataclass
+class Crops:
+    en: torch.Tensor  # aligned text encoding
+    p_en: torch.Tensor  # the predictor's prosody features
+    gt: torch.Tensor  # mel
+    wav: torch.Tensor  # waveform
+
+
+@dataclass
+class Decoded:
+    y_rec: torch.Tensor  # the decoder's audio from the predicted F0 and energy
+    y_rec_gt: torch.Tensor  # the real audio of the crop
+    y_rec_gt_pred: torch.Tensor | None  # the decoder's audio from the real F0 and energy (SLM adversarial only)
+    loss_F0: torch.Tensor
+    loss_norm: torch.Tensor
+
+
 # -- the trainer ----------------------------------------------------------------------------------
 
 class Trainer:
@@ -210,6 +261,7 @@ class Trainer:
         self.history: list[dict] = []
         self.running_std: list[float] = []
         self.n_down = self.model.text_aligner.n_down
+        self.zero = torch.zeros((), device=device)  # a switched-off term
 
     def _optimizers(self) -> dict[str, torch.optim.Optimizer]:
         o = self.config["optimizer_params"]
@@ -237,131 +289,174 @@ class Trainer:
         for key in ("text_aligner", "text_encoder", "predictor", "bert_encoder", "bert", "msd", "mpd"):
             self.model[key].train()
 
-    # one step: the recipe's generator, discriminator and (optionally) SLM adversarial updates
+    # one step: the recipe's generator, discriminator and (optionally) SLM adversarial updates. The pieces
+    # run in this order because the aligner, encoders, sampler and decoder draw from torch's random
+    # generator and the crops from self.rng: another order would be another (unresumable) run.
 
     def step(self, batch: dict) -> dict[str, float] | None:
+        b = self._on_device(batch)
+        diffusing = self.epoch >= int(self.config["loss_params"]["diff_epoch"]) and \
+            (self.loss_w["diff"] > 0 or self.loss_w["sty"] > 0)
+        ref = self._reference_styles(batch, diffusing)
+        aligned = self._alignment(b)
+        styles = self._styles(b)
+        loss_sty, loss_diff = self._diffusion_losses(styles, ref, diffusing)
+        d, p = self.model.predictor(styles.d_en, styles.s_dur, b.input_lengths, aligned.attn_mono, b.text_mask)
+        crops = self._crops(b, batch["waves"], aligned.asr, p)
+        if crops is None:
+            return None  # as upstream: too short a crop for the decoder
+        decoded = self._decode(crops)
+        losses = {"disc": self._discriminator_step(decoded)}
+        self.zero_grad()
+        terms = self._generator_losses(b, aligned, d, crops, decoded, loss_sty, loss_diff)
+        self._generator_step(terms, diffusing)
+        losses.update({k: v.detach() for k, v in terms.items()})
+        losses["slm_gen"] = losses["slm_disc"] = self.zero
+        if self.slmadv is not None and self.epoch >= int(self.config["loss_params"]["joint_epoch"]):
+            losses.update(self.slm_adversarial(batch, decoded.y_rec_gt, decoded.y_rec_gt_pred, styles.s_trg, ref))
+        self.iters += 1
+        return {k: float(v) for k, v in losses.items()}
+
+    def _on_device(self, batch: dict) -> Batch:
+        dev = self.device
+        mel_len = batch["mel_input_length"].to(dev)
+        input_lengths = batch["input_lengths"].to(dev)
+        return Batch(texts=batch["texts"].to(dev), input_lengths=input_lengths, mels=batch["mels"].to(dev),
+                     mel_len=mel_len, text_mask=length_to_mask(input_lengths),
+                     frame_mask=length_to_mask(mel_len // (2 ** self.n_down)))
+
+    def _reference_styles(self, batch: dict, diffusing: bool) -> torch.Tensor | None:
+        """The reference clips' styles, the diffusion's features (multi-speaker models only)."""
+        if not (self.params.multispeaker and diffusing):
+            return None
+        m, ref_mels = self.model, batch["ref_mels"].to(self.device).unsqueeze(1)
+        with torch.no_grad():
+            return torch.cat([m.style_encoder(ref_mels), m.predictor_encoder(ref_mels)], 1)
+
+    def _alignment(self, b: Batch) -> Alignment:
+        """Text aligner, its monotonic path, the text encoder spread over the frames by one of the two."""
+        m = self.model
+        _, s2s_pred, attn = m.text_aligner(b.mels, b.frame_mask, b.texts)
+        attn = attn.transpose(-1, -2)[..., 1:].transpose(-1, -2)  # drop the aligner's start token
+        mask_st = mas.mask_from_lens(attn, b.input_lengths, b.mel_len // (2 ** self.n_down))
+        attn_mono = mas.maximum_path(attn, mask_st)
+        t_en = m.text_encoder(b.texts, b.input_lengths, b.text_mask)
+        asr = t_en @ (attn if self.rng.getrandbits(1) else attn_mono)
+        return Alignment(s2s_pred, attn, attn_mono, asr, attn_mono.sum(dim=-1).detach())
+
+    def _styles(self, b: Batch) -> Styles:
+        """Whole-utterance styles, one clip at a time (the style encoders pool over time), and the BERT
+        encoding the duration predictor and the diffusion read."""
+        m, mels, mel_len = self.model, b.mels, b.mel_len
+        s_dur = torch.cat([m.predictor_encoder(mels[i, :, :mel_len[i]][None, None]) for i in range(b.size)])
+        gs = torch.cat([m.style_encoder(mels[i, :, :mel_len[i]][None, None]) for i in range(b.size)])
+        s_trg = torch.cat([gs, s_dur], dim=-1).detach()
+        bert_dur = m.bert(b.texts, attention_mask=(~b.text_mask).int())
+        return Styles(s_dur, s_trg, bert_dur, m.bert_encoder(bert_dur).transpose(-1, -2))
+
+    def _diffusion_losses(self, styles: Styles, ref: torch.Tensor | None,
+                          diffusing: bool) -> tuple[torch.Tensor, torch.Tensor]:
+        """(sty, diff): the sampled style against the clip's own, and the diffusion's denoising loss."""
+        if not diffusing:
+            return self.zero, self.zero
+        m, s_trg, bert_dur = self.model, styles.s_trg, styles.bert_dur
+        if self.params.diffusion.dist.estimate_sigma_data:
+            sigma = float(s_trg.std(dim=-1).mean()) if s_trg.shape[0] > 1 or s_trg.shape[-1] > 1 else 0.2
+            m.diffusion.diffusion.sigma_data = sigma
+            self.running_std.append(sigma)
+        extra = {"features": ref} if self.params.multispeaker else {}
+        s_preds = self.sampler(noise=torch.randn_like(s_trg).unsqueeze(1), embedding=bert_dur, embedding_scale=1,
+                               embedding_mask_proba=0.1, num_steps=self.rng.randint(3, 4), **extra).squeeze(1)
+        loss_diff = m.diffusion(s_trg.unsqueeze(1), embedding=bert_dur, **extra).mean() if self.params.multispeaker \
+            else m.diffusion.diffusion(s_trg.unsqueeze(1), embedding=bert_dur).mean()
+        return F.l1_loss(s_preds, s_trg), loss_diff
+
+    def _crops(self, b: Batch, waves: list[np.ndarray], asr: torch.Tensor, p: torch.Tensor) -> Crops | None:
+        """The same random window of aligned text, prosody, mel and waveform for every clip; None when the
+        shortest clip gives the decoder fewer than 80 frames."""
+        crop = min(int(b.mel_len.min()) // 2 - 1, int(self.config["max_len"]) // 2)
+        crop_st = int(b.mel_len.min()) // 2 - 1
+        en, p_en, gt, wav, st = [], [], [], [], []
+        for i in range(b.size):
+            half = int(b.mel_len[i]) // 2
+            start = self.rng.randrange(0, max(1, half - crop))
+            en.append(asr[i, :, start:start + crop])
+            p_en.append(p[i, :, start:start + crop])
+            gt.append(b.mels[i, :, start * 2:(start + crop) * 2])
+            wav.append(torch.from_numpy(waves[i][start * 2 * STYLETTS2_HOP:(start + crop) * 2 * STYLETTS2_HOP]))
+            start = self.rng.randrange(0, max(1, half - crop_st))
+            st.append(b.mels[i, :, start * 2:(start + crop_st) * 2])
+        crops = Crops(torch.stack(en), torch.stack(p_en), torch.stack(gt).detach(),
+                      torch.stack(wav).float().to(self.device).detach())
+        return None if crops.gt.shape[-1] < 80 else crops
+
+    def _decode(self, crops: Crops) -> Decoded:
+        """Styles of the crop, the real and predicted F0 and energy, and the decoder's audio from the predicted
+        ones (from the real ones too, for SLM adversarial training)."""
         from styletts2.utils import log_norm
 
-        m, w, dev = self.model, self.loss_w, self.device
-        texts = batch["texts"].to(dev)
-        input_lengths = batch["input_lengths"].to(dev)
-        mels = batch["mels"].to(dev)
-        mel_len = batch["mel_input_length"].to(dev)
-        ref_mels = batch["ref_mels"].to(dev)
-        diffusing = self.epoch >= int(self.config["loss_params"]["diff_epoch"]) and (w["diff"] > 0 or w["sty"] > 0)
-        batch_size = texts.shape[0]
-        with torch.no_grad():
-            mask = length_to_mask(mel_len // (2 ** self.n_down))
-            text_mask = length_to_mask(input_lengths)
-            ref = None
-            if self.params.multispeaker and diffusing:
-                ref = torch.cat([m.style_encoder(ref_mels.unsqueeze(1)), m.predictor_encoder(ref_mels.unsqueeze(1))], 1)
-
-        ppgs, s2s_pred, s2s_attn = m.text_aligner(mels, mask, texts)
-        s2s_attn = s2s_attn.transpose(-1, -2)[..., 1:].transpose(-1, -2)  # drop the aligner's start token
-        mask_st = mas.mask_from_lens(s2s_attn, input_lengths, mel_len // (2 ** self.n_down))
-        s2s_attn_mono = mas.maximum_path(s2s_attn, mask_st)
-        t_en = m.text_encoder(texts, input_lengths, text_mask)
-        asr = t_en @ (s2s_attn if self.rng.getrandbits(1) else s2s_attn_mono)
-        d_gt = s2s_attn_mono.sum(dim=-1).detach()
-
-        # whole-utterance styles, one clip at a time (the style encoders pool over time)
-        s_dur = torch.cat([m.predictor_encoder(mels[b, :, :mel_len[b]][None, None]) for b in range(batch_size)])
-        gs = torch.cat([m.style_encoder(mels[b, :, :mel_len[b]][None, None]) for b in range(batch_size)])
-        s_trg = torch.cat([gs, s_dur], dim=-1).detach()
-        bert_dur = m.bert(texts, attention_mask=(~text_mask).int())
-        d_en = m.bert_encoder(bert_dur).transpose(-1, -2)
-
-        zero = torch.zeros((), device=dev)
-        loss_sty = loss_diff = zero
-        if diffusing:
-            if self.params.diffusion.dist.estimate_sigma_data:
-                sigma = float(s_trg.std(dim=-1).mean()) if batch_size > 1 or s_trg.shape[-1] > 1 else 0.2
-                m.diffusion.diffusion.sigma_data = sigma
-                self.running_std.append(sigma)
-            extra = {"features": ref} if self.params.multispeaker else {}
-            s_preds = self.sampler(noise=torch.randn_like(s_trg).unsqueeze(1), embedding=bert_dur, embedding_scale=1,
-                                   embedding_mask_proba=0.1, num_steps=self.rng.randint(3, 4), **extra).squeeze(1)
-            loss_diff = m.diffusion(s_trg.unsqueeze(1), embedding=bert_dur, **extra).mean() if self.params.multispeaker \
-                else m.diffusion.diffusion(s_trg.unsqueeze(1), embedding=bert_dur).mean()
-            loss_sty = F.l1_loss(s_preds, s_trg)
-
-        d, p = m.predictor(d_en, s_dur, input_lengths, s2s_attn_mono, text_mask)
-
-        # random crops: the same window of aligned text, prosody, mel and waveform for every clip
-        crop = min(int(mel_len.min()) // 2 - 1, int(self.config["max_len"]) // 2)
-        crop_st = int(mel_len.min()) // 2 - 1
-        en, p_en, gt, wav, st = [], [], [], [], []
-        for b in range(batch_size):
-            half = int(mel_len[b]) // 2
-            start = self.rng.randrange(0, max(1, half - crop))
-            en.append(asr[b, :, start:start + crop])
-            p_en.append(p[b, :, start:start + crop])
-            gt.append(mels[b, :, start * 2:(start + crop) * 2])
-            wave = batch["waves"][b][start * 2 * STYLETTS2_HOP:(start + crop) * 2 * STYLETTS2_HOP]
-            wav.append(torch.from_numpy(wave))
-            start = self.rng.randrange(0, max(1, half - crop_st))
-            st.append(mels[b, :, start * 2:(start + crop_st) * 2])
-        wav = torch.stack(wav).float().to(dev).detach()
-        en, p_en, gt = torch.stack(en), torch.stack(p_en), torch.stack(gt).detach()
-        if gt.shape[-1] < 80:
-            return None  # as upstream: too short a crop for the decoder
-
+        m, gt, en = self.model, crops.gt, crops.en
         s = m.style_encoder(gt.unsqueeze(1))
-        s_dur_crop = m.predictor_encoder(gt.unsqueeze(1))
+        s_dur = m.predictor_encoder(gt.unsqueeze(1))
         with torch.no_grad():
-            F0_real = m.pitch_extractor(gt.unsqueeze(1))[0].reshape(batch_size, -1)  # JDC squeezes a batch of 1
+            F0_real = m.pitch_extractor(gt.unsqueeze(1))[0].reshape(gt.shape[0], -1)  # JDC squeezes a batch of 1
             N_real = log_norm(gt.unsqueeze(1)).squeeze(1)
-            y_rec_gt = wav.unsqueeze(1)
+            y_rec_gt = crops.wav.unsqueeze(1)
             y_rec_gt_pred = m.decoder(en, F0_real, N_real, s) if self.slmadv is not None else None
-        F0_fake, N_fake = m.predictor.F0Ntrain(p_en, s_dur_crop)
+        F0_fake, N_fake = m.predictor.F0Ntrain(crops.p_en, s_dur)
         y_rec = m.decoder(en, F0_fake, N_fake, s)
-        loss_F0 = F.smooth_l1_loss(F0_real, F0_fake) / 10
-        loss_norm = F.smooth_l1_loss(N_real, N_fake)
+        return Decoded(y_rec, y_rec_gt, y_rec_gt_pred, F.smooth_l1_loss(F0_real, F0_fake) / 10,
+                       F.smooth_l1_loss(N_real, N_fake))
 
-        losses = {"disc": zero}
-        if w["gen"] > 0:  # discriminators first, on detached audio
-            self.zero_grad()
-            d_loss = self.dl(y_rec_gt.detach(), y_rec.detach()).mean()
-            check_finite("disc", d_loss)
-            d_loss.backward()
-            self.optimizers["msd"].step()
-            self.optimizers["mpd"].step()
-            losses["disc"] = d_loss.detach()
-
+    def _discriminator_step(self, decoded: Decoded) -> torch.Tensor:
+        """The discriminators' update on detached audio (before the generator's, as the recipe does)."""
+        if self.loss_w["gen"] <= 0:
+            return self.zero
         self.zero_grad()
-        loss_mel = self.stft_loss(y_rec.squeeze(1), wav)
-        loss_gen = self.gl(y_rec_gt, y_rec).mean() if w["gen"] > 0 else zero
-        loss_slm = self.slm_feature_loss(wav, y_rec) if self.wl is not None else zero
+        d_loss = self.dl(decoded.y_rec_gt.detach(), decoded.y_rec.detach()).mean()
+        check_finite("disc", d_loss)
+        d_loss.backward()
+        self.optimizers["msd"].step()
+        self.optimizers["mpd"].step()
+        return d_loss.detach()
 
-        loss_ce = loss_dur = zero
-        for pred, target, length in zip(d, d_gt, input_lengths):
+    def _generator_losses(self, b: Batch, aligned: Alignment, d: torch.Tensor, crops: Crops, decoded: Decoded,
+                          loss_sty: torch.Tensor, loss_diff: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Every generator term by name: mel, adversarial, SLM, monotonic, s2s, F0, norm, duration, CE, style
+        and diffusion."""
+        w, wav, y_rec = self.loss_w, crops.wav, decoded.y_rec
+        loss_mel = self.stft_loss(y_rec.squeeze(1), wav)
+        loss_gen = self.gl(decoded.y_rec_gt, y_rec).mean() if w["gen"] > 0 else self.zero
+        loss_slm = self.slm_feature_loss(wav, y_rec) if self.wl is not None else self.zero
+        loss_dur, loss_ce = self._duration_losses(b, d, aligned.d_gt)
+        loss_s2s = sum(F.cross_entropy(pred[:length], text[:length])
+                       for pred, text, length in zip(aligned.s2s_pred, b.texts, b.input_lengths)) / b.size
+        loss_mono = F.l1_loss(aligned.attn, aligned.attn_mono) * 10
+        return {"mel": loss_mel, "gen": loss_gen, "slm": loss_slm, "mono": loss_mono, "s2s": loss_s2s,
+                "F0": decoded.loss_F0, "norm": decoded.loss_norm, "dur": loss_dur, "ce": loss_ce, "sty": loss_sty,
+                "diff": loss_diff}
+
+    def _duration_losses(self, b: Batch, d: torch.Tensor, d_gt: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(dur, ce): the predicted durations against the monotonic path's, as lengths and as per-frame logits."""
+        loss_ce = loss_dur = self.zero
+        for pred, target, length in zip(d, d_gt, b.input_lengths):
             pred, target = pred[:length], target[:length].long()
-            trg = (torch.arange(pred.shape[1], device=dev)[None, :] < target[:, None]).float()
+            trg = (torch.arange(pred.shape[1], device=self.device)[None, :] < target[:, None]).float()
             dur_pred = torch.sigmoid(pred).sum(dim=1)
             loss_dur = loss_dur + F.l1_loss(dur_pred[1:length - 1], target[1:length - 1].float())
             loss_ce = loss_ce + F.binary_cross_entropy_with_logits(pred.flatten(), trg.flatten())
-        loss_ce, loss_dur = loss_ce / batch_size, loss_dur / batch_size
-        loss_s2s = sum(F.cross_entropy(pred[:length], text[:length])
-                       for pred, text, length in zip(s2s_pred, texts, input_lengths)) / batch_size
-        loss_mono = F.l1_loss(s2s_attn, s2s_attn_mono) * 10
+        return loss_dur / b.size, loss_ce / b.size
 
-        terms = {"mel": loss_mel, "gen": loss_gen, "slm": loss_slm, "mono": loss_mono, "s2s": loss_s2s,
-                 "F0": loss_F0, "norm": loss_norm, "dur": loss_dur, "ce": loss_ce, "sty": loss_sty, "diff": loss_diff}
+    def _generator_step(self, terms: dict[str, torch.Tensor], diffusing: bool) -> None:
+        """Stop on a non-finite term, else one update of every trained module with the weighted sum."""
         for name, value in terms.items():
             check_finite(name, value)
-        g_loss = sum(w[name] * value for name, value in terms.items() if w.get(name, 0) > 0)
+        g_loss = sum(self.loss_w[name] * value for name, value in terms.items() if self.loss_w.get(name, 0) > 0)
         g_loss.backward()
         for key in TRAINED:
             self.optimizers[key].step()
         if diffusing:
             self.optimizers["diffusion"].step()
-        losses.update({k: v.detach() for k, v in terms.items()})
-        losses["slm_gen"] = losses["slm_disc"] = zero
-        if self.slmadv is not None and self.epoch >= int(self.config["loss_params"]["joint_epoch"]):
-            losses.update(self.slm_adversarial(batch, y_rec_gt, y_rec_gt_pred, s_trg, ref))
-        self.iters += 1
-        return {k: float(v) for k, v in losses.items()}
 
     def slm_feature_loss(self, wav: torch.Tensor, y_rec: torch.Tensor) -> torch.Tensor:
         """WavLM feature matching, with the batch dimension kept (the package's version squeezes it away)."""
@@ -532,8 +627,7 @@ def main(argv: list[str] | None = None) -> int:
             if args.epochs:
                 config["epochs"] = args.epochs
         else:
-            if any(args.out.glob("*.state.safetensors")):
-                raise TtsrigError(f"{args.out} already holds a run: --resume to continue it, or choose another --out")
+            run_state.refuse_another_run(args.out)
             sets = list(args.set) + ([f"epochs={args.epochs}"] if args.epochs else [])
             need_wavlm = not any(s.replace(" ", "").startswith("loss_params.lambda_slm=0") for s in sets)
             pieces = styletts2_pieces.find(args.pretrained_dir, args.wavlm, need_wavlm=need_wavlm)
@@ -543,9 +637,7 @@ def main(argv: list[str] | None = None) -> int:
         styletts2_pieces.save_config(config, config_path)
         trainer = Trainer(config, args.manifest, args.out, device=device, trust=args.trust_checkpoint,
                           amp=args.amp, progress=not args.quiet, log=log)
-        if args.resume:
-            trainer.resume()
-        history = trainer.run()
+        history = run_state.train(trainer, args.resume)
     except (TtsrigError, CheckpointError) as exc:
         print(f"trainers.styletts2: {exc}", file=sys.stderr)
         return 2
