@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
+from pathlib import Path
 
 from envcheck import probe as probe_mod
 from envcheck.errors import TtsrigError
@@ -47,8 +49,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def run_scan(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
     from envcheck import knowledge
 
     tier = args.tier or probe_mod.probe().tier
@@ -64,8 +64,6 @@ def run_scan(args: argparse.Namespace) -> int:
 
 
 def run_report(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
     from envcheck import report as report_mod
 
     result = report_mod.build(args.venv, emulate=args.emulate, only=args.only, jobs=args.jobs,
@@ -74,14 +72,25 @@ def run_report(args: argparse.Namespace) -> int:
     return 0 if result.ok else 1
 
 
+def check_interpreter(python: Path) -> None:
+    """--python must be an interpreter: otherwise every check would fail with the same OSError."""
+    if not python.exists():
+        raise TtsrigError(f"--python {python} does not exist: name a venv's interpreter, e.g. --python .venv/bin/python")
+    if python.is_dir():
+        raise TtsrigError(f"--python {python} is a folder: name the interpreter in it, e.g. {python / 'bin' / 'python'}")
+    if not os.access(python, os.X_OK):
+        raise TtsrigError(f"--python {python} is not executable: name a venv's interpreter, e.g. .venv/bin/python")
+
+
 def run_evidence(args: argparse.Namespace) -> int:
     import platform
     import time
-    from pathlib import Path
-
-    from envcheck import evidence, isolated
+    from envcheck import evidence, isolated, paths
     from envcheck.atomic import write_atomic
 
+    check_interpreter(Path(args.python))
+    if args.out:  # refused now, not after minutes of checks
+        paths.output_file(Path(args.out), "--out")
     checks = [c for c in evidence.CHECK_SETS[args.checks] if not args.only or c.name in args.only]
     started = time.strftime("%Y-%m-%d")
     verdicts = isolated.run_all(checks, args.python, emulate=args.emulate)
@@ -92,7 +101,11 @@ def run_evidence(args: argparse.Namespace) -> int:
     text = "\n".join(header + rows) + "\n"
     print(text, end="")
     if args.out:
-        write_atomic(Path(args.out), text.encode())
+        try:
+            write_atomic(Path(args.out), text.encode())
+        except OSError as exc:  # e.g. the disk filled during the checks
+            raise TtsrigError(f"cannot write --out {args.out} ({exc.strerror or exc}); the record is printed "
+                              "above. Free space or choose another --out") from None
     return 0 if all(v.status == isolated.OK for v in verdicts) else 1
 
 

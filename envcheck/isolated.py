@@ -74,6 +74,8 @@ def run_check(check: Check, python: str, *, emulate: str | None = None,
     except subprocess.TimeoutExpired:
         return Verdict(check.name, TIMED_OUT, f"no answer within {check.timeout:.0f} s",
                        time.monotonic() - start)
+    except OSError as exc:  # e.g. a program check in a venv that lacks that program
+        return Verdict(check.name, FAILED, f"cannot run {cmd[0]}: {exc.strerror or exc}", time.monotonic() - start)
     seconds = time.monotonic() - start
     code = out.returncode
     # A killed child shows -N; a shell or qemu may report 128+N instead.

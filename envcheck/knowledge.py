@@ -11,6 +11,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from envcheck import paths
 from envcheck.errors import TtsrigError
 from envcheck.locks import logical_lines
 
@@ -81,12 +82,8 @@ def read_requirements(path: Path, _seen: frozenset[Path] = frozenset()) -> list[
     path = path.resolve()
     if path in _seen:
         return []
-    try:
-        text = path.read_text()
-    except FileNotFoundError:
-        raise TtsrigError(f"{path} does not exist: give a requirements or lock file") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise TtsrigError(f"cannot read {path}: {exc}") from None
+    text = paths.read_text(path, "requirements file", "name a pip requirements or lock file (such as the "
+                           "locks under requirements/)")
     found: list[Line] = []
     for logical in logical_lines(text):
         entry, where = logical.text, f"{path.name}:{logical.line}"

@@ -31,6 +31,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any, Callable
 
+from envcheck import paths
 from envcheck.atomic import write_atomic
 from envcheck.digests import bytes_sha256
 from envcheck.errors import TtsrigError
@@ -369,6 +370,7 @@ def _check_output(src: Path, dst: Path) -> None:
     if os.path.abspath(dst) == os.path.abspath(src) or (dst.exists() and os.path.samefile(src, dst)):
         raise CheckpointError(f"refused to write {dst}: it is the input {src} itself (same file, or a link "
                               "to it). Choose another -o.")
+    paths.output_file(dst, "-o", make_parents=True)  # a parent that is a file, a read-only disk: refused now
     if not dst.parent.is_dir():
         raise CheckpointError(f"cannot write {dst}: the folder {dst.parent} does not exist. Create it or "
                               "choose another -o.")

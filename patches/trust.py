@@ -125,4 +125,8 @@ class TrustList:
         if path.is_dir():
             raise TtsrigError(f"the checkpoint trust list {path} is a folder. Point TTSRIG_TRUST_FILE (or "
                               "--trust-file) at a file.")
-        write_json_atomic(path, {"format": FORMAT, "checkpoints": self.entries})
+        try:
+            write_json_atomic(path, {"format": FORMAT, "checkpoints": self.entries})
+        except OSError as exc:  # a read-only disk, a full one (permission is already one line)
+            raise TtsrigError(f"cannot write the checkpoint trust list {path} ({exc.strerror or exc}); it is "
+                              "unchanged. Set TTSRIG_TRUST_FILE (or --trust-file) to a file you can write.") from None

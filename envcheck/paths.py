@@ -1,0 +1,83 @@
+"""The paths a user passes, checked before a command writes anything: each wrong kind of thing (missing,
+a file where a folder belongs or the reverse, unreadable, not UTF-8, a parent that is a file, a read-only
+place) is one TtsrigError naming the path, the cause and the next step.
+
+Standard library only (envcheck imports no other ttsrig package).
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from envcheck.errors import TtsrigError
+
+
+def _nearest_existing(path: Path) -> Path:
+    """`path` or the closest of its parents that exists (the folder a mkdir -p would start from)."""
+    path = Path(os.path.abspath(path))
+    while not os.path.lexists(path) and path != path.parent:
+        path = path.parent
+    return path
+
+
+def _read_only(folder: Path) -> bool:
+    try:
+        return bool(os.statvfs(folder).f_flag & os.ST_RDONLY)
+    except OSError:
+        return False
+
+
+def _writable_from(target: Path, flag: str, kind: str) -> None:
+    """`target` (a `kind`) can be made: the nearest existing path above it is a folder this user may write."""
+    start = _nearest_existing(target if kind == "folder" else target.parent)
+    if not start.is_dir():
+        raise TtsrigError(f"{flag} {target}: {start} is a file, not a folder, so the {kind} cannot be made there. "
+                          f"Choose a {kind} whose parents are folders")
+    if _read_only(start):
+        raise TtsrigError(f"{flag} {target}: {start} is on a read-only file system. Choose a {kind} on a "
+                          "writable disk")
+    if not os.access(start, os.W_OK | os.X_OK):
+        raise TtsrigError(f"{flag} {target}: you may not write in {start} (permission denied). Choose a {kind} "
+                          "you may write, or run as the user who owns it")
+
+
+def output_folder(path: Path, flag: str) -> None:
+    """A folder a command will create or write into; refused now when it cannot be."""
+    if path.exists() and not path.is_dir():
+        raise TtsrigError(f"{flag} {path} is a file, not a folder: choose a folder (it is created if missing)")
+    _writable_from(path, flag, "folder")
+
+
+def output_file(path: Path, flag: str, *, make_parents: bool = False) -> None:
+    """A file a command will write (atomically, so an existing one is replaced); refused now when it cannot
+    be. Its folder must exist unless the command makes it (`make_parents`)."""
+    if path.is_dir():
+        raise TtsrigError(f"{flag} {path} is a folder: name the file to write in it")
+    _writable_from(path, flag, "file")
+    if not make_parents and not path.parent.is_dir():
+        raise TtsrigError(f"{flag} {path}: the folder {path.parent} does not exist. Create it or choose another "
+                          f"{flag}")
+
+
+def read_bytes(path: Path, what: str, fix: str) -> bytes:
+    """The bytes of a file the user named as `what`; `fix` says where a good one comes from."""
+    if path.is_dir():
+        raise TtsrigError(f"{what} {path} is a folder, not a file: {fix}")
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        raise TtsrigError(f"{what} {path} does not exist: {fix}") from None
+    except OSError as exc:
+        raise TtsrigError(f"cannot read {what} {path} ({exc.strerror or exc}): fix its permissions, or {fix}") \
+            from None
+
+
+def read_text(path: Path, what: str, fix: str) -> str:
+    """A UTF-8 text file the user named as `what`."""
+    data = read_bytes(path, what, fix)
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        raise TtsrigError(f"{what} {path}:{line} is not UTF-8 text (byte 0x{data[exc.start]:02x}): re-save it as "
+                          f"UTF-8, or {fix}") from None
