@@ -1,11 +1,13 @@
 """bin/bootstrap: one command from a clean checkout to a verified venv for this CPU.
 
-Steps: create the venv and install archspec and uv -> probe the CPU (CPUID needs
-archspec) -> pick requirements/<tier>.txt -> install the lock (hash-checked, --no-deps) -> install the --no-deps packages and
+Steps: pick the Python (--python, else the newest supported CPython on PATH) -> create the venv and
+install archspec and uv -> probe the CPU (CPUID needs archspec) -> pick requirements/py3.X/<tier>.txt for
+that Python and tier -> install the lock (hash-checked, --no-deps) -> install the --no-deps packages and
 build the Cython extension against the pinned numpy -> remove what the tier
 forbids -> install ttsrig itself -> apply patches -> verify -> summary.
 
-Standard library only: it runs with the system's Python before the venv exists.
+Standard library only, and runs on any Python 3.8 or newer (bin/bootstrap starts it with whatever python3
+it finds); the venv itself is built with a supported Python (envcheck.locks.SUPPORTED_PYTHONS).
 A state file in the venv records the lock it was built from, so a re-run on a
 complete environment only verifies, a changed lock is applied, and a run that
 was killed half-way is completed by the next one. The same record marks the venv
@@ -35,8 +37,8 @@ from envcheck import tiers as tiers_mod
 from envcheck.atomic import TEMP_SUFFIX
 from envcheck.digests import file_sha256
 from envcheck.errors import TtsrigError
-from envcheck.venv import (PATCH_BACKUP_DIR, PATCH_STATE_NAME, STATE_NAME, read_state, site_packages,
-                           state_path, write_state)
+from envcheck.venv import (PATCH_BACKUP_DIR, PATCH_STATE_NAME, STATE_NAME, read_state, recorded_python,
+                           site_packages, state_path, write_state)
 
 ROOT = Path(__file__).resolve().parent.parent
 REQUIREMENTS = ROOT / "requirements"
@@ -46,7 +48,6 @@ VENV_ENTRIES = frozenset({"bin", "include", "lib", "lib64", "share", "etc", "pyv
                           PATCH_BACKUP_DIR, PATCH_STATE_NAME})
 WHEELHOUSE_ENV = "TTSRIG_WHEELHOUSE"
 WHEEL_CACHE_ENV = "TTSRIG_WHEEL_CACHE"
-SUPPORTED_PYTHON = (3, 11)
 MIN_FREE_GB = 8.0  # a torch venv is 5-7 GB; leave room for uv's temporary files
 PROJECT_DIST = "ttsrig"
 
@@ -75,7 +76,7 @@ FAILURE_HINTS = (
     (("command 'gcc' failed", "gcc: not found", "error: command 'cc'", "No such file or directory: 'gcc'",
       "unable to execute 'gcc'"),
      "building the monotonic-align extension needs a C compiler: install one (Debian/Ubuntu: "
-     "`sudo apt-get install build-essential python3.11-dev`) and re-run bin/bootstrap."),
+     "`sudo apt-get install build-essential python{python}-dev`) and re-run bin/bootstrap."),
 )
 
 
@@ -104,6 +105,13 @@ class Plan:
     cpuid_read: bool = False  # did the probe read CPUID (it needs archspec, which the venv brings)?
     wheelhouse: Path | None = None  # a folder of every file of the locks: install from it, never the index
     wheel_cache: Path = field(default_factory=default_wheel_cache)
+    # The version of `python`, e.g. '3.12.1' (make_plan sets it; a Plan made by hand gets this process's).
+    python_version: str = field(default_factory=lambda: ".".join(map(str, sys.version_info[:3])))
+
+    @property
+    def python_minor(self) -> str:
+        """'3.12': the Python of the lock and of the venv's lib/python3.X."""
+        return locks.python_name(locks.major_minor(self.python_version))
 
     @property
     def venv_python(self) -> Path:
@@ -139,7 +147,8 @@ class Plan:
             "apply patches (python -m patches apply)",
             "verify: installed versions equal the lock; CPU probe",
         ]
-        lines = [f"cpu:  {self.cpu}", f"tier: {tier}", f"lock: {rel(self.lock)}", "plan:"]
+        lines = [f"cpu:  {self.cpu}", f"tier: {tier}", f"python: CPython {self.python_version} ({self.python})",
+                 f"lock: {rel(self.lock)}", "plan:"]
         lines += [f"  {i}. {s}" for i, s in enumerate(steps, 1)]
         return "\n".join([*(f"warning: {w}" for w in self.warnings), *lines])
 
@@ -162,26 +171,136 @@ def log(message: str) -> None:
 # --- checks before any work ------------------------------------------------
 
 
-def check_python(python: str) -> str:
-    """Resolve --python and make sure it is CPython 3.11 with a working venv module."""
+# Prints "CPython 3 12 1", then fails if the venv module or ensurepip (which venv needs for pip) is missing.
+PYTHON_PROBE = ("import sys, platform; print(platform.python_implementation(), *sys.version_info[:3]);"
+                "import venv, ensurepip")
+INSTALL_HINT = ("`sudo apt-get install python3 python3-venv` (the python3 of Ubuntu 22.04 and 24.04 and of "
+                "Debian 12 and 13 is supported)")
+
+
+@dataclass(frozen=True)
+class Interpreter:
+    """What a Python said about itself when asked by PYTHON_PROBE."""
+
+    path: str
+    implementation: str = ""
+    version: tuple[int, ...] = ()  # empty: it did not run as a Python
+    has_venv: bool = False
+    error: str = ""  # the last line it wrote to stderr
+
+    @property
+    def name(self) -> str:
+        """'CPython 3.12.1'."""
+        return f"{self.implementation} {'.'.join(map(str, self.version))}"
+
+    @property
+    def minor(self) -> tuple[int, int]:
+        return locks.major_minor(self.version)
+
+    @property
+    def supported(self) -> bool:
+        return self.implementation == "CPython" and len(self.version) >= 2 and self.minor in locks.SUPPORTED_PYTHONS
+
+
+def inspect_python(exe: str) -> Interpreter:
+    """Run `exe` with PYTHON_PROBE; a program that does not answer (a pyenv shim of a version that is not
+    active, a missing file) comes back without a version."""
+    try:
+        out = subprocess.run([exe, "-c", PYTHON_PROBE], capture_output=True, text=True, timeout=60)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return Interpreter(exe, error=str(getattr(exc, "strerror", None) or exc))
+    lines = out.stderr.strip().splitlines() or [f"exit {out.returncode}"]
+    # A traceback ends with its cause; a launcher that found no program (exit 127, pyenv) starts with it.
+    error = (lines[0] if out.returncode == 127 else lines[-1]).strip()
+    first = (out.stdout.split("\n")[0] or "").split()
+    if len(first) not in (3, 4) or not all(part.isdigit() for part in first[1:]):
+        return Interpreter(exe, error=error)
+    return Interpreter(exe, first[0], tuple(int(part) for part in first[1:]), out.returncode == 0,
+                       "" if out.returncode == 0 else error)
+
+
+def refuse_unusable(found: Interpreter) -> None:
+    """One line for a Python the venv cannot be built with: not a supported CPython, no venv, does not run."""
+    supported = locks.supported_range()
+    if not found.version:
+        raise TtsrigError(f"{found.path} does not run as a Python ({found.error}). Pass --python with a CPython "
+                          f"{supported} that runs, or install one: {INSTALL_HINT}.")
+    if not found.supported:
+        raise TtsrigError(f"{found.path} is {found.name}; ttsrig's locks are for CPython {supported}. Pass --python "
+                          f"with one of them (e.g. --python python3.12), or install one: {INSTALL_HINT}.")
+    if not found.has_venv:
+        if "ensurepip" in found.error or "venv" in found.error:
+            minor = locks.python_name(found.minor)
+            raise TtsrigError(f"{found.path} ({found.name}) has no working `venv` module. Install it (Debian/Ubuntu: "
+                              f"`sudo apt-get install python{minor}-venv`) and re-run bin/bootstrap.")
+        raise TtsrigError(f"{found.path} ({found.name}) does not run: {found.error}. Pass --python with another "
+                          f"CPython {supported}.")
+
+
+def check_python(python: str) -> Interpreter:
+    """--python: the named interpreter, which must be a supported CPython with a working venv module."""
     exe = shutil.which(python) or python
     if not Path(exe).exists():
-        raise TtsrigError(f"Python interpreter {python!r} not found. ttsrig needs CPython 3.11: install it "
-                          "(Debian/Ubuntu: `sudo apt-get install python3.11 python3.11-venv`, or pyenv) "
-                          "and pass --python /path/to/python3.11.")
-    probe = ("import sys, platform; print(platform.python_implementation(), *sys.version_info[:2]);"
-             "import venv, ensurepip")
-    out = subprocess.run([exe, "-c", probe], capture_output=True, text=True)
-    first = (out.stdout.split("\n")[0] or "").split()
-    if len(first) == 3 and (first[0], int(first[1]), int(first[2])) != ("CPython", *SUPPORTED_PYTHON):
-        raise TtsrigError(f"{exe} is {first[0]} {first[1]}.{first[2]}; ttsrig's locks are for CPython 3.11 "
-                          "only. Install Python 3.11 and pass --python /path/to/python3.11.")
-    if out.returncode != 0:
-        if "ensurepip" in out.stderr or "venv" in out.stderr:
-            raise TtsrigError(f"{exe} has no working `venv` module. Install it (Debian/Ubuntu: "
-                              "`sudo apt-get install python3.11-venv`) and re-run bin/bootstrap.")
-        raise TtsrigError(f"{exe} does not run: {out.stderr.strip().splitlines()[-1:] or out.returncode}")
-    return exe
+        raise TtsrigError(f"Python interpreter {python!r} not found. ttsrig builds its venv with CPython "
+                          f"{locks.supported_range()}: pass --python with one that exists, leave --python out to "
+                          f"use the newest on PATH, or install one: {INSTALL_HINT}.")
+    found = inspect_python(exe)
+    refuse_unusable(found)
+    return found
+
+
+def python_candidates(prefer: str | None = None) -> list[str]:
+    """Names to look for on PATH, best first: the Python a venv was built with (to re-run on it), then each
+    supported one, newest first, then python3."""
+    newest_first = [f"python{locks.python_name(v)}" for v in reversed(locks.SUPPORTED_PYTHONS)]
+    preferred = [f"python{locks.python_name(locks.major_minor(prefer))}"] if prefer else []
+    return list(dict.fromkeys([*preferred, *newest_first, "python3"]))
+
+
+def find_python(prefer: str | None = None) -> Interpreter:
+    """The newest supported CPython on PATH that can make a venv (or the Python an existing venv was built
+    with, when it is on PATH); one line naming what to install when there is none."""
+    usable: list[Interpreter] = []
+    others: list[str] = []
+    seen: set[str] = set()
+    for name in python_candidates(prefer):
+        exe = shutil.which(name)
+        if not exe or os.path.realpath(exe) in seen:
+            continue
+        seen.add(os.path.realpath(exe))
+        found = inspect_python(exe)
+        if found.supported:
+            usable.append(found)
+        elif found.version:
+            others.append(f"{name} is {found.name}")
+    if not usable:
+        found_note = f" ({'; '.join(others)})" if others else ""
+        raise TtsrigError(f"no supported Python on PATH: ttsrig builds its venv with CPython "
+                          f"{locks.supported_range()}{found_note}. Install one: {INSTALL_HINT}; or pass --python "
+                          "/path/to/python3.X.")
+    ready = [found for found in usable if found.has_venv]
+    if not ready:
+        refuse_unusable(usable[0])  # names the venv package of the best one
+    if ready[0] is not usable[0]:
+        log(f"{usable[0].path} ({usable[0].name}) cannot make a venv ({usable[0].error}); using {ready[0].path}")
+    return ready[0]
+
+
+def choose_python(requested: str | None, venv: Path) -> Interpreter:
+    """--python if given, else the best Python on PATH for this venv."""
+    if requested:
+        return check_python(requested)
+    return find_python(recorded_python(venv))
+
+
+def refuse_another_python(venv: Path, python: Interpreter) -> None:
+    """A venv keeps the Python it was made with: its lock and its lib/python3.X are that Python's."""
+    recorded = recorded_python(venv)
+    if recorded and locks.major_minor(recorded) != python.minor:
+        was = locks.python_name(locks.major_minor(recorded))
+        raise TtsrigError(f"{venv} was built with CPython {recorded}, and this run would use {python.name} "
+                          f"({python.path}): a venv keeps its Python. Pass --python python{was}, build the new one "
+                          f"elsewhere with --venv PATH, or remove {venv} (bin/bootstrap made it) and re-run.")
 
 
 def check_disk(venv: Path) -> None:
@@ -331,10 +450,10 @@ def verified_wheels(pins: dict[str, locks.Pin], folders: list[Path]) -> tuple[di
     return good, bad
 
 
-def download_hint(*lock_files: Path) -> str:
+def download_hint(plan: Plan, *lock_files: Path) -> str:
     needs = " ".join(f"-r {rel(path)}" for path in lock_files)
-    return (f"on a connected Linux x86-64 machine with CPython 3.11 run `pip download --no-deps --require-hashes "
-            f"-d DIR {needs}`")
+    return (f"on a connected Linux x86-64 machine with CPython {plan.python_minor} run `pip download --no-deps "
+            f"--require-hashes -d DIR {needs}`")
 
 
 def check_wheelhouse(plan: Plan) -> None:
@@ -351,7 +470,7 @@ def check_wheelhouse(plan: Plan) -> None:
     if missing:
         shown = ", ".join(missing[:4]) + (f" and {len(missing) - 4} more" if len(missing) > 4 else "")
         raise TtsrigError(f"the wheelhouse {house} lacks {len(missing)} of the {len(pins)} files the locks name "
-                          f"({shown}): {download_hint(installer_lock, plan.lock, plan.nodeps)}, copy DIR's files into {house} "
+                          f"({shown}): {download_hint(plan, installer_lock, plan.lock, plan.nodeps)}, copy DIR's files into {house} "
                           "and re-run bin/bootstrap.")
 
 
@@ -363,7 +482,7 @@ def missing_tools_message(plan: Plan, pins: dict[str, locks.Pin], good: dict[str
     damaged = (f" ({', '.join(str(path) for path in bad)} does not match the hash in {rel(lock)}: replace it)"
                if bad else "")
     return (f"{why}, and the installer's own wheels ({wanted}, from {rel(lock)}) are not in {where}{damaged}: "
-            f"{download_hint(lock)}, and copy DIR's files into {plan.wheelhouse or plan.wheel_cache}; or run "
+            f"{download_hint(plan, lock)}, and copy DIR's files into {plan.wheelhouse or plan.wheel_cache}; or run "
             f"bin/bootstrap once online, which keeps them in {plan.wheel_cache}.")
 
 
@@ -404,21 +523,22 @@ def probe_cpu(venv: Path, python: str) -> dict:
                 return json.loads(out.stdout)
         except (OSError, ValueError):
             continue
-        error = out.stderr.strip().removeprefix("envcheck: ") or error
+        error = re.sub(r"^envcheck: ", "", out.stderr.strip()) or error
     raise TtsrigError(error)
 
 
-def make_plan(args: argparse.Namespace, python: str) -> Plan:
+def make_plan(args: argparse.Namespace, python: Interpreter) -> Plan:
     table = tiers_mod.load()
     venv = resolve_venv(args.venv)
     check_venv_location(venv)
-    cpu = probe_cpu(venv, python)
+    refuse_another_python(venv, python)
+    cpu = probe_cpu(venv, python.path)
     probed, warnings = cpu["tier"], list(cpu["warnings"])
     tier = args.tier or probed
     if args.tier and probed and table.rank(args.tier) > table.rank(probed):
         warnings.append(f"--tier {args.tier} is above this CPU's tier ({probed}): its wheels may die with "
                         "SIGILL here. Use it only to build an environment for another machine.")
-    lock = REQUIREMENTS / table.tier(tier).lock
+    lock = locks.lock_path(tier, python.version, REQUIREMENTS)
     nodeps = REQUIREMENTS / "nodeps.txt"
     # Parsing refuses unhashed or hand-edited pins before anything is touched.
     parsed = read_locks([REQUIREMENTS / "bootstrap.txt", lock, nodeps])
@@ -427,16 +547,17 @@ def make_plan(args: argparse.Namespace, python: str) -> Plan:
     if args.offline and args.installer == "pip" and not wheelhouse:
         raise TtsrigError("--installer pip --offline has nothing to install from: pip cannot install from its "
                           "cache without an index. Use the default installer (uv), or pass --wheelhouse DIR.")
-    plan = Plan(tier, probed, lock, nodeps, venv, python, args.installer, args.offline,
+    plan = Plan(tier, probed, lock, nodeps, venv, python.path, args.installer, args.offline,
                 file_sha256(lock, nodeps, REQUIREMENTS / "bootstrap.txt"), warnings,
                 f"{cpu['model_name']} ({cpu['microarch']}, {cpu['level']})", pins,
-                bool(cpu["sources"].get("cpuid", {}).get("ok")), wheelhouse)
+                bool(cpu["sources"].get("cpuid", {}).get("ok")), wheelhouse,
+                python_version=".".join(map(str, python.version)))
     if wheelhouse:
         check_wheelhouse(plan)
     return plan
 
 
-def plan_after_cpuid(args: argparse.Namespace, python: str, first: Plan) -> Plan:
+def plan_after_cpuid(args: argparse.Namespace, python: Interpreter, first: Plan) -> Plan:
     """Re-plan from a probe that reads CPUID: create the venv and install archspec into it first.
 
     Before the venv exists the probe has only /proc/cpuinfo and glibc; CPUID is the view that
@@ -486,11 +607,11 @@ def explain_failure(output: str, code: int, plan: Plan, lock_files: tuple[Path, 
     if any(needle in output for needle in NOT_FOUND):
         if plan.wheelhouse or plan.offline:
             return (f": a file of {names} is not in {plan.wheelhouse or 'the cache'}: copy it there "
-                    f"({download_hint(*lock_files)}) and re-run bin/bootstrap.")
+                    f"({download_hint(plan, *lock_files)}) and re-run bin/bootstrap.")
         return f": {names} names a release the index does not have, so the lock was edited by hand. {locks.RESTORE}"
     for needles, hint in FAILURE_HINTS:
         if any(needle in output for needle in needles):
-            return ": " + hint.format(lock=names, venv=plan.venv)
+            return ": " + hint.format(lock=names, venv=plan.venv, python=plan.python_minor)
     return (f" (exit {code}); its output is above. Re-run bin/bootstrap to continue: finished steps are not "
             "repeated.")
 
@@ -536,12 +657,13 @@ def load_state(venv: Path) -> dict:
 
 
 def venv_tree_ok(plan: Plan) -> bool:
-    """Does the venv's own Python run, as CPython 3.11 of this very venv, with pip and site-packages?"""
+    """Does the venv's own Python run, as the plan's Python of this very venv, with pip and site-packages?"""
     venv = plan.venv
     if not (venv / "pyvenv.cfg").is_file() or not site_packages(venv).is_dir():
         return False
     code = ("import sys, importlib.util; print(sys.prefix); "
-            "sys.exit(sys.version_info[:2] != (3, 11) or importlib.util.find_spec('pip') is None)")
+            f"sys.exit(sys.version_info[:2] != {locks.major_minor(plan.python_version)} "
+            "or importlib.util.find_spec('pip') is None)")
     try:
         out = subprocess.run([str(plan.venv_python), "-c", code], capture_output=True, text=True, timeout=120)
     except (OSError, subprocess.TimeoutExpired):
@@ -575,7 +697,7 @@ def create_venv(plan: Plan) -> None:
         venv.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise TtsrigError(f"cannot create the venv folder {venv}: {exc.strerror}. Choose another --venv.") from None
-    write_state(venv, {**load_state(venv), "complete": False, "made_by": "bin/bootstrap"})
+    write_state(venv, {**load_state(venv), "complete": False, "made_by": "bin/bootstrap", "python": plan.python_version})
     log(f"creating {venv}")
     try:
         out = subprocess.run([plan.python, "-m", "venv", str(venv)], capture_output=True, text=True)
@@ -588,7 +710,8 @@ def create_venv(plan: Plan) -> None:
 
 
 def ensure_venv(plan: Plan) -> None:
-    """A working CPython 3.11 venv at plan.venv that bootstrap made; nothing else is ever changed or removed."""
+    """A working venv of the plan's Python at plan.venv that bootstrap made; nothing else is ever changed or
+    removed."""
     check_venv_location(plan.venv)
     if state_path(plan.venv).is_file():
         if venv_tree_ok(plan):
@@ -670,6 +793,7 @@ def install(plan: Plan, state: dict) -> list[str]:
         "installing ttsrig itself (editable)")
     write_state(plan.venv, {
         "complete": True, "made_by": "bin/bootstrap", "tier": plan.tier, "lock": rel(plan.lock),
+        "python": plan.python_version,
         "lock_digest": plan.lock_digest, "packages": sorted(plan.pins),
         "installed_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     })
@@ -692,7 +816,8 @@ def summary(plan: Plan, result: locks.Conformance, changed: list[str], patches: 
         f"cpu:       {plan.cpu}",
         f"venv:      {plan.venv}",
         f"tier:      {plan.tier}" + ("" if plan.tier == plan.probed_tier else f" (CPU probed as {plan.probed_tier})"),
-        f"lock:      {rel(plan.lock)} + {rel(plan.nodeps)} ({len(plan.pins)} packages)",
+        f"python:    CPython {plan.python_version} ({plan.python})",
+        f"lock:      {rel(plan.lock)}, CPython {plan.python_version} + {rel(plan.nodeps)} ({len(plan.pins)} packages)",
         f"changes:   {'; '.join(changed) if changed else 'nothing changed'}",
         f"versions:  {'all equal the lock' if result.ok else 'DIFFER from the lock'}",
     ]
@@ -714,7 +839,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="bin/bootstrap", description=__doc__.split("\n\n")[0])
     parser.add_argument("--tier", choices=tiers_mod.TIER_NAMES, help="override the probed tier")
     parser.add_argument("--venv", default=str(ROOT / ".venv"), help="where to build the venv (default: .venv)")
-    parser.add_argument("--python", default=None, help="the CPython 3.11 to build the venv with")
+    parser.add_argument("--python", default=None,
+                        help=f"the CPython ({locks.supported_range()}) to build the venv with (default: the newest "
+                             "on PATH, or the one an existing venv was built with)")
     parser.add_argument("--dry-run", action="store_true", help="print the plan and change nothing")
     parser.add_argument("--installer", choices=("uv", "pip"), default="uv",
                         help="uv (default, fast) or pip (the fallback)")
@@ -730,7 +857,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     started = time.monotonic()
     try:
-        python = check_python(args.python or sys.executable)
+        python = choose_python(args.python, resolve_venv(args.venv))
         plan = make_plan(args, python)
         if args.dry_run:
             print(plan.describe())

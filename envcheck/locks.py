@@ -1,4 +1,9 @@
-"""Requirement files and hash-pinned locks: reading them, writing nodeps.txt, and comparing a venv with them.
+"""Requirement files and hash-pinned locks: where they are, reading them, writing nodeps.txt, and comparing a
+venv with them.
+
+The one owner of the supported Pythons and of where a tier's lock lives: requirements/py3.X/<tier>.txt,
+one pip-compile per Python (`lock_path`). bootstrap.txt, nodeps.txt, dev.txt and test-in-venv.txt are single
+files for every Python.
 
 `logical_lines` is the one reader of pip's requirement-file syntax (continuations, comments); the lock
 parser here, `envcheck scan` (knowledge.py) and bin/lock's nodeps.txt all read through it.
@@ -13,12 +18,51 @@ from typing import Iterator
 
 from envcheck.digests import file_sha256
 from envcheck.errors import TtsrigError
+from envcheck.tiers import TIER_NAMES
 
 REQUIREMENTS = Path(__file__).resolve().parent.parent / "requirements"
 COMMENT = re.compile(r"(^|\s)#.*$")
 PIN = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)==([^\s;\\]+)")
 HASH = re.compile(r"--hash=sha256:([0-9a-f]{64})\b")
 RESTORE = "Restore it with `git checkout -- requirements/` or regenerate it with bin/lock."
+# CPython versions with a lock per tier. f5-tts needs 3.10 or newer; 3.14 has no torch 2.7/2.8 wheels.
+SUPPORTED_PYTHONS: tuple[tuple[int, int], ...] = ((3, 10), (3, 11), (3, 12), (3, 13))
+
+
+def python_name(version: tuple[int, int]) -> str:
+    return f"{version[0]}.{version[1]}"
+
+
+def supported_range() -> str:
+    """'3.10 to 3.13', for messages."""
+    return f"{python_name(SUPPORTED_PYTHONS[0])} to {python_name(SUPPORTED_PYTHONS[-1])}"
+
+
+def major_minor(version: str | tuple[int, ...]) -> tuple[int, int]:
+    """(3, 12) from '3.12', '3.12.1' or (3, 12, 1); TtsrigError for anything else."""
+    parts = version.split(".") if isinstance(version, str) else [str(v) for v in version]
+    try:
+        return int(parts[0]), int(parts[1])
+    except (IndexError, ValueError):
+        raise TtsrigError(f"{version!r} is not a Python version (e.g. 3.12)") from None
+
+
+def lock_path(tier: str, python_version: str | tuple[int, ...], requirements: Path | None = None) -> Path:
+    """requirements/py3.X/<tier>.txt: the lock of `tier` for that Python; refuses an unknown tier, an
+    unsupported Python or a missing file in one line. `requirements` is the folder (tests use a copy)."""
+    folder = REQUIREMENTS if requirements is None else Path(requirements)
+    if tier not in TIER_NAMES:
+        raise TtsrigError(f"unknown tier {tier!r}: choose one of {', '.join(TIER_NAMES)}")
+    version = major_minor(python_version)
+    if version not in SUPPORTED_PYTHONS:
+        raise TtsrigError(f"ttsrig has no locks for Python {python_name(version)}: its locks are for CPython "
+                          f"{supported_range()}. Pass --python with one of those.")
+    path = folder / f"py{python_name(version)}" / f"{tier}.txt"
+    if not path.is_file():
+        raise TtsrigError(f"the lock of tier {tier} for CPython {python_name(version)} ({display(path)}) is "
+                          f"missing: make it with `bin/lock --python {python_name(version)} {tier}`, or restore it "
+                          "with `git checkout -- requirements/`.")
+    return path
 
 
 def canonical(name: str) -> str:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import re
 import shutil
 import sys
 from dataclasses import dataclass, field
@@ -108,12 +109,30 @@ def cpu_rows(report: Report) -> list[Row]:
     return [Row("cpu", "cpu tier", OK, detail, round(verdict.seconds, 2))]
 
 
+def python_problem(version: str, state: dict, venv: Path) -> str | None:
+    """Why the venv's Python does not fit ttsrig's locks, or None: it must be a supported one, and the one of
+    the lock the venv's record names (requirements/py3.X/<tier>.txt)."""
+    rebuild = (f"build another venv with a supported one: bin/bootstrap --venv NEW --python python3.X "
+               f"(3.X = {locks.supported_range()})")
+    try:
+        minor = locks.major_minor(version)
+    except TtsrigError:
+        return f"pyvenv.cfg names no Python version; {rebuild}"
+    if minor not in locks.SUPPORTED_PYTHONS:
+        return f"ttsrig's locks are for CPython {locks.supported_range()}: {rebuild}"
+    recorded = re.search(r"(?:^|/)py(\d+\.\d+)/", str(state.get("lock") or ""))
+    if recorded and locks.major_minor(recorded[1]) != minor:
+        return (f"the venv's record names {state['lock']}, a lock for CPython {recorded[1]}: the venv "
+                f"was changed after bin/bootstrap built it: remove {venv} and run bin/bootstrap --venv {venv} again")
+    return None
+
+
 def venv_rows(report: Report, state: dict) -> list[Row]:
     rows = []
     version = python_version(report.venv) or "?"
-    rows.append(Row("python", "python", OK if version.startswith("3.11") else FAILED,
-                    f"CPython {version} in {report.venv}" + ("" if version.startswith("3.11") else
-                                                              "; ttsrig's locks are for 3.11: rebuild with bin/bootstrap --python python3.11")))
+    problem = python_problem(version, state, report.venv)
+    rows.append(Row("python", "python", FAILED if problem else OK,
+                    f"CPython {version} in {report.venv}" + (f"; {problem}" if problem else "")))
     if not state:
         rows.append(Row("python", "built by bin/bootstrap", FAILED,
                         f"{report.venv} has no {STATE_NAME}: it was not built by bin/bootstrap. "
@@ -143,7 +162,10 @@ def lock_rows(report: Report, state: dict) -> list[Row]:
     if venv_tier not in tiers.TIER_NAMES:
         return [Row("lock", "lock conformance", FAILED, "no tier known for this venv; run bin/bootstrap")]
     table = tiers.load()
-    lock = locks.REQUIREMENTS / table.tier(venv_tier).lock
+    try:
+        lock = locks.lock_path(venv_tier, python_version(report.venv) or "?")
+    except TtsrigError as exc:
+        return [Row("lock", "lock conformance", FAILED, f"no lock to compare with: {exc}")]
     pins = {**locks.parse_lock(lock), **locks.parse_lock(locks.REQUIREMENTS / "nodeps.txt")}
     forbidden = {**table.tier(venv_tier).forbidden}
     if report.cpu.get("tier") in tiers.TIER_NAMES:
@@ -156,10 +178,10 @@ def lock_rows(report: Report, state: dict) -> list[Row]:
         parts += [f"{n} missing" for n in result.missing]
         rows.append(Row("lock", "versions equal the lock", FAILED,
                         f"{'; '.join(parts[:12])}{' ...' if len(parts) > 12 else ''}. "
-                        f"Re-run bin/bootstrap --venv {report.venv} to restore requirements/{lock.name}"))
+                        f"Re-run bin/bootstrap --venv {report.venv} to restore {locks.display(lock)}"))
     else:
         rows.append(Row("lock", "versions equal the lock", OK,
-                        f"{len(pins)} packages equal requirements/{lock.name} + nodeps.txt"))
+                        f"{len(pins)} packages equal {locks.display(lock)} + nodeps.txt"))
     if result.forbidden_present:
         why = "; ".join(f"{n}: {forbidden.get(n, '')}" for n in result.forbidden_present)
         rows.append(Row("lock", "forbidden packages absent", FAILED,

@@ -26,7 +26,6 @@ class Level:
 class Tier:
     name: str
     level: str
-    lock: str
     emulate: str
     cpus: str
     forbidden: dict[str, str]
@@ -94,7 +93,7 @@ def load() -> TierTable:
         so_far = so_far | frozenset(entry["adds"])
         levels.append(Level(entry["name"], so_far, tuple(entry["adds"])))
     tiers = tuple(
-        Tier(t["name"], t["level"], t["lock"], t["emulate"], t["cpus"], dict(t["forbidden"]))
+        Tier(t["name"], t["level"], t["emulate"], t["cpus"], dict(t["forbidden"]))
         for t in raw["tiers"]
     )
     aliases = {k: tuple(v) for k, v in raw["feature_aliases"].items()}

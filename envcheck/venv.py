@@ -1,6 +1,6 @@
 """What a ttsrig venv holds at its top, and where its packages live: the one place these are known.
 
-- ttsrig-state.json: bin/bootstrap's record (tier, lock, completeness). A folder with it is a venv bootstrap
+- ttsrig-state.json: bin/bootstrap's record (tier, lock, the Python it was built with, completeness). A folder with it is a venv bootstrap
   made; bootstrap changes no other. bootstrap writes it; envcheck, the patches tool and the trainers read it.
 - ttsrig-patches.json and ttsrig-patches/: the patches tool's own record and its backups (patches.target).
 - pyvenv.cfg: written by `python -m venv`; its version names lib/pythonX.Y/site-packages.
@@ -10,6 +10,7 @@ Standard library only: bin/bootstrap uses it before anything is installed.
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 from envcheck.atomic import write_json_atomic
@@ -78,3 +79,16 @@ def recorded_tier(venv: Path) -> str | None:
     """The tier bin/bootstrap built the venv for, if its record says."""
     tier = (read_state(venv) or {}).get("tier")
     return tier if isinstance(tier, str) else None
+
+
+def recorded_python(venv: Path) -> str | None:
+    """The Python version (e.g. '3.12.1') a venv bin/bootstrap made was built with: its record's `python`, or,
+    for a record written before the record named it, pyvenv.cfg's. None for a folder bootstrap did not make
+    or a record that says nothing readable."""
+    state = read_state(venv)
+    if not state:
+        return None
+    version = state.get("python")
+    if not isinstance(version, str):
+        version = python_version(venv)
+    return version if version and re.fullmatch(r"3\.\d+(\.\d+)?\S*", version) else None

@@ -29,7 +29,7 @@ class Env:
         prefix = Path(venv).absolute()
         site = site_packages(prefix)
         if not (prefix / "pyvenv.cfg").exists() or not site.is_dir():
-            raise TtsrigError(f"{prefix} is not a Python 3.11 venv (no pyvenv.cfg or site-packages). "
+            raise TtsrigError(f"{prefix} is not a Python venv (no pyvenv.cfg or lib/python3.X/site-packages). "
                               "Pass the venv bin/bootstrap built, e.g. --venv .venv.")
         return cls(prefix, site)
 

@@ -3,11 +3,13 @@ from __future__ import annotations
 
 import json
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 from envcheck import locks
+from envcheck.venv import site_packages
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -22,10 +24,15 @@ def state(venv):
     return json.loads((venv / "ttsrig-state.json").read_text())
 
 
+def tier_lock(tier: str) -> Path:
+    """The lock conftest's bootstrap (--python this interpreter) installs for `tier`."""
+    return locks.lock_path(tier, sys.version_info[:2])
+
+
 def test_the_venv_matches_the_lock(host_venv, host_tier):
-    pins = {**locks.parse_lock(ROOT / f"requirements/{host_tier}.txt"),
+    pins = {**locks.parse_lock(tier_lock(host_tier)),
             **locks.parse_lock(ROOT / "requirements/nodeps.txt")}
-    have = locks.installed(host_venv / "lib/python3.11/site-packages")
+    have = locks.installed(site_packages(host_venv))
     result = locks.conformance(pins, have, [], {"pip", "ttsrig"})
     assert result.ok, result
     assert state(host_venv)["complete"] is True
@@ -36,16 +43,17 @@ def test_the_stack_imports_and_computes(host_venv, host_tier):
     out = subprocess.run([str(host_venv / "bin/python"), "-c", IMPORTS], capture_output=True, text=True,
                          cwd="/tmp")
     assert out.returncode == 0, out.stderr[-3000:]
-    torch_pin = locks.parse_lock(ROOT / f"requirements/{host_tier}.txt")["torch"].version
+    torch_pin = locks.parse_lock(tier_lock(host_tier))["torch"].version
     assert out.stdout.startswith(torch_pin)
 
 
 def test_installed_packages_carry_compiled_bytecode(host_venv):
     # Without .pyc files every import recompiles torch and f5_tts: twice as slow, far worse emulated.
-    site = host_venv / "lib/python3.11/site-packages"
+    site = site_packages(host_venv)
+    tag = site.parent.name.replace("python", "cpython-").replace(".", "")  # lib/python3.12 -> cpython-312
     for module in ("torch/__init__.py", "f5_tts/model/cfm.py", "transformers/__init__.py"):
         source = site / module
-        cached = list((source.parent / "__pycache__").glob(f"{source.stem}.cpython-311*.pyc"))
+        cached = list((source.parent / "__pycache__").glob(f"{source.stem}.{tag}*.pyc"))
         assert cached, f"no bytecode for {module}"
 
 
@@ -82,7 +90,7 @@ def test_an_interrupted_install_is_completed_by_the_next_run(host_venv, run_boot
     out = run_bootstrap("--venv", str(host_venv))
     assert "continuing an installation that did not finish" in out.stderr
     assert "versions:  all equal the lock" in out.stdout
-    assert "munch" in locks.installed(host_venv / "lib/python3.11/site-packages")
+    assert "munch" in locks.installed(site_packages(host_venv))
     assert state(host_venv)["complete"] is True
 
 
@@ -96,7 +104,7 @@ def test_a_changed_lock_is_applied_and_what_it_dropped_is_removed(host_venv, run
     out = run_bootstrap("--venv", str(host_venv))
     assert "the lock changed since the last run; applying it" in out.stderr
     assert "removed iniconfig" in out.stdout
-    assert "iniconfig" not in locks.installed(host_venv / "lib/python3.11/site-packages")
+    assert "iniconfig" not in locks.installed(site_packages(host_venv))
     assert state(host_venv)["lock_digest"] != "an-older-lock"
 
 
@@ -110,7 +118,7 @@ def test_removing_a_dropped_package_removes_only_its_files_in_the_venv(host_venv
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
     (venv / "bin/uv").symlink_to(host_venv / "bin/uv")  # the host venv's uv, only read
-    site = venv / "lib/python3.11/site-packages"
+    site = site_packages(venv)
     outside = tmp_path / "home"
     outside.mkdir()
     (outside / "thesis.tex").write_text("mine")
@@ -122,8 +130,8 @@ def test_removing_a_dropped_package_removes_only_its_files_in_the_venv(host_venv
     (meta / "RECORD").write_text("oldpkg.py,,\noldpkg-1.0.dist-info/METADATA,,\noldpkg-1.0.dist-info/RECORD,,\n"
                                  "oldpkg-1.0.dist-info/INSTALLER,,\n../../../../home/thesis.tex,,\n"
                                  f"{outside / 'thesis.tex'},,\n")
-    plan = bootstrap.Plan("v3", "v3", ROOT / "requirements/v3.txt", ROOT / "requirements/nodeps.txt", venv,
-                          sys.executable, "uv", False, "d", pins=locks.parse_lock(ROOT / "requirements/v3.txt"))
+    plan = bootstrap.Plan("v3", "v3", tier_lock("v3"), ROOT / "requirements/nodeps.txt", venv,
+                          sys.executable, "uv", False, "d", pins=locks.parse_lock(tier_lock("v3")))
     remove = bootstrap.packages_to_remove(plan, ["oldpkg", "pip", "uv"], locks.installed(site))
     assert remove == ["oldpkg"]
     bootstrap.run(bootstrap.uninstall_cmd(plan, remove), plan, "removing oldpkg")

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -14,6 +15,12 @@ from envcheck import bootstrap, locks
 from envcheck.errors import TtsrigError
 
 ROOT = Path(__file__).resolve().parents[2]
+PY = f"{sys.version_info[0]}.{sys.version_info[1]}"  # the Python these tests run on, the only one on their PATH
+
+
+def lock(tier: str, python: str = PY) -> str:
+    """The lock bootstrap picks for tier and Python, as it names it (relative to the checkout)."""
+    return f"requirements/py{python}/{tier}.txt"
 
 
 @pytest.fixture(autouse=True)
@@ -21,6 +28,18 @@ def own_wheel_cache(tmp_path, monkeypatch):
     """The user's wheel cache and wheelhouse setting stay out of these tests."""
     monkeypatch.setenv(bootstrap.WHEEL_CACHE_ENV, str(tmp_path / "wheel-cache"))
     monkeypatch.delenv(bootstrap.WHEELHOUSE_ENV, raising=False)
+
+
+@pytest.fixture(autouse=True)
+def only_this_python_on_path(tmp_path_factory, monkeypatch):
+    """PATH holds git and this Python as python3.X only, so that the Pythons of the machine running the tests
+    do not decide which one bootstrap picks. Tests that need others put fakes on PATH themselves."""
+    folder = tmp_path_factory.mktemp("path")
+    (folder / f"python{PY}").symlink_to(os.path.realpath(sys.executable))
+    if shutil.which("git"):
+        (folder / "git").symlink_to(shutil.which("git"))
+    monkeypatch.setenv("PATH", str(folder))
+    return folder
 
 
 @pytest.fixture
@@ -40,8 +59,9 @@ def test_dry_run_prints_the_plan_and_changes_nothing(probed, tmp_path, capsys):
     out = capsys.readouterr().out
     assert "cpu:  Test CPU (k10, x86-64)" in out
     assert "tier: pre-v2" in out
-    assert "lock: requirements/pre-v2.txt" in out
-    assert "--require-hashes --no-deps -r requirements/pre-v2.txt" in out
+    assert f"python: CPython {'.'.join(map(str, sys.version_info[:3]))}" in out
+    assert f"lock: {lock('pre-v2')}" in out
+    assert f"--require-hashes --no-deps -r {lock('pre-v2')}" in out
     assert "--no-build-isolation -r requirements/nodeps.txt" in out
     assert "bitsandbytes, datasets, pandas, pyarrow, pyarrow-hotfix, torchcodec" in out
     assert "dry run: nothing was changed" in out
@@ -65,7 +85,7 @@ def test_tier_below_the_probed_one_is_quiet(probed, tmp_path, capsys):
 def test_hand_edited_lock_is_refused_before_anything_happens(probed, tmp_path, monkeypatch, capsys):
     req = tmp_path / "requirements"
     shutil.copytree(ROOT / "requirements", req)
-    lock = req / "pre-v2.txt"
+    lock = req / f"py{PY}/pre-v2.txt"
     lock.write_text(lock.read_text().replace("numpy==1.26.4 \\\n", "numpy==1.26.4\n", 1).replace(
         "numpy==1.26.4\n    --hash", "numpy==1.26.4\n#    --hash", 1))
     monkeypatch.setattr(bootstrap, "REQUIREMENTS", req)
@@ -87,38 +107,45 @@ def test_hand_edited_lock_is_refused_before_anything_happens(probed, tmp_path, m
     ],
 )
 def test_installer_failures_become_clear_messages(tmp_path, output, expected):
-    plan = bootstrap.Plan("v3", "v3", ROOT / "requirements/v3.txt", ROOT / "requirements/nodeps.txt",
+    plan = bootstrap.Plan("v3", "v3", ROOT / lock("v3"), ROOT / "requirements/nodeps.txt",
                           tmp_path, sys.executable, "uv", False, "x")
     script = f"import sys; print({output!r}); sys.exit(3)"
     with pytest.raises(TtsrigError, match=expected):
         bootstrap.run([sys.executable, "-c", script], plan, "installing something")
 
 
-def test_unsupported_python_is_named_with_the_fix(tmp_path):
-    fake = tmp_path / "python3.9"
-    fake.write_text("#!/bin/sh\necho 'CPython 3 9'\n")
+@pytest.mark.parametrize("version", ["3 9", "3 9 18", "3 14 0", "3 8 10"])
+def test_unsupported_python_is_named_with_the_fix(tmp_path, version):
+    fake = tmp_path / "python3"
+    fake.write_text(f"#!/bin/sh\necho 'CPython {version}'\n")
     fake.chmod(0o755)
-    with pytest.raises(TtsrigError, match=r"is CPython 3.9; .*CPython 3.11 only.*--python"):
+    with pytest.raises(TtsrigError) as caught:
         bootstrap.check_python(str(fake))
+    message = str(caught.value)
+    assert f"is CPython {version.replace(' ', '.')}; ttsrig's locks are for CPython 3.10 to 3.13. Pass --python" in message
+    assert "sudo apt-get install python3 python3-venv" in message and "\n" not in message
 
 
-def test_python_without_venv_module_is_named_with_the_fix(tmp_path):
-    fake = tmp_path / "python3.11"
-    fake.write_text("#!/bin/sh\necho 'CPython 3 11'\necho \"ModuleNotFoundError: No module named 'ensurepip'\" >&2\nexit 1\n")
+@pytest.mark.parametrize("minor", ["3.11", "3.13"])
+def test_python_without_venv_module_is_named_with_the_fix(tmp_path, minor):
+    fake = tmp_path / f"python{minor}"
+    fake.write_text(f"#!/bin/sh\necho 'CPython {minor.replace('.', ' ')} 2'\n"
+                    "echo \"ModuleNotFoundError: No module named 'ensurepip'\" >&2\nexit 1\n")
     fake.chmod(0o755)
-    with pytest.raises(TtsrigError, match="no working `venv` module.*python3.11-venv"):
+    with pytest.raises(TtsrigError, match=f"no working `venv` module.*python{minor}-venv"):
         bootstrap.check_python(str(fake))
 
 
 def test_missing_python_is_named(tmp_path):
-    with pytest.raises(TtsrigError, match="not found.*CPython 3.11"):
+    with pytest.raises(TtsrigError, match="not found.*CPython 3.10 to 3.13"):
         bootstrap.check_python(str(tmp_path / "nope"))
 
 
 def test_this_python_is_accepted():
-    if sys.version_info[:2] != (3, 11):
-        pytest.skip("the tests run on 3.11 under tox")
-    assert bootstrap.check_python(sys.executable)
+    if sys.version_info[:2] not in locks.SUPPORTED_PYTHONS:
+        pytest.skip("the tests run on a supported Python under tox")
+    found = bootstrap.check_python(sys.executable)
+    assert found.version == tuple(sys.version_info[:3]) and found.has_venv and found.supported
 
 
 def test_never_installs_into_a_python_installation(tmp_path):
@@ -145,7 +172,7 @@ def test_shim_refuses_a_missing_python(tmp_path):
     out = subprocess.run([str(ROOT / "bin/bootstrap"), "--python", str(tmp_path / "nope"), "--dry-run"],
                          capture_output=True, text=True)
     assert out.returncode == 2
-    assert "ttsrig needs CPython 3.11" in out.stderr
+    assert "not found. ttsrig builds its venv with CPython 3.10 to 3.13" in out.stderr
 
 
 def test_first_run_installs_archspec_before_deciding_the_tier(tmp_path, monkeypatch, capsys):
@@ -197,7 +224,7 @@ def fake_python(tmp_path):
 
 
 def plan_for(venv: Path, python: str = sys.executable, **extra) -> bootstrap.Plan:
-    return bootstrap.Plan("v3", "v3", ROOT / "requirements/v3.txt", ROOT / "requirements/nodeps.txt", venv, python,
+    return bootstrap.Plan("v3", "v3", ROOT / lock("v3"), ROOT / "requirements/nodeps.txt", venv, python,
                           "uv", False, "d", **extra)
 
 
@@ -303,13 +330,16 @@ def test_a_venv_made_by_bootstrap_with_a_working_python_is_kept(tmp_path):
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
     (venv / bootstrap.STATE_NAME).write_text("{}")
-    marker = venv / "lib/python3.11/site-packages/marker.txt"
+    marker = venv / f"lib/python{PY}/site-packages/marker.txt"
     marker.write_text("x")
-    pip = venv / "lib/python3.11/site-packages/pip"
+    pip = venv / f"lib/python{PY}/site-packages/pip"
     pip.mkdir()
     (pip / "__init__.py").write_text("")
     bootstrap.ensure_venv(plan_for(venv))
     assert marker.exists()
+    # The check is for the plan's Python, not for 3.11: the same venv does not pass as another Python's.
+    other = "3.13.0" if PY != "3.13" else "3.12.0"
+    assert bootstrap.venv_tree_ok(plan_for(venv)) and not bootstrap.venv_tree_ok(plan_for(venv, python_version=other))
 
 
 def test_a_killed_venv_creation_is_one_line_and_the_next_run_finishes_it(tmp_path, fake_python, monkeypatch):
@@ -367,7 +397,7 @@ def test_a_symlink_is_judged_where_it_points(probed, tmp_path, fake_python, no_i
 
 
 def test_removal_takes_only_installed_packages_and_never_bootstraps_own_tools(tmp_path):
-    plan = plan_for(tmp_path, pins=locks.parse_lock(ROOT / "requirements/pre-v2.txt"))
+    plan = plan_for(tmp_path, pins=locks.parse_lock(ROOT / lock("pre-v2")))
     plan.tier = "pre-v2"
     have = {"pip": "26", "setuptools": "84", "uv": "0.13.9", "archspec": "0.2.7", "ttsrig": "0.1.0",
             "iniconfig": "2.0.0", "pandas": "3.0", "torch": "2.7.0"}
@@ -470,7 +500,7 @@ def test_a_wheelhouse_serves_the_installer_and_a_damaged_wheel_is_refused(offlin
 def test_the_wheelhouse_plan_uses_it_for_every_step(probed, tmp_path, monkeypatch, capsys):
     house = tmp_path / "wheelhouse"
     house.mkdir()
-    pins = {**locks.parse_lock(ROOT / "requirements/pre-v2.txt"), **locks.parse_lock(ROOT / "requirements/nodeps.txt")}
+    pins = {**locks.parse_lock(ROOT / lock("pre-v2")), **locks.parse_lock(ROOT / "requirements/nodeps.txt")}
     for pin in pins.values():  # empty stand-ins named as `pip download` names them
         name = pin.name.replace("-", "_")
         (house / (f"{name}-{pin.version}.tar.gz" if pin.name == "monotonic-align"
@@ -478,10 +508,11 @@ def test_the_wheelhouse_plan_uses_it_for_every_step(probed, tmp_path, monkeypatc
     monkeypatch.setenv(bootstrap.WHEELHOUSE_ENV, str(house))
     assert bootstrap.main(["--dry-run", "--offline", "--venv", str(tmp_path / "v")]) == 0
     out = capsys.readouterr().out
-    assert f"uv install --no-index --find-links {house} --offline --require-hashes --no-deps -r requirements/pre-v2.txt" in out
+    assert f"uv install --no-index --find-links {house} --offline --require-hashes --no-deps -r {lock('pre-v2')}" in out
     assert f"--no-index --find-links {house} --offline --require-hashes --no-deps --no-build-isolation -r requirements/nodeps.txt" in out
     assert f"pip install --require-hashes --no-deps --no-index --find-links {house} --find-links" in out
-    plan = bootstrap.make_plan(bootstrap.build_parser().parse_args(["--venv", str(tmp_path / "v")]), sys.executable)
+    plan = bootstrap.make_plan(bootstrap.build_parser().parse_args(["--venv", str(tmp_path / "v")]),
+                               bootstrap.check_python(sys.executable))
     assert bootstrap.installer_cmd(plan, "-r", "x")[-5:] == ["--no-index", "--find-links", str(house), "-r", "x"]
     # One file missing: refused before anything changes, naming it and the folder.
     (house / "torch-2.7.0-py3-none-any.whl").unlink()
@@ -533,13 +564,13 @@ def line_of(path: Path, text: str) -> int:
 
 
 def test_a_version_changed_by_hand_is_named_by_line_in_the_dry_run(probed, git_checkout, tmp_path, capsys):
-    lock = git_checkout / "requirements/pre-v2.txt"
-    lock.write_text(lock.read_text().replace("\ntorch==2.7.0 \\", "\ntorch==2.7.1 \\", 1))
+    pre_v2 = git_checkout / lock("pre-v2")
+    pre_v2.write_text(pre_v2.read_text().replace("\ntorch==2.7.0 \\", "\ntorch==2.7.1 \\", 1))
     for args in (["--dry-run"], []):
         assert bootstrap.main([*args, "--venv", str(tmp_path / "v")]) == 2
         err = capsys.readouterr().err.strip()
         assert err.count("\n") == 0
-        assert f"requirements/pre-v2.txt line {line_of(lock, 'torch==')}: torch 2.7.1 carries the hashes of torch 2.7.0" in err
+        assert f"{lock('pre-v2')} line {line_of(pre_v2, 'torch==')}: torch 2.7.1 carries the hashes of torch 2.7.0" in err
         assert "`git checkout -- requirements/`" in err and "bin/lock" in err
     assert not (tmp_path / "v").exists()
 
@@ -567,26 +598,26 @@ def test_a_regenerated_lock_is_not_called_a_hand_edit(probed, git_checkout, tmp_
 def test_an_installer_hash_mismatch_names_the_lock_line(tmp_path):
     output = "error: Failed to download `munch==2.5.0`\n  cause: Hash mismatch for `munch==2.5.0`\n"
     script = f"import sys; print({output!r}); sys.exit(1)"
-    v3 = ROOT / "requirements/v3.txt"
+    v3 = ROOT / lock("v3")
     line = locks.parse_lock(v3)["munch"].line
-    with pytest.raises(TtsrigError, match=rf"requirements/v3.txt line {line}: the file of munch==2.5.0 does not match"
+    with pytest.raises(TtsrigError, match=rf"{lock('v3')} line {line}: the file of munch==2.5.0 does not match"
                                           r".*edited by hand.*git checkout -- requirements/"):
         bootstrap.run([sys.executable, "-c", script], plan_for(tmp_path), "installing", (ROOT / "requirements/nodeps.txt", v3))
     pip_output = ("ERROR: THESE PACKAGES DO NOT MATCH THE HASHES FROM THE REQUIREMENTS FILE.\n"
                   "    munch==2.5.0 from https://files.example/munch-2.5.0-py2.py3-none-any.whl (from -r x (line 1)):\n")
     script = f"import sys; print({pip_output!r}); sys.exit(1)"
-    with pytest.raises(TtsrigError, match=rf"requirements/v3.txt line {line}: the file of munch==2.5.0"):
+    with pytest.raises(TtsrigError, match=rf"{lock('v3')} line {line}: the file of munch==2.5.0"):
         bootstrap.run([sys.executable, "-c", script], plan_for(tmp_path), "installing", (v3,))
 
 
 def test_a_pin_the_index_does_not_have_is_called_an_edit_online_and_missing_offline(tmp_path):
     output = "  cause: Because there is no version of torch==2.7.9 and you require torch==2.7.9, we can conclude"
     script = f"import sys; print({output!r}); sys.exit(1)"
-    v3 = ROOT / "requirements/v3.txt"
-    with pytest.raises(TtsrigError, match=r"requirements/v3.txt names a release the index does not have.*edited by hand"):
+    v3 = ROOT / lock("v3")
+    with pytest.raises(TtsrigError, match=rf"{lock('v3')} names a release the index does not have.*edited by hand"):
         bootstrap.run([sys.executable, "-c", script], plan_for(tmp_path), "installing", (v3,))
     house = plan_for(tmp_path, wheelhouse=tmp_path / "house")
-    with pytest.raises(TtsrigError, match=rf"a file of requirements/v3.txt is not in {tmp_path}/house: copy it there"):
+    with pytest.raises(TtsrigError, match=rf"a file of {lock('v3')} is not in {tmp_path}/house: copy it there"):
         bootstrap.run([sys.executable, "-c", script], house, "installing", (v3,))
 
 
@@ -597,3 +628,216 @@ def test_a_venv_whose_python_cannot_run_is_probed_with_the_given_python(tmp_path
     (venv / "bin/python").chmod(0o644)  # exists, cannot be executed
     cpu = bootstrap.probe_cpu(venv, sys.executable)
     assert cpu["tier"] in ("pre-v2", "v2", "v3")
+
+
+# --- which Python builds the venv (issue 13) ----------------------------------
+
+FAKE_PYTHON = """#!/bin/sh
+# A stand-in for CPython {version}: answers bootstrap's probe; `-m venv DIR` lays out a {minor} venv's skeleton.
+if [ "$1" = "-c" ]; then
+    echo 'CPython {words}'
+    {venv_check}
+fi
+if [ "$1" = "-m" ] && [ "$2" = "venv" ]; then
+    mkdir -p "$3/bin" "$3/lib/python{minor}/site-packages"
+    printf 'home = /nowhere\\nversion = {version}\\n' >"$3/pyvenv.cfg"
+    exit 0
+fi
+exit 3
+"""
+NO_VENV = """echo "ModuleNotFoundError: No module named 'ensurepip'" >&2; exit 1"""
+
+
+def fake_python_at(folder: Path, name: str, version: str, *, has_venv: bool = True) -> str:
+    """A program called `name` in `folder` that says it is CPython `version`."""
+    minor = ".".join(version.split(".")[:2])
+    path = folder / name
+    path.write_text(FAKE_PYTHON.format(version=version, minor=minor, words=version.replace(".", " "),
+                                       venv_check="exit 0" if has_venv else NO_VENV))
+    path.chmod(0o755)
+    return str(path)
+
+
+def not_a_python(folder: Path, name: str) -> None:
+    """What pyenv puts on PATH for a version that is installed but not active: it does not run."""
+    path = folder / name
+    path.write_text(f"#!/bin/sh\necho 'pyenv: {name}: command not found' >&2\nexit 127\n")
+    path.chmod(0o755)
+
+
+@pytest.fixture
+def path_dir(only_this_python_on_path):
+    """The test's PATH folder, emptied of this Python: the test says what is on PATH."""
+    (only_this_python_on_path / f"python{PY}").unlink()
+    return only_this_python_on_path
+
+
+def test_the_newest_supported_python_on_path_is_picked(path_dir, tmp_path, capsys):
+    fake_python_at(path_dir, "python3", "3.9.2")
+    fake_python_at(path_dir, "python3.10", "3.10.12")
+    fake_python_at(path_dir, "python3.12", "3.12.3")
+    not_a_python(path_dir, "python3.13")  # a pyenv shim: on PATH, does not run
+    fake_python_at(path_dir, "python3.14", "3.14.0")  # too new: never a candidate
+    chosen = bootstrap.choose_python(None, tmp_path / "venv")
+    assert (Path(chosen.path).name, chosen.name) == ("python3.12", "CPython 3.12.3")
+    with pytest.raises(TtsrigError, match=r"python3.13 does not run as a Python \(pyenv: python3.13: command not "
+                                          r"found\)\. Pass --python with a CPython 3.10 to 3.13 that runs"):
+        bootstrap.choose_python("python3.13", tmp_path / "venv")
+    fake_python_at(path_dir, "python3.13", "3.13.5")
+    assert Path(bootstrap.choose_python(None, tmp_path / "venv").path).name == "python3.13"
+    # --python wins over PATH.
+    assert bootstrap.choose_python("python3.10", tmp_path / "venv").name == "CPython 3.10.12"
+
+
+def test_python3_counts_when_its_version_is_supported(path_dir, tmp_path):
+    fake_python_at(path_dir, "python3", "3.12.3")  # Ubuntu 24.04 without the python3.12 name on PATH
+    assert bootstrap.choose_python(None, tmp_path / "venv").name == "CPython 3.12.3"
+
+
+def test_an_existing_venv_keeps_its_python_when_it_is_on_path(path_dir, tmp_path):
+    fake_python_at(path_dir, "python3.11", "3.11.2")
+    fake_python_at(path_dir, "python3.13", "3.13.5")
+    venv = tmp_path / "venv"
+    venv.mkdir()
+    (venv / bootstrap.STATE_NAME).write_text(json.dumps({"complete": True, "tier": "v3", "python": "3.11.2"}))
+    assert bootstrap.choose_python(None, venv).name == "CPython 3.11.2"
+    assert bootstrap.choose_python(None, tmp_path / "new").name == "CPython 3.13.5"
+
+
+def test_the_newest_without_venv_gives_way_to_one_with_it(path_dir, tmp_path, capsys):
+    fake_python_at(path_dir, "python3.13", "3.13.5", has_venv=False)
+    fake_python_at(path_dir, "python3.11", "3.11.2")
+    assert bootstrap.choose_python(None, tmp_path / "venv").name == "CPython 3.11.2"
+    assert "python3.13 (CPython 3.13.5) cannot make a venv" in capsys.readouterr().err
+    (path_dir / "python3.11").unlink()
+    with pytest.raises(TtsrigError) as caught:
+        bootstrap.choose_python(None, tmp_path / "venv")
+    assert "has no working `venv` module" in str(caught.value)
+    assert "`sudo apt-get install python3.13-venv`" in str(caught.value)
+
+
+def test_no_supported_python_on_path_is_one_line_naming_what_to_install(path_dir, tmp_path, capsys):
+    fake_python_at(path_dir, "python3", "3.9.2")
+    not_a_python(path_dir, "python3.12")
+    venv = tmp_path / "venv"
+    assert bootstrap.main(["--venv", str(venv)]) == 2
+    err = capsys.readouterr().err
+    assert err == ("bootstrap: no supported Python on PATH: ttsrig builds its venv with CPython 3.10 to 3.13 "
+                   "(python3 is CPython 3.9.2). Install one: `sudo apt-get install python3 python3-venv` (the "
+                   "python3 of Ubuntu 22.04 and 24.04 and of Debian 12 and 13 is supported); or pass --python "
+                   "/path/to/python3.X.\n")
+    assert not venv.exists()
+
+
+@pytest.mark.parametrize("python", ["3.10.12", "3.11.2", "3.12.3", "3.13.5"])
+def test_the_plan_picks_the_lock_of_the_chosen_python(probed, path_dir, tmp_path, capsys, python):
+    minor = ".".join(python.split(".")[:2])
+    fake_python_at(path_dir, f"python{minor}", python)
+    venv = tmp_path / "venv"
+    assert bootstrap.main(["--dry-run", "--venv", str(venv)]) == 0
+    out = capsys.readouterr().out
+    assert f"python: CPython {python} ({path_dir}/python{minor})" in out
+    assert f"lock: {lock('pre-v2', minor)}" in out and f"-r {lock('pre-v2', minor)}" in out
+    assert not venv.exists()
+
+
+def test_the_summary_names_the_lock_and_the_python(tmp_path):
+    plan = plan_for(tmp_path, python="/usr/bin/python3.12", python_version="3.12.1")
+    plan.lock = ROOT / lock("v3", "3.12")
+    text = bootstrap.summary(plan, locks.conformance({}, {}, []), [], "applied", 1.0)
+    assert "lock:      requirements/py3.12/v3.txt, CPython 3.12.1 + requirements/nodeps.txt" in text
+    assert "python:    CPython 3.12.1 (/usr/bin/python3.12)" in text
+
+
+def test_a_missing_lock_for_the_chosen_python_is_one_line_before_anything(probed, path_dir, tmp_path, monkeypatch,
+                                                                          capsys):
+    req = tmp_path / "requirements"
+    shutil.copytree(ROOT / "requirements", req, ignore=shutil.ignore_patterns("evidence"))
+    (req / "py3.12/pre-v2.txt").unlink()
+    monkeypatch.setattr(bootstrap, "REQUIREMENTS", req)
+    fake_python_at(path_dir, "python3.12", "3.12.3")
+    venv = tmp_path / "venv"
+    assert bootstrap.main(["--venv", str(venv)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "the lock of tier pre-v2 for CPython 3.12" in err
+    assert "is missing: make it with `bin/lock --python 3.12 pre-v2`" in err
+    assert not venv.exists()
+
+
+def test_another_python_on_an_existing_venv_is_refused_in_one_line(probed, path_dir, tmp_path, no_installs,
+                                                                     capsys):
+    fake_python_at(path_dir, "python3.11", "3.11.2")
+    python312 = fake_python_at(path_dir, "python3.12", "3.12.3")
+    venv = tmp_path / "venv"
+    venv.mkdir()
+    record = {"complete": True, "made_by": "bin/bootstrap", "tier": "pre-v2", "python": "3.11.2",
+              "lock": lock("pre-v2", "3.11")}
+    (venv / bootstrap.STATE_NAME).write_text(json.dumps(record))
+    before = user_files(venv)
+    for args in (["--dry-run"], []):
+        assert bootstrap.main([*args, "--venv", str(venv), "--python", python312]) == 2
+        err = capsys.readouterr().err
+        assert err == (f"bootstrap: {venv} was built with CPython 3.11.2, and this run would use CPython 3.12.3 "
+                       f"({python312}): a venv keeps its Python. Pass --python python3.11, build the new one "
+                       f"elsewhere with --venv PATH, or remove {venv} (bin/bootstrap made it) and re-run.\n")
+    assert user_files(venv) == before and not no_installs
+    # A record from before bootstrap wrote the Python: pyvenv.cfg's version says it.
+    (venv / bootstrap.STATE_NAME).write_text(json.dumps({"complete": True, "tier": "pre-v2"}))
+    (venv / "pyvenv.cfg").write_text("home = /usr/bin\nversion = 3.11.7\n")
+    assert bootstrap.main(["--dry-run", "--venv", str(venv), "--python", python312]) == 2
+    assert "was built with CPython 3.11.7" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("python", ["3.12.3", "3.13.5"])
+def test_the_record_names_the_python_and_its_lock(tmp_path, monkeypatch, python):
+    minor = ".".join(python.split(".")[:2])
+    fake = fake_python_at(tmp_path, f"python{minor}", python)
+    venv = tmp_path / "venv"
+    plan = plan_for(venv, fake, python_version=python)
+    plan.lock = ROOT / lock("v3", minor)
+    bootstrap.ensure_venv(plan)
+    assert json.loads((venv / bootstrap.STATE_NAME).read_text())["python"] == python  # written before the venv
+    assert bootstrap.site_packages(venv) == venv / f"lib/python{minor}/site-packages"
+    monkeypatch.setattr(bootstrap, "ensure_venv", lambda plan: None)
+    monkeypatch.setattr(bootstrap, "ensure_bootstrap_tools", lambda plan: None)
+    monkeypatch.setattr(bootstrap, "run", lambda *args, **kw: None)
+    bootstrap.install(plan, {})
+    state = json.loads((venv / bootstrap.STATE_NAME).read_text())
+    assert (state["python"], state["lock"], state["complete"]) == (python, lock("v3", minor), True)
+    from envcheck.venv import recorded_python
+    assert recorded_python(venv) == python
+
+
+def test_the_module_runs_on_python_3_8_syntax():
+    """bin/bootstrap may start the module with any python3 from 3.8 on: nothing newer than 3.8 may be needed to
+    import it (the venv's own Python is checked separately)."""
+    import ast
+
+    for module in ("bootstrap", "locks", "tiers", "venv", "atomic", "digests", "errors"):
+        source = (ROOT / "envcheck" / f"{module}.py").read_text()
+        ast.parse(source, feature_version=(3, 8))
+        assert "removeprefix" not in source and "removesuffix" not in source, module
+
+
+def test_the_shim_runs_on_any_python3_that_runs(path_dir, tmp_path):
+    """A pyenv shim named python3 that does not run is passed over; with no Python 3.8+ at all, one line."""
+    (path_dir / "dirname").symlink_to(shutil.which("dirname", path="/usr/bin:/bin"))
+    not_a_python(path_dir, "python3")
+    (path_dir / "python3.9").symlink_to(os.path.realpath(sys.executable))  # any 3.8+ may run the module
+    env = {**os.environ, "PATH": str(path_dir)}
+    out = subprocess.run([str(ROOT / "bin/bootstrap"), "--python", str(tmp_path / "nope"), "--dry-run"],
+                         capture_output=True, text=True, env=env)
+    assert (out.returncode, out.stderr.count("\n")) == (2, 1)
+    assert "not found. ttsrig builds its venv with CPython 3.10 to 3.13" in out.stderr  # the module answered
+    (path_dir / "python3.9").unlink()
+    out = subprocess.run([str(ROOT / "bin/bootstrap"), "--dry-run"], capture_output=True, text=True, env=env)
+    assert out.returncode == 2 and out.stderr.count("\n") == 1
+    assert out.stderr.startswith("bootstrap: no python3 (3.8 or newer) found to run bin/bootstrap")
+    assert "sudo apt-get install python3 python3-venv" in out.stderr
+
+
+def test_the_compiler_hint_names_the_dev_package_of_the_venvs_python(tmp_path):
+    script = "import sys; print(\"error: command 'gcc' failed: No such file or directory\"); sys.exit(1)"
+    plan = plan_for(tmp_path, python_version="3.13.5")
+    with pytest.raises(TtsrigError, match=r"`sudo apt-get install build-essential python3.13-dev`"):
+        bootstrap.run([sys.executable, "-c", script], plan, "installing something")

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from envcheck import knowledge, tiers
+from envcheck import knowledge, locks, tiers
 from envcheck.errors import TtsrigError
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -43,16 +43,18 @@ def test_the_issue_list_is_covered():
 
 
 def test_a_v3_lock_on_pre_v2_flags_numpy_2_4():
-    findings = knowledge.scan(knowledge.read_requirements(REQ / "v3.txt"), "pre-v2")
+    v3 = locks.lock_path("v3", "3.11")
+    findings = knowledge.scan(knowledge.read_requirements(v3), "pre-v2")
     assert ids(findings) == [("numpy-2.4-baseline", True)]
     assert findings[0].line.source.startswith("v3.txt:")
     line = int(findings[0].line.source.split(":")[1])
-    assert (REQ / "v3.txt").read_text().splitlines()[line - 1].startswith("numpy==")
+    assert v3.read_text().splitlines()[line - 1].startswith("numpy==")
 
 
+@pytest.mark.parametrize("python", locks.SUPPORTED_PYTHONS, ids=locks.python_name)
 @pytest.mark.parametrize("tier", tiers.TIER_NAMES)
-def test_each_tier_lock_has_nothing_that_fails_on_its_tier(tier):
-    findings = knowledge.scan(knowledge.read_requirements(REQ / f"{tier}.txt"), tier)
+def test_each_tier_lock_has_nothing_that_fails_on_its_tier(tier, python):
+    findings = knowledge.scan(knowledge.read_requirements(locks.lock_path(tier, python)), tier)
     assert all(f.entry.outcome == "patched" for f in findings), ids(findings)
 
 
@@ -91,10 +93,10 @@ def run_scan(*args: str) -> subprocess.CompletedProcess:
 
 
 def test_scan_command_exit_status_text_and_json():
-    bad = run_scan("requirements/v3.txt", "--tier", "pre-v2")
+    bad = run_scan("requirements/py3.11/v3.txt", "--tier", "pre-v2")
     assert bad.returncode == 1
     assert "numpy==2.4.6" in bad.stdout and "needs tier v2" in bad.stdout and "evidence: measured" in bad.stdout
-    patched_only = run_scan("requirements/pre-v2.txt", "--tier", "pre-v2", "--json")
+    patched_only = run_scan("requirements/py3.11/pre-v2.txt", "--tier", "pre-v2", "--json")
     assert patched_only.returncode == 0
     data = json.loads(patched_only.stdout)
     assert data["ok"] is True and [f["id"] for f in data["findings"]] == ["torch-2.7-onednn-sigfpe"]

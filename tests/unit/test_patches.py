@@ -171,7 +171,7 @@ def test_status_json_reports_an_unreadable_record_per_patch(venv, capsys):
 
 def test_not_a_venv(tmp_path, capsys):
     assert cli.main(["status", "--venv", str(tmp_path)]) == 2
-    assert "is not a Python 3.11 venv" in capsys.readouterr().err
+    assert "is not a Python venv (no pyvenv.cfg" in capsys.readouterr().err
 
 
 def test_sitecustomize_edited_by_hand_is_stale_and_apply_restores_it(venv, capsys):

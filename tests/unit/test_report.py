@@ -17,17 +17,22 @@ REQ = locks.REQUIREMENTS
 ROOT = REQ.parent
 
 
-def fake_venv(root: Path, tier: str, *, versions: dict[str, str] | None = None, state: bool = True) -> Path:
-    """A venv whose site-packages has a dist-info for every pin of the tier's lock (or the given versions)."""
+def fake_venv(root: Path, tier: str, *, versions: dict[str, str] | None = None, state: bool = True,
+              python: str = "3.11.7") -> Path:
+    """A venv of `python` whose site-packages has a dist-info for every pin of the tier's lock for that Python
+    (or the given versions)."""
     venv = root / "venv"
-    site = venv / "lib/python3.11/site-packages"
+    minor = ".".join(python.split(".")[:2])
+    site = venv / f"lib/python{minor}/site-packages"
     site.mkdir(parents=True)
     (venv / "bin").mkdir()
     (venv / "bin/python").symlink_to(sys.executable)
     home = Path(os.path.realpath(sys.executable)).parent  # so the venv's python finds its own standard library
-    (venv / "pyvenv.cfg").write_text(f"home = {home}\nversion = 3.11.7\n")
+    (venv / "pyvenv.cfg").write_text(f"home = {home}\nversion = {python}\n")
     (site / "ttsrig.pth").write_text(f"{ROOT}\n")  # what bootstrap's editable install of ttsrig gives
-    pins = {**locks.parse_lock(REQ / f"{tier}.txt"), **locks.parse_lock(REQ / "nodeps.txt")}
+    supported = locks.major_minor(python) in locks.SUPPORTED_PYTHONS
+    lock = locks.lock_path(tier, python if supported else "3.11")
+    pins = {**locks.parse_lock(lock), **locks.parse_lock(REQ / "nodeps.txt")}
     have = {n: p.version for n, p in pins.items()}
     have.update(versions or {})
     for name, version in have.items():
@@ -38,7 +43,7 @@ def fake_venv(root: Path, tier: str, *, versions: dict[str, str] | None = None, 
         (meta / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n\n")
     if state:
         (venv / "ttsrig-state.json").write_text(json.dumps(
-            {"complete": True, "tier": tier, "lock": f"requirements/{tier}.txt", "installed_at": "today"}))
+            {"complete": True, "tier": tier, "lock": locks.display(lock), "installed_at": "today"}))
     return venv
 
 
@@ -108,6 +113,43 @@ def test_a_conforming_venv_passes_the_static_sections(tmp_path, monkeypatch):
     state = json.loads((venv / "ttsrig-state.json").read_text())
     rows = rep.venv_rows(report, state) + rep.lock_rows(report, state)
     assert all(r.status == OK for r in rows), rows
+
+
+@pytest.mark.parametrize("python", ["3.10.12", "3.12.3", "3.13.5"])
+def test_a_venv_of_any_supported_python_is_compared_with_its_own_lock(tmp_path, python):
+    venv = fake_venv(tmp_path, "pre-v2", python=python)
+    report = rep.Report(venv, str(venv / "bin/python"), None, cpu={"tier": "pre-v2"})
+    state = json.loads((venv / "ttsrig-state.json").read_text())
+    rows = {r.name: r for r in rep.venv_rows(report, state) + rep.lock_rows(report, state)}
+    assert all(r.status == OK for r in rows.values()), rows
+    assert rows["python"].detail == f"CPython {python} in {venv}"
+    minor = ".".join(python.split(".")[:2])
+    assert f"equal requirements/py{minor}/pre-v2.txt + nodeps.txt" in rows["versions equal the lock"].detail
+    # The 3.11 lock's numpy would be wrong on 3.13: the comparison really follows the venv's Python.
+    if minor == "3.13":
+        assert "numpy" not in rows["versions equal the lock"].detail
+        drifted = fake_venv(tmp_path / "other", "pre-v2", python=python, versions={"numpy": "1.26.4"})
+        report = rep.Report(drifted, str(drifted / "bin/python"), None, cpu={"tier": "pre-v2"})
+        drift = {r.name: r for r in rep.lock_rows(report, state)}["versions equal the lock"]
+        assert drift.status == FAILED and "numpy 1.26.4 (lock 2.3.5)" in drift.detail
+
+
+def test_an_unsupported_python_or_one_its_lock_does_not_name_is_failed(tmp_path):
+    venv = fake_venv(tmp_path, "v3", python="3.9.18")
+    report = rep.Report(venv, str(venv / "bin/python"), None, cpu={"tier": "v3"})
+    state = json.loads((venv / "ttsrig-state.json").read_text())
+    python = rep.venv_rows(report, state)[0]
+    assert python.status == FAILED and "ttsrig's locks are for CPython 3.10 to 3.13" in python.detail
+    assert "bin/bootstrap --venv NEW --python python3.X" in python.detail
+    [lock] = rep.lock_rows(report, state)
+    assert lock.status == FAILED and "no locks for Python 3.9" in lock.detail
+    # A 3.12 venv whose record names the 3.11 lock: something changed the venv after bootstrap.
+    other = fake_venv(tmp_path / "other", "v3", python="3.12.3")
+    report = rep.Report(other, str(other / "bin/python"), None, cpu={"tier": "v3"})
+    python = rep.venv_rows(report, {**state, "lock": "requirements/py3.11/v3.txt"})[0]
+    assert python.status == FAILED and "a lock for CPython 3.11" in python.detail
+    # A record from before the Python folders (requirements/v3.txt, always 3.11) is not called a mismatch.
+    assert rep.venv_rows(report, {**state, "lock": "requirements/v3.txt"})[0].status == OK
 
 
 def test_lock_drift_forbidden_and_extra_packages(tmp_path):
