@@ -199,7 +199,7 @@ def test_first_run_installs_archspec_before_deciding_the_tier(tmp_path, monkeypa
     assert "cpuid view unavailable" not in capsys.readouterr().err
 
 
-# --- bootstrap deletes only what it made (issue 11, item 6) ------------------
+# --- bootstrap deletes only what it made --------------------------------------
 
 FAKE_VENV_PYTHON = """#!/bin/sh
 # A stand-in for CPython 3.11: answers check_python, and `-m venv DIR` lays out a venv's skeleton.
@@ -407,7 +407,7 @@ def test_removal_takes_only_installed_packages_and_never_bootstraps_own_tools(tm
     assert bootstrap.packages_to_remove(plan, "garbage", have) == ["pandas"]
 
 
-# --- --offline into a new venv, the wheel cache and the wheelhouse (item 7) --
+# --- --offline into a new venv, the wheel cache and the wheelhouse --------
 
 
 def fake_bootstrap_lock(tmp_path: Path) -> tuple[Path, dict[str, Path]]:
@@ -540,7 +540,7 @@ def test_offline_cache_misses_become_clear_messages(tmp_path, output, expected):
         bootstrap.run([sys.executable, "-c", script], plan_for(tmp_path), "installing something")
 
 
-# --- a hand-edited lock names its line (item 8) -------------------------------
+# --- a hand-edited lock names its line ---------------------------------------
 
 
 @pytest.fixture
@@ -630,7 +630,7 @@ def test_a_venv_whose_python_cannot_run_is_probed_with_the_given_python(tmp_path
     assert cpu["tier"] in ("pre-v2", "v2", "v3")
 
 
-# --- which Python builds the venv (issue 13) ----------------------------------
+# --- which Python builds the venv --------------------------------------------
 
 FAKE_PYTHON = """#!/bin/sh
 # A stand-in for CPython {version}: answers bootstrap's probe; `-m venv DIR` lays out a {minor} venv's skeleton.
