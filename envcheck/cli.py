@@ -75,9 +75,11 @@ def run_report(args: argparse.Namespace) -> int:
 def check_interpreter(python: Path) -> None:
     """--python must be an interpreter: otherwise every check would fail with the same OSError."""
     if not python.exists():
-        raise TtsrigError(f"--python {python} does not exist: name a venv's interpreter, e.g. --python .venv/bin/python")
+        raise TtsrigError(f"--python {python} does not exist: name a venv's interpreter, e.g. "
+                          "--python .venv/bin/python")
     if python.is_dir():
-        raise TtsrigError(f"--python {python} is a folder: name the interpreter in it, e.g. {python / 'bin' / 'python'}")
+        raise TtsrigError(f"--python {python} is a folder: name the interpreter in it, e.g. "
+                          f"{python / 'bin' / 'python'}")
     if not os.access(python, os.X_OK):
         raise TtsrigError(f"--python {python} is not executable: name a venv's interpreter, e.g. .venv/bin/python")
 
