@@ -30,6 +30,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from envcheck import paths
 from envcheck.atomic import write_atomic, write_json_atomic
 from envcheck.errors import TtsrigError
 from patches.checkpoints import CheckpointError, add_trust_argument, load_checkpoint
@@ -387,10 +388,12 @@ def build_parser() -> argparse.ArgumentParser:
 def config_from(args: argparse.Namespace) -> Config:
     arch = {}
     if args.model_config:
+        fix = "name a JSON file of the DiT arch (like F5TTS_v1_Base's), or leave --model-config out"
+        text = paths.read_text(Path(args.model_config), "--model-config", fix)
         try:
-            arch = json.loads(Path(args.model_config).read_text())
-        except (OSError, ValueError) as exc:
-            raise TtsrigError(f"--model-config {args.model_config}: {exc}") from None
+            arch = json.loads(text)
+        except ValueError as exc:
+            raise TtsrigError(f"--model-config {args.model_config} is not JSON ({exc}): {fix}") from None
         arch = f5_arch.check_arch(arch, f"--model-config {args.model_config}")
     if hub.is_hub_file(args.pretrained):
         hub.parse(args.pretrained)  # a malformed id is refused before the model is built
@@ -403,11 +406,9 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         cfg = config_from(args)
-        out = Path(cfg.out)
-        if not args.resume:
-            run_state.refuse_another_run(out)
-        out.mkdir(parents=True, exist_ok=True)
-        history = run_state.train(Trainer(cfg, trust=args.trust_checkpoint, progress=not args.quiet), args.resume)
+        run_state.check_out(Path(cfg.out), args.resume)
+        with run_state.run_folder(Path(cfg.out)):
+            history = run_state.train(Trainer(cfg, trust=args.trust_checkpoint, progress=not args.quiet), args.resume)
     except (TtsrigError, CheckpointError) as exc:
         print(f"trainers.f5: {exc}", file=sys.stderr)
         return 2

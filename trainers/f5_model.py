@@ -10,6 +10,7 @@ from pathlib import Path
 
 import torch
 
+from envcheck import paths
 from envcheck.errors import TtsrigError
 from patches import f5_core
 from patches.checkpoints import load_checkpoint
@@ -43,8 +44,9 @@ def build_model(arch: dict, vocab_path: str):
     model_pkg = f5_core.install()
     from f5_tts.model.utils import get_tokenizer
 
-    if not Path(vocab_path).is_file():
-        raise TtsrigError(f"vocab file {vocab_path} does not exist")
+    # one line for a missing, folder or non-UTF-8 vocab (upstream's reader would raise a traceback)
+    paths.read_text(Path(vocab_path), "vocab file", "pass the vocab.txt the model was trained with (--vocab, or "
+                    "vocab in the voice config), or leave it out for the pretrain's")
     vocab, size = get_tokenizer(vocab_path, "custom")
     transformer = model_pkg.DiT(**arch, text_num_embeds=size, mel_dim=mels.F5_MELS)
     return model_pkg.CFM(transformer=transformer, mel_spec_kwargs=dict(mels.F5_MEL_SPEC), vocab_char_map=vocab), vocab

@@ -77,6 +77,9 @@ def read(path: Path) -> list[Clip]:
     """Every clip of a manifest; a bad line is reported by its number."""
     if path.is_dir() and (path / "manifest.jsonl").is_file():
         raise TtsrigError(f"{path} is a folder: pass its manifest, {path / 'manifest.jsonl'}")
+    if path.is_dir():
+        raise TtsrigError(f"manifest {path} is a folder, not a manifest: pass a manifest.jsonl (make one with "
+                          "`python -m trainers.prepare IN OUT`)")
     if not path.is_file():
         raise TtsrigError(f"manifest {path} does not exist: make one with `python -m trainers.prepare IN OUT`")
     clips = []

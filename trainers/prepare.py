@@ -23,6 +23,7 @@ from collections import Counter, defaultdict
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from envcheck import paths
 from envcheck.atomic import write_atomic, write_json_atomic
 from envcheck.digests import bytes_sha256, file_sha256
 from envcheck.errors import TtsrigError
@@ -134,6 +135,7 @@ def check_places(root: Path, out: Path) -> tuple[Path, Path]:
                           "reach your recordings. Choose an OUTPUT folder that does not contain INPUT")
     if out.exists() and not out.is_dir():
         raise TtsrigError(f"OUTPUT {out} is a file, not a folder: choose a folder (it is created if missing)")
+    paths.output_folder(out, "OUTPUT")  # under a file, on a read-only disk: refused before any clip is made
     for sub in ("wavs", "mels", *(f"mels/{kind}" for kind in MEL_KINDS)):
         real = (out / sub).resolve()
         if real != real_out / sub and overlaps(real, real_in):  # a link into the recordings

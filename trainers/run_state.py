@@ -2,13 +2,17 @@
 all or nothing, the newest readable state is the one to resume, and the RNG states travel with it."""
 from __future__ import annotations
 
+import os
 import random
+import shutil
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Protocol
+from typing import Iterator, Protocol
 
 import numpy as np
 import torch
 
+from envcheck import paths
 from envcheck.atomic import write_atomic
 from envcheck.errors import TtsrigError
 from patches.checkpoints import save_safetensors
@@ -26,6 +30,37 @@ def refuse_another_run(out: Path) -> None:
     """A new run never starts in a folder that holds another run's resume state."""
     if any(out.glob(f"*{STATE_SUFFIX}")):
         raise TtsrigError(f"{out} already holds a run: --resume to continue it, or choose another --out")
+
+
+def check_out(out: Path, resume: bool) -> None:
+    """--out before any model is built: a folder that can be made (new run, and not another run's) or one
+    that exists (--resume)."""
+    paths.output_folder(out, "--out")
+    if not resume:
+        refuse_another_run(out)
+    elif not out.is_dir():
+        raise TtsrigError(f"nothing to resume: --out {out} does not exist. Name the run folder to continue, or "
+                          "leave out --resume to start a new run there")
+
+
+@contextmanager
+def run_folder(out: Path) -> Iterator[None]:
+    """Make --out for the run inside the block; when the block fails before the first checkpoint, the
+    folders this made are removed again, so a failed start leaves nothing half-written."""
+    top = Path(os.path.abspath(out))
+    while not top.parent.exists():
+        top = top.parent
+    made = not top.exists()
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise TtsrigError(f"cannot make --out {out} ({exc.strerror or exc}): choose a folder you may write") from None
+    try:
+        yield
+    except BaseException:
+        if made and not any(out.glob(f"*{STATE_SUFFIX}")):
+            shutil.rmtree(top, ignore_errors=True)
+        raise
 
 
 def train(trainer: Resumable, resume: bool) -> list[dict]:

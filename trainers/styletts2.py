@@ -615,29 +615,23 @@ def main(argv: list[str] | None = None) -> int:
     try:
         device = device_mod.pick(args.device)
         config_path = args.out / "config.yml"
+        run_state.check_out(args.out, args.resume)
         if args.resume:
-            import yaml
-
-            if not config_path.is_file():
-                raise TtsrigError(f"nothing to resume: {config_path} does not exist")
-            config = yaml.safe_load(config_path.read_text())
-            for item in args.set:  # e.g. more epochs
-                key, value = item.split("=", 1)
-                styletts2_pieces._set(config, key, value)
+            config = styletts2_pieces.read_run_config(config_path)
+            styletts2_pieces.apply_sets(config, args.set)  # e.g. more epochs
             if args.epochs:
                 config["epochs"] = args.epochs
         else:
-            run_state.refuse_another_run(args.out)
             sets = list(args.set) + ([f"epochs={args.epochs}"] if args.epochs else [])
             need_wavlm = not any(s.replace(" ", "").startswith("loss_params.lambda_slm=0") for s in sets)
             pieces = styletts2_pieces.find(args.pretrained_dir, args.wavlm, need_wavlm=need_wavlm)
             config = styletts2_pieces.make_config(pieces, sets, args.slm_adversarial)
             config["language"] = args.language
-        args.out.mkdir(parents=True, exist_ok=True)
-        styletts2_pieces.save_config(config, config_path)
-        trainer = Trainer(config, args.manifest, args.out, device=device, trust=args.trust_checkpoint,
-                          amp=args.amp, progress=not args.quiet, log=log)
-        history = run_state.train(trainer, args.resume)
+        with run_state.run_folder(args.out):
+            trainer = Trainer(config, args.manifest, args.out, device=device, trust=args.trust_checkpoint,
+                              amp=args.amp, progress=not args.quiet, log=log)
+            styletts2_pieces.save_config(config, config_path)  # once the data and pieces are known good
+            history = run_state.train(trainer, args.resume)
     except (TtsrigError, CheckpointError) as exc:
         print(f"trainers.styletts2: {exc}", file=sys.stderr)
         return 2

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import yaml
 
+from envcheck import paths
 from envcheck.atomic import write_atomic
 from envcheck.errors import TtsrigError
 
@@ -139,7 +140,11 @@ def _set(config: dict, dotted: str, raw: str) -> None:
         node = node[key]
     if keys[-1] not in node:
         raise TtsrigError(f"--set {dotted}: no such setting (see config.yml in the run folder for the names)")
-    node[keys[-1]] = yaml.safe_load(raw)
+    try:
+        node[keys[-1]] = yaml.safe_load(raw)
+    except yaml.YAMLError as exc:
+        raise TtsrigError(f"--set {dotted}={raw}: the value is not YAML ({str(exc).splitlines()[0]}); quote text, "
+                          "write lists as [a, b]") from None
 
 
 def make_config(pieces: Pieces, overrides: list[str] = (), slm_adversarial: bool = False) -> dict:
@@ -162,16 +167,28 @@ def make_config(pieces: Pieces, overrides: list[str] = (), slm_adversarial: bool
                    "F0_path": config["pieces"]["jdc"]})
     if slm_adversarial:
         config["loss_params"]["joint_epoch"] = 0
+    apply_sets(config, overrides)
+    return config
+
+
+def apply_sets(config: dict, overrides: list[str]) -> None:
+    """--set section.key=value over a config (a new run's or a resumed one's), then its values checked."""
     for item in overrides:
         if "=" not in item:
             raise TtsrigError(f"--set {item!r}: write it as section.key=value")
         key, value = item.split("=", 1)
         _set(config, key.strip(), value.strip())
     check(config)
-    return config
 
 
 def check(config: dict) -> None:
+    try:
+        [int(config[key]) for key in ("batch_size", "max_len")]
+        [float(v) for k, v in config["loss_params"].items() if k.startswith("lambda_")]
+    except (KeyError, TypeError, ValueError) as exc:
+        raise TtsrigError(f"the config's batch_size, max_len or loss_params.lambda_* is missing or not a number "
+                          f"({type(exc).__name__}: {exc}): give it a number with --set KEY=NUMBER, or in a "
+                          "resumed run's config.yml") from None
     if int(config["batch_size"]) < 1:
         raise TtsrigError("batch_size must be at least 1")
     if int(config["max_len"]) < 80:
@@ -180,6 +197,26 @@ def check(config: dict) -> None:
     for key, value in config["loss_params"].items():
         if key.startswith("lambda_") and float(value) < 0:
             raise TtsrigError(f"loss_params.{key} is negative")
+
+
+def read_run_config(path: Path) -> dict:
+    """The config.yml of a run folder (--resume): a mapping with model_params and loss_params, or one line."""
+    fix = "restore it (it is the one trainers.styletts2 wrote), or start a new run with another --out"
+    if not path.exists():
+        raise TtsrigError(f"nothing to resume: {path} does not exist. Name the run folder trainers.styletts2 made "
+                          "with --out, or leave out --resume to start a run")
+    try:
+        config = yaml.safe_load(paths.read_text(path, "the run's config", fix))
+    except yaml.YAMLError as exc:
+        raise TtsrigError(f"the run's config {path} is not valid YAML ({str(exc).splitlines()[0]}): {fix}") from None
+    if config is None:
+        raise TtsrigError(f"the run's config {path} is empty: {fix}")
+    if not isinstance(config, dict):
+        raise TtsrigError(f"the run's config {path} is {type(config).__name__}, not a mapping of settings: {fix}")
+    lacking = [key for key in ("model_params", "loss_params") if not isinstance(config.get(key), dict)]
+    if lacking:
+        raise TtsrigError(f"the run's config {path} has no {' or '.join(lacking)} section: {fix}")
+    return config
 
 
 def save_config(config: dict, path: Path) -> None:

@@ -31,12 +31,14 @@ import glob
 import http.server
 import json
 import os
+import shutil
 import stat
 import sys
 import time
+from contextlib import contextmanager
 from functools import partial
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, Iterator
 from urllib.parse import unquote, urlsplit
 
 from envcheck.atomic import write_atomic, write_json_atomic
@@ -96,6 +98,19 @@ def claim_out(out: Path) -> None:
         raise TtsrigError(f"cannot make --out {out} ({exc.strerror}): choose a folder you can write") from None
     if not (out / verdicts.RENDERS).exists():  # marks the folder as an audition's, so a failed render can be re-run
         write_json_atomic(out / verdicts.RENDERS, {"renders": []})
+
+
+@contextmanager
+def claimed(out: Path) -> Iterator[None]:
+    """claim_out for the block; when it fails before any WAV is written, a folder it made is removed again."""
+    made = not os.path.lexists(out)
+    claim_out(out)
+    try:
+        yield
+    except BaseException:
+        if made and not any(out.glob("*.wav")):
+            shutil.rmtree(out, ignore_errors=True)
+        raise
 
 
 def verdicts_to_show(out: Path, given: str | None) -> dict:
@@ -175,6 +190,17 @@ def reference_text(args: argparse.Namespace, cfg: dict) -> str | None:
     return (cfg.get("reference_text") or None) if not args.ref else None
 
 
+def check_voice(args: argparse.Namespace) -> None:
+    """The voice config and the reference clip, read before --out is made (no torch needed)."""
+    from voices import config as voice_config
+    from voices import reference
+
+    cfg = voice_config.load(args.engine, args.voice_config)
+    clip = voice_config.resolve(args.ref or cfg.get("reference"))
+    if clip:
+        reference.checked_path(clip)
+
+
 def render(args: argparse.Namespace) -> int:
     if args.takes < 1:
         raise TtsrigError(f"--takes {args.takes}: give 1 or more takes per checkpoint")
@@ -184,37 +210,38 @@ def render(args: argparse.Namespace) -> int:
     shown = verdicts_to_show(out, args.verdicts)
     if args.screen:  # a missing backend is named now, not after hours of rendering
         asr.precheck(args.asr, model=args.whisper_model)
-    claim_out(out)
-    # An earlier screen scored the renders about to be replaced: it would describe other audio.
-    (out / screen.SCREEN_FILE).unlink(missing_ok=True)
-    labels = unique_labels(checkpoints)
+    check_voice(args)
+    with claimed(out):
+        # An earlier screen scored the renders about to be replaced: it would describe other audio.
+        (out / screen.SCREEN_FILE).unlink(missing_ok=True)
+        labels = unique_labels(checkpoints)
 
-    from voices import config as voice_config  # after the checks: a refusal needs no torch
-    from voices import say
+        from voices import config as voice_config  # after the checks: a refusal needs no torch
+        from voices import say
 
-    device = say.pick_device(args.device)
-    renders = []
-    for index, (checkpoint, label) in enumerate(zip(checkpoints, labels), start=1):
-        ns = argparse.Namespace(voice_config=args.voice_config, checkpoint=str(checkpoint), ref=args.ref,
-                                ref_text=getattr(args, "ref_text", None))
-        cfg = say.settings(args.engine, ns)
-        speaker = say.Speaker(args.engine, cfg, device, args.trust_checkpoint)
-        for take in range(args.takes):
-            name = take_name(index, checkpoint, take, args.takes)
-            entry = render_take(speaker, passage, args.seed + take, out, name)
-            renders.append({"checkpoint": str(checkpoint), "label": label, "take": take, **entry})
-            print(f"{name}: {entry['seconds']} s (real-time factor {entry['rtf']})")
-        del speaker  # the next checkpoint (or the ASR) gets its memory
-    clip = voice_config.resolve(cfg.get("reference"))
-    data = {"engine": args.engine, "passage": passage, "reference": str(Path(clip).resolve()) if clip else "None",
-            "reference_text": reference_text(args, cfg), "seed": args.seed, "takes": args.takes, "renders": renders,
-            "markers": markers.MARKERS, "verdict_labels": markers.VERDICTS, "guidance": markers.GUIDANCE}
-    write_json_atomic(out / verdicts.RENDERS, data)
-    write_page(out, data, shown)
-    if shown and not (out / verdicts.FILE).exists():  # --verdicts FILE: `serve` shows them and saves into them
-        write_json_atomic(out / verdicts.FILE, shown)
-    if args.screen:
-        screen_after_render(args, out, data, shown)
+        device = say.pick_device(args.device)
+        renders = []
+        for index, (checkpoint, label) in enumerate(zip(checkpoints, labels), start=1):
+            ns = argparse.Namespace(voice_config=args.voice_config, checkpoint=str(checkpoint), ref=args.ref,
+                                    ref_text=getattr(args, "ref_text", None))
+            cfg = say.settings(args.engine, ns)
+            speaker = say.Speaker(args.engine, cfg, device, args.trust_checkpoint)
+            for take in range(args.takes):
+                name = take_name(index, checkpoint, take, args.takes)
+                entry = render_take(speaker, passage, args.seed + take, out, name)
+                renders.append({"checkpoint": str(checkpoint), "label": label, "take": take, **entry})
+                print(f"{name}: {entry['seconds']} s (real-time factor {entry['rtf']})")
+            del speaker  # the next checkpoint (or the ASR) gets its memory
+        clip = voice_config.resolve(cfg.get("reference"))
+        data = {"engine": args.engine, "passage": passage, "reference": str(Path(clip).resolve()) if clip else "None",
+                "reference_text": reference_text(args, cfg), "seed": args.seed, "takes": args.takes, "renders": renders,
+                "markers": markers.MARKERS, "verdict_labels": markers.VERDICTS, "guidance": markers.GUIDANCE}
+        write_json_atomic(out / verdicts.RENDERS, data)
+        write_page(out, data, shown)
+        if shown and not (out / verdicts.FILE).exists():  # --verdicts FILE: `serve` shows them and saves into them
+            write_json_atomic(out / verdicts.FILE, shown)
+        if args.screen:
+            screen_after_render(args, out, data, shown)
     print(f"wrote {out / 'index.html'}: listen with `voices/audition serve {out}`")
     return 0
 

@@ -37,11 +37,16 @@ def _read(file: Path) -> dict:
     try:
         return tomllib.loads(file.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise TtsrigError(f"voice config {file} does not exist") from None
+        raise TtsrigError(f"voice config {file} does not exist: check the --voice-config path, or leave it out "
+                          "for the shipped one") from None
     except UnicodeDecodeError:
         raise TtsrigError(f"voice config {file} is not UTF-8 text: save it as UTF-8 (TOML files are)") from None
+    except IsADirectoryError:
+        raise TtsrigError(f"voice config {file} is a folder: name a voice's .toml file (like the shipped "
+                          "voices/default.toml)") from None
     except OSError as exc:
-        raise TtsrigError(f"voice config {file} cannot be read: {exc.strerror or exc}") from None
+        raise TtsrigError(f"voice config {file} cannot be read: {exc.strerror or exc}. Fix its permissions, or "
+                          "copy a shipped voices/*.toml and edit the copy") from None
     except tomllib.TOMLDecodeError as exc:
         raise TtsrigError(f"voice config {file} is not valid TOML: {exc}. Fix that line (strings in quotes, "
                           "key = value), or start again from the shipped voices/*.toml.") from None

@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from envcheck import paths
 from envcheck.errors import TtsrigError
 from patches.checkpoints import load_checkpoint
 from trainers import f5_arch, f5_model, hub
@@ -143,10 +144,12 @@ def architecture(checkpoint: str | None, model_config: str | None,
     (`weights` is its local file), else the run.json beside a run's checkpoint (runs trained before the
     metadata), else F5TTS_v1_Base. Each is checked: known names, plain values."""
     if model_config:
+        fix = "name a JSON file of the DiT arch (the run.json's arch of a trainers.f5 run), or leave model_config empty"
+        text = paths.read_text(Path(model_config), "model_config", fix)
         try:
-            arch = json.loads(Path(model_config).read_text(encoding="utf-8"))
-        except (OSError, ValueError) as exc:
-            raise TtsrigError(f"model_config {model_config}: {exc}") from None
+            arch = json.loads(text)
+        except ValueError as exc:
+            raise TtsrigError(f"model_config {model_config} is not JSON ({exc}): {fix}") from None
         return f5_arch.check_arch(arch, f"model_config {model_config}"), None
     recorded = f5_model.recorded_arch(weights) if weights else None
     if recorded is not None:

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from envcheck import paths
 from envcheck.errors import TtsrigError
 from patches.checkpoints import CheckpointError, add_trust_argument
 from trainers import hub
@@ -80,6 +81,9 @@ def checkpoint_path(engine: str, value: str | None) -> str | None:
     if hub.is_hub_file(resolved):
         hub.parse(resolved)  # a malformed id is one line now, not an error deep in a download
         return resolved
+    if resolved and Path(resolved).is_dir():
+        raise TtsrigError(f"checkpoint {value} is a folder ({resolved}): name the checkpoint file in it, e.g. a "
+                          "run's epoch_*.safetensors")
     if resolved and not Path(resolved).is_file():
         raise TtsrigError(f"checkpoint {value} does not exist (looked at {resolved}). {HOW_TO_GET_ONE[engine]}.")
     return resolved
@@ -176,6 +180,7 @@ def main(argv: list[str] | None = None) -> int:
         output = Path(args.output).expanduser()
         if output.is_dir():
             raise TtsrigError(f"-o {output} is a folder: give a file name ending in .wav")
+        paths.output_file(output, "-o", make_parents=True)  # before the model loads, not after it rendered
         started = time.monotonic()
         speaker = Speaker(engine, cfg, pick_device(args.device), args.trust_checkpoint)
         loaded = time.monotonic()

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
+from envcheck import paths
 from envcheck.errors import TtsrigError
 
 SENTENCE_END = re.compile(r"(?<=[.!?…;:])\s+|\n\s*\n")
@@ -17,10 +18,8 @@ def read_text(words: list[str], file: str | None) -> str:
     if words:
         text = " ".join(words)
     elif file:
-        try:
-            text = Path(file).read_text(encoding="utf-8")
-        except OSError as exc:
-            raise TtsrigError(f"cannot read --file {file}: {exc.strerror or exc}") from None
+        text = paths.read_text(Path(file).expanduser(), "--file", "name a UTF-8 text file, or give the text as "
+                               "arguments")
     elif not sys.stdin.isatty():
         text = sys.stdin.read()
     else:

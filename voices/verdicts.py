@@ -36,6 +36,9 @@ def read(path: Path, missing_ok: bool = True) -> Verdicts:
         data = json.loads(path.read_bytes().decode("utf-8"))
     except (UnicodeDecodeError, ValueError) as exc:
         raise TtsrigError(f"{path} is not JSON ({exc}): fix it or move it away; nothing was written to it") from None
+    except OSError as exc:
+        raise TtsrigError(f"cannot read {path} ({exc.strerror or exc}): fix its permissions or move it away; "
+                          "nothing was written to it") from None
     problem = shape_problem(data)
     if problem:
         raise TtsrigError(f"{path}: {problem}: fix it or move it away; nothing was written to it")

@@ -300,3 +300,47 @@ def test_cuda_out_of_memory_names_the_batch_settings(dataset, tmp_path, monkeypa
     with pytest.raises(TtsrigError, match=r"--frames-per-batch \(now 400\).*--max-samples \(now 4\)"):
         t.run()
     assert not list((tmp_path / "run").glob("epoch_*"))
+
+
+# -- paths of the wrong kind: one line, exit 2, nothing made (refused before any model is built) ----
+
+def one_line_exit_2(code: int, capsys) -> str:
+    err = capsys.readouterr().err
+    assert code == 2 and len(err.strip().splitlines()) == 1 and "Traceback" not in err, err
+    return err
+
+
+@pytest.mark.parametrize("case", ["file", "under a file"])
+def test_an_out_that_is_a_file_or_under_one_is_one_line(tmp_path, capsys, case):
+    file = tmp_path / "notes.txt"
+    file.write_text("mine")
+    out = file if case == "file" else file / "run"
+    err = one_line_exit_2(f5.main([str(tmp_path / "manifest.jsonl"), "--out", str(out)]), capsys)
+    assert f"--out {out}" in err and ("choose a folder" if case == "file" else "Choose a folder") in err
+    assert file.read_text() == "mine"
+
+
+def test_a_run_that_fails_to_start_leaves_no_out_folder(tmp_path, capsys):
+    out = tmp_path / "runs" / "new"
+    err = one_line_exit_2(f5.main([str(tmp_path / "absent.jsonl"), "--out", str(out)]), capsys)
+    assert "absent.jsonl does not exist" in err
+    assert not (tmp_path / "runs").exists()
+
+
+def test_resume_into_a_missing_out_says_there_is_nothing_to_resume(tmp_path, capsys):
+    out = tmp_path / "never-made"
+    err = one_line_exit_2(f5.main([str(tmp_path / "m.jsonl"), "--out", str(out), "--resume"]), capsys)
+    assert f"nothing to resume: --out {out} does not exist" in err and not out.exists()
+
+
+@pytest.mark.parametrize("case", ["folder", "latin-1"])
+def test_a_model_config_that_is_a_folder_or_not_utf8_is_one_line(tmp_path, capsys, case):
+    config = tmp_path / "arch"
+    if case == "folder":
+        config.mkdir()
+    else:
+        config.write_bytes('{"dim": 64} # caf\u00e9'.encode("latin-1"))
+    err = one_line_exit_2(f5.main([str(tmp_path / "m.jsonl"), "--out", str(tmp_path / "run"),
+                                   "--model-config", str(config)]), capsys)
+    assert f"--model-config {config}" in err and "leave --model-config out" in err
+    assert ("is a folder, not a file" if case == "folder" else "is not UTF-8 text") in err

@@ -265,3 +265,55 @@ def test_the_package_inference_class_loads_the_checkpoint(run_two_epochs, monkey
     for key in ("decoder", "text_encoder", "predictor", "bert"):
         for name, value in model[key].state_dict().items():
             assert torch.equal(value, saved[key][name]), (key, name)
+
+
+# -- paths of the wrong kind: one line, exit 2, nothing written (refused before any model is built) --
+
+def one_line_exit_2(code: int, capsys) -> str:
+    err = capsys.readouterr().err
+    assert code == 2 and len(err.strip().splitlines()) == 1 and "Traceback" not in err, err
+    return err
+
+
+def test_an_out_that_is_a_file_is_one_line(tmp_path, capsys):
+    file = tmp_path / "notes.txt"
+    file.write_text("mine")
+    err = one_line_exit_2(st.main([str(tmp_path / "m.jsonl"), "--out", str(file), "--device", "cpu"]), capsys)
+    assert f"--out {file} is a file, not a folder" in err and file.read_text() == "mine"
+
+
+@pytest.mark.parametrize("case, content, expected", [
+    ("not YAML", b"model_params: [\n", "is not valid YAML"),
+    ("a list", b"- 1\n- 2\n", "is list, not a mapping"),
+    ("not UTF-8", "epochs: 3 # caf\u00e9\n".encode("latin-1"), "is not UTF-8 text"),
+    ("empty", b"", "is empty"),
+    ("no sections", b"epochs: 3\n", "has no model_params or loss_params section"),
+    ("a folder", None, "is a folder, not a file"),
+])
+def test_resume_with_a_broken_config_yml_names_it(tmp_path, capsys, case, content, expected):
+    run = tmp_path / "run"
+    run.mkdir()
+    config = run / "config.yml"
+    if content is None:
+        config.mkdir()
+    else:
+        config.write_bytes(content)
+    err = one_line_exit_2(st.main([str(tmp_path / "m.jsonl"), "--out", str(run), "--resume", "--device", "cpu"]),
+                          capsys)
+    assert f"the run's config {config}" in err and expected in err and "another --out" in err
+    assert sorted(p.name for p in run.iterdir()) == ["config.yml"]
+    if content is not None:
+        assert config.read_bytes() == content
+
+
+@pytest.mark.parametrize("setting, expected", [("epochs", "write it as section.key=value"),
+                                               ("epochs=[1", "the value is not YAML")])
+def test_resume_with_a_malformed_set_is_one_line(pieces, tmp_path, capsys, setting, expected):
+    run = tmp_path / "run"
+    run.mkdir()
+    config = styletts2_pieces.make_config(styletts2_pieces.find(pieces))
+    styletts2_pieces.save_config(config, run / "config.yml")
+    before = (run / "config.yml").read_bytes()
+    err = one_line_exit_2(st.main([str(tmp_path / "m.jsonl"), "--out", str(run), "--resume", "--device", "cpu",
+                                   "--set", setting]), capsys)
+    assert expected in err and (run / "config.yml").read_bytes() == before

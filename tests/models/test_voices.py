@@ -199,3 +199,82 @@ def test_cuda_out_of_memory_suggests_the_cpu_or_shorter_text(monkeypatch):
     speaker.sentence = out_of_memory
     with pytest.raises(Exception, match="--device cpu, or shorter text"):
         speaker.render("One sentence. Another one.", seed=1)
+
+
+# -- paths of the wrong kind: one line, exit 2, nothing written, before any model loads -----------
+
+@pytest.fixture
+def no_model(monkeypatch):
+    """A refusal must come before the voice loads: loading one fails the test."""
+    from voices import say as say_mod
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("the model loaded although the command should have been refused first")
+
+    monkeypatch.setattr(say_mod.Speaker, "__init__", refuse)
+
+
+def say_in_process(capsys, *args: str) -> str:
+    from voices import say as say_mod
+
+    code = say_mod.main(list(args))
+    err = capsys.readouterr().err
+    assert code == 2 and len(err.strip().splitlines()) == 1 and "Traceback" not in err, err
+    return err
+
+
+@pytest.mark.parametrize("case", ["folder", "latin-1"])
+def test_a_text_file_that_is_a_folder_or_not_utf8_is_one_line(tmp_path, capsys, no_model, case):
+    given = tmp_path / "story.txt"
+    if case == "folder":
+        given.mkdir()
+    else:
+        given.write_bytes("Un caf\u00e9.".encode("latin-1"))
+    err = say_in_process(capsys, "strong", "--file", str(given), "-o", str(tmp_path / "o.wav"))
+    assert f"--file {given}" in err and "give the text as arguments" in err
+    assert ("is a folder" if case == "folder" else "is not UTF-8 text") in err
+    assert not (tmp_path / "o.wav").exists()
+
+
+@pytest.mark.parametrize("engine", ["default", "strong"])
+def test_an_output_under_a_file_is_refused_before_the_voice_loads(tmp_path, capsys, no_model, engine):
+    file = tmp_path / "file"
+    file.write_text("mine")
+    err = say_in_process(capsys, engine, "Hello.", "-o", str(file / "out.wav"))
+    assert "cannot write" in err and f"{file} is a file, not a folder" in err and file.read_text() == "mine"
+
+
+def test_a_reference_or_voice_config_that_is_a_folder_says_so(tmp_path, capsys):
+    folder = tmp_path / "folder"
+    folder.mkdir()
+    err = say_in_process(capsys, "strong", "Hello.", "--ref", str(folder), "-o", str(tmp_path / "o.wav"))
+    assert f"reference clip {folder} is a folder" in err
+    err = say_in_process(capsys, "default", "Hello.", "--voice-config", str(folder), "-o", str(tmp_path / "o.wav"))
+    assert f"voice config {folder} is a folder" in err
+    assert not (tmp_path / "o.wav").exists()
+
+
+def test_a_checkpoint_that_is_a_folder_says_so(tmp_path, capsys):
+    from voices import say as say_mod
+
+    with pytest.raises(say_mod.TtsrigError, match=f"checkpoint {tmp_path} is a folder"):
+        say_mod.checkpoint_path("strong", str(tmp_path))
+
+
+@pytest.mark.parametrize("case", ["a folder", "not audio"])
+def test_audition_with_a_bad_reference_leaves_no_out_folder(tmp_path, capsys, case):
+    from voices import audition
+
+    ref = tmp_path / "ref.wav"
+    if case == "a folder":
+        ref.mkdir()
+    else:
+        ref.write_text("not audio")
+    checkpoint = tmp_path / "epoch_0001.safetensors"
+    checkpoint.write_bytes(b"x")
+    out = tmp_path / "aud"
+    code = audition.main(["render", "strong", str(checkpoint), "--ref", str(ref), "--out", str(out),
+                          "--device", "cpu"])
+    err = capsys.readouterr().err
+    assert code == 2 and len(err.strip().splitlines()) == 1 and "Traceback" not in err, err
+    assert str(ref) in err and not out.exists()
