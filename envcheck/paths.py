@@ -31,14 +31,14 @@ def _writable_from(target: Path, flag: str, kind: str) -> None:
     """`target` (a `kind`) can be made: the nearest existing path above it is a folder this user may write."""
     start = _nearest_existing(target if kind == "folder" else target.parent)
     if not start.is_dir():
-        raise TtsrigError(f"{flag} {target}: {start} is a file, not a folder, so the {kind} cannot be made there. "
-                          f"Choose a {kind} whose parents are folders")
+        raise TtsrigError(f"cannot write {flag} {target}: {start} is a file, not a folder. Choose a {kind} whose "
+                          "parents are folders")
     if _read_only(start):
-        raise TtsrigError(f"{flag} {target}: {start} is on a read-only file system. Choose a {kind} on a "
-                          "writable disk")
+        raise TtsrigError(f"cannot write {flag} {target}: {start} is on a read-only file system. Choose a {kind} "
+                          "on a writable disk")
     if not os.access(start, os.W_OK | os.X_OK):
-        raise TtsrigError(f"{flag} {target}: you may not write in {start} (permission denied). Choose a {kind} "
-                          "you may write, or run as the user who owns it")
+        raise TtsrigError(f"cannot write {flag} {target}: you may not write in {start} (permission denied). "
+                          f"Choose a {kind} you may write, or run as the user who owns it")
 
 
 def output_folder(path: Path, flag: str) -> None:
@@ -55,8 +55,8 @@ def output_file(path: Path, flag: str, *, make_parents: bool = False) -> None:
         raise TtsrigError(f"{flag} {path} is a folder: name the file to write in it")
     _writable_from(path, flag, "file")
     if not make_parents and not path.parent.is_dir():
-        raise TtsrigError(f"{flag} {path}: the folder {path.parent} does not exist. Create it or choose another "
-                          f"{flag}")
+        raise TtsrigError(f"cannot write {flag} {path}: the folder {path.parent} does not exist. Create it or "
+                          f"choose another {flag}")
 
 
 def read_bytes(path: Path, what: str, fix: str) -> bytes:
