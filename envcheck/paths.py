@@ -30,14 +30,15 @@ def _read_only(folder: Path) -> bool:
 def _writable_from(target: Path, flag: str, kind: str) -> None:
     """`target` (a `kind`) can be made: the nearest existing path above it is a folder this user may write."""
     start = _nearest_existing(target if kind == "folder" else target.parent)
+    cannot = f"cannot {'make' if kind == 'folder' else 'write'} {flag} {target}"
     if not start.is_dir():
-        raise TtsrigError(f"cannot write {flag} {target}: {start} is a file, not a folder. Choose a {kind} whose "
+        raise TtsrigError(f"{cannot}: {start} is a file, not a folder. Choose a {kind} whose "
                           "parents are folders")
     if _read_only(start):
-        raise TtsrigError(f"cannot write {flag} {target}: {start} is on a read-only file system. Choose a {kind} "
+        raise TtsrigError(f"{cannot}: {start} is on a read-only file system. Choose a {kind} "
                           "on a writable disk")
     if not os.access(start, os.W_OK | os.X_OK):
-        raise TtsrigError(f"cannot write {flag} {target}: you may not write in {start} (permission denied). "
+        raise TtsrigError(f"{cannot}: you may not write in {start} (permission denied). "
                           f"Choose a {kind} you may write, or run as the user who owns it")
 
 

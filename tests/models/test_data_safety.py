@@ -387,3 +387,22 @@ def test_styletts2_reports_missing_mels_and_audio_before_training(prepared, tmp_
     (path.parent / clips[0].audio).write_bytes(b"not audio")
     with pytest.raises(TtsrigError, match=r"2 of the 6 files .*is not readable audio"):
         Data(path, log=lambda message: None)
+
+
+def test_output_on_a_read_only_disk_is_refused_before_any_clip(tmp_path, monkeypatch, capsys):
+    from envcheck import paths
+
+    recordings = tmp_path / "in"
+    synth.transcribed(recordings, ["a calm and even voice"])
+    real = os.statvfs
+
+    class ReadOnly:  # root writes anywhere and mounting needs privileges: statvfs says read-only instead
+        def __init__(self, result):
+            self.f_flag = result.f_flag | os.ST_RDONLY
+
+    monkeypatch.setattr(paths.os, "statvfs", lambda p: ReadOnly(real(p)))
+    code = prepare.main([str(recordings), str(tmp_path / "set"), "--quiet", "--mels", "f5", "--transcribe", "none"])
+    err = capsys.readouterr().err
+    assert code == 2 and len(err.strip().splitlines()) == 1 and "Traceback" not in err, err
+    assert f"cannot make OUTPUT {tmp_path / 'set'}" in err and "read-only file system" in err
+    assert not (tmp_path / "set").exists()

@@ -45,7 +45,7 @@ def test_an_output_folder_that_is_a_file_or_under_one_is_refused(tmp_path):
     file.write_text("x")
     with pytest.raises(TtsrigError, match=r"is a file, not a folder: choose a folder"):
         paths.output_folder(file, "--out")
-    expected = rf"cannot write --out {file / 'a' / 'b'}: {file} is a file, not a folder. Choose a folder"
+    expected = rf"cannot make --out {file / 'a' / 'b'}: {file} is a file, not a folder. Choose a folder"
     with pytest.raises(TtsrigError, match=expected):
         paths.output_folder(file / "a" / "b", "--out")
     paths.output_folder(tmp_path / "new" / "run", "--out")  # a missing folder under a folder is fine
