@@ -30,7 +30,7 @@ import sys
 from pathlib import Path
 from envcheck import bootstrap
 args = bootstrap.build_parser().parse_args(sys.argv[1:2])
-plan = bootstrap.make_plan(args, sys.executable)
+plan = bootstrap.make_plan(args, bootstrap.check_python(sys.executable))
 if sys.argv[2:]:
     plan.offline, plan.wheelhouse = True, Path(sys.argv[2])
 bootstrap.ensure_venv(plan)
