@@ -210,8 +210,8 @@ def render(args: argparse.Namespace) -> int:
     shown = verdicts_to_show(out, args.verdicts)
     if args.screen:  # a missing backend is named now, not after hours of rendering
         asr.precheck(args.asr, model=args.whisper_model)
-    check_voice(args)
     with claimed(out):
+        check_voice(args)  # after --out's own refusals; a folder made for nothing is removed again
         # An earlier screen scored the renders about to be replaced: it would describe other audio.
         (out / screen.SCREEN_FILE).unlink(missing_ok=True)
         labels = unique_labels(checkpoints)
