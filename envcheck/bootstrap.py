@@ -32,7 +32,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from envcheck import locks
+from envcheck import locks, paths
 from envcheck import tiers as tiers_mod
 from envcheck.atomic import TEMP_SUFFIX
 from envcheck.digests import file_sha256
@@ -365,6 +365,7 @@ def check_venv_location(venv: Path) -> None:
         above = above.parent
     if not above.is_dir():
         raise TtsrigError(f"--venv {venv} cannot be made: {above} is a file, not a folder. Choose another --venv.")
+    paths.output_folder(venv, "--venv")  # a read-only disk or a folder this user may not write in
     if not venv.is_dir() or state_path(venv).is_file():
         return
     try:

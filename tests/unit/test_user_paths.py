@@ -177,3 +177,13 @@ def test_trust_add_on_a_read_only_disk_is_one_line_and_leaves_the_list(tmp_path,
     line = one_line(capsys)
     assert f"cannot write the checkpoint trust list {trust_file} (Read-only file system)" in line
     assert "TTSRIG_TRUST_FILE" in line and not trust_file.exists()
+
+
+def test_bootstrap_refuses_a_venv_on_a_read_only_disk_before_building_anything(tmp_path, read_only_disk, capsys):
+    from envcheck import bootstrap
+
+    venv = tmp_path / "venv"
+    assert bootstrap.main(["--venv", str(venv), "--python", sys.executable, "--dry-run"]) == 2
+    assert one_line(capsys).endswith(
+        f"cannot make --venv {venv}: {tmp_path} is on a read-only file system. Choose a folder on a writable disk")
+    assert not venv.exists()
