@@ -7,7 +7,10 @@ Standard library only (envcheck imports no other ttsrig package).
 from __future__ import annotations
 
 import os
+import shutil
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Callable, Iterator
 
 from envcheck.errors import TtsrigError
 
@@ -82,3 +85,20 @@ def read_text(path: Path, what: str, fix: str) -> str:
         line = data.count(b"\n", 0, exc.start) + 1
         raise TtsrigError(f"{what} {path}:{line} is not UTF-8 text (byte 0x{data[exc.start]:02x}): re-save it as "
                           f"UTF-8, or {fix}") from None
+
+
+@contextmanager
+def removed_on_failure(out: Path, produced: Callable[[], bool]) -> Iterator[None]:
+    """For a block that makes the folder `out`: when the block fails before `produced()` holds, the folders
+    made for it (`out` and any of its parents that were missing) are removed again, so a failed start
+    leaves nothing half-written. A folder that existed before is never removed."""
+    top = Path(os.path.abspath(out))
+    while not top.parent.exists():
+        top = top.parent
+    made = not os.path.lexists(top)
+    try:
+        yield
+    except BaseException:
+        if made and not produced():
+            shutil.rmtree(top, ignore_errors=True)
+        raise

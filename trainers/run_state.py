@@ -2,9 +2,7 @@
 all or nothing, the newest readable state is the one to resume, and the RNG states travel with it."""
 from __future__ import annotations
 
-import os
 import random
-import shutil
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator, Protocol
@@ -47,20 +45,13 @@ def check_out(out: Path, resume: bool) -> None:
 def run_folder(out: Path) -> Iterator[None]:
     """Make --out for the run inside the block; when the block fails before the first checkpoint, the
     folders this made are removed again, so a failed start leaves nothing half-written."""
-    top = Path(os.path.abspath(out))
-    while not top.parent.exists():
-        top = top.parent
-    made = not top.exists()
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise TtsrigError(f"cannot make --out {out} ({exc.strerror or exc}): choose a folder you may write") from None
-    try:
+    with paths.removed_on_failure(out, lambda: any(out.glob(f"*{STATE_SUFFIX}"))):
+        try:
+            out.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise TtsrigError(f"cannot make --out {out} ({exc.strerror or exc}): choose a folder you may write") \
+                from None
         yield
-    except BaseException:
-        if made and not any(out.glob(f"*{STATE_SUFFIX}")):
-            shutil.rmtree(top, ignore_errors=True)
-        raise
 
 
 def train(trainer: Resumable, resume: bool) -> list[dict]:

@@ -31,7 +31,6 @@ import glob
 import http.server
 import json
 import os
-import shutil
 import stat
 import sys
 import time
@@ -41,6 +40,7 @@ from pathlib import Path
 from typing import BinaryIO, Iterator
 from urllib.parse import unquote, urlsplit
 
+from envcheck import paths
 from envcheck.atomic import write_atomic, write_json_atomic
 from envcheck.errors import TtsrigError
 from patches.checkpoints import CheckpointError, add_trust_argument
@@ -102,15 +102,10 @@ def claim_out(out: Path) -> None:
 
 @contextmanager
 def claimed(out: Path) -> Iterator[None]:
-    """claim_out for the block; when it fails before any WAV is written, a folder it made is removed again."""
-    made = not os.path.lexists(out)
-    claim_out(out)
-    try:
+    """claim_out for the block; when it fails before any WAV is written, the folders it made are removed again."""
+    with paths.removed_on_failure(out, lambda: any(out.glob("*.wav"))):
+        claim_out(out)
         yield
-    except BaseException:
-        if made and not any(out.glob("*.wav")):
-            shutil.rmtree(out, ignore_errors=True)
-        raise
 
 
 def verdicts_to_show(out: Path, given: str | None) -> dict:

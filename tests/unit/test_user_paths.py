@@ -187,3 +187,23 @@ def test_bootstrap_refuses_a_venv_on_a_read_only_disk_before_building_anything(t
     assert one_line(capsys).endswith(
         f"cannot make --venv {venv}: {tmp_path} is on a read-only file system. Choose a folder on a writable disk")
     assert not venv.exists()
+
+
+def test_a_failed_start_removes_only_the_folders_it_made(tmp_path):
+    out = tmp_path / "new" / "run"
+    with pytest.raises(RuntimeError):
+        with paths.removed_on_failure(out, lambda: False):
+            out.mkdir(parents=True)
+            raise RuntimeError("failed before any output")
+    assert not (tmp_path / "new").exists() and tmp_path.is_dir()
+    kept = tmp_path / "kept"
+    kept.mkdir()
+    with pytest.raises(RuntimeError):
+        with paths.removed_on_failure(kept, lambda: False):
+            raise RuntimeError("a folder that existed before stays")
+    assert kept.is_dir()
+    with pytest.raises(RuntimeError):
+        with paths.removed_on_failure(out, lambda: True):
+            out.mkdir(parents=True)
+            raise RuntimeError("after the first output, the folder stays")
+    assert out.is_dir()
