@@ -1,6 +1,7 @@
 """bin/bootstrap: one command from a clean checkout to a verified venv for this CPU.
 
-Steps: pick the Python (--python, else the newest supported CPython on PATH) -> create the venv and
+Steps: pick the Python (--python, else the newest supported CPython on PATH; --python-install: uv's
+baseline-level CPython 3.11, see envcheck.managed_python) -> create the venv and
 install archspec and uv -> probe the CPU (CPUID needs archspec) -> pick requirements/py3.X/<tier>.txt for
 that Python and tier -> install the lock (hash-checked, --no-deps) -> install the --no-deps packages and
 build the Cython extension against the pinned numpy -> remove what the tier
@@ -31,8 +32,9 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
-from envcheck import locks, paths
+from envcheck import locks, managed_python, paths
 from envcheck import tiers as tiers_mod
 from envcheck.atomic import TEMP_SUFFIX
 from envcheck.digests import file_sha256
@@ -257,13 +259,23 @@ def python_candidates(prefer: str | None = None) -> list[str]:
     return list(dict.fromkeys([*preferred, *newest_first, "python3"]))
 
 
+def with_managed_python(names: list[str], prefer: str | None) -> list[str]:
+    """The CPython --python-install put in ttsrig's folder counts too: after the Pythons on PATH, or right
+    after the preferred name when a venv was built with its version (so a re-run keeps using it)."""
+    managed = managed_python.installed_python(managed_python.default_python_dir())
+    if managed is None:
+        return names
+    place = 1 if prefer and locks.major_minor(prefer) == managed_python.MINOR else len(names)
+    return list(dict.fromkeys([*names[:place], str(managed), *names[place:]]))
+
+
 def find_python(prefer: str | None = None) -> Interpreter:
     """The newest supported CPython on PATH that can make a venv (or the Python an existing venv was built
     with, when it is on PATH); one line naming what to install when there is none."""
     usable: list[Interpreter] = []
     others: list[str] = []
     seen: set[str] = set()
-    for name in python_candidates(prefer):
+    for name in with_managed_python(python_candidates(prefer), prefer):
         exe = shutil.which(name)
         if not exe or os.path.realpath(exe) in seen:
             continue
@@ -277,7 +289,9 @@ def find_python(prefer: str | None = None) -> Interpreter:
         found_note = f" ({'; '.join(others)})" if others else ""
         raise TtsrigError(f"no supported Python on PATH: ttsrig builds its venv with CPython "
                           f"{locks.supported_range()}{found_note}. Install one: {INSTALL_HINT}; or pass --python "
-                          "/path/to/python3.X.")
+                          f"/path/to/python3.X; or run `bin/bootstrap --python-install` to let uv fetch CPython "
+                          f"{locks.python_name(managed_python.MINOR)} built for the baseline x86-64 level into "
+                          f"{managed_python.default_python_dir()}.")
     ready = [found for found in usable if found.has_venv]
     if not ready:
         refuse_unusable(usable[0])  # names the venv package of the best one
@@ -291,6 +305,75 @@ def choose_python(requested: str | None, venv: Path) -> Interpreter:
     if requested:
         return check_python(requested)
     return find_python(recorded_python(venv))
+
+
+def uv_wheel(args: argparse.Namespace) -> Path:
+    """The verified uv wheel of requirements/bootstrap.txt, downloaded into the wheel cache (with the Python
+    running bootstrap, when it has pip) if it is not on disk yet."""
+    lock = REQUIREMENTS / "bootstrap.txt"
+    pins = {"uv": locks.parse_lock(lock)["uv"]}
+    cache = default_wheel_cache()
+    folders = [*([Path(args.wheelhouse).expanduser().absolute()] if args.wheelhouse else []), cache]
+    good, bad = verified_wheels(pins, folders)
+    if not good and not (args.offline or args.wheelhouse) and has_pip(sys.executable):
+        fetch_installer_wheels(sys.executable, cache, run_download)
+        good, bad = verified_wheels(pins, folders)
+    if good:
+        return good["uv"]
+    damaged = f" ({', '.join(map(str, bad))} does not match the hash in {rel(lock)}: replace it)" if bad else ""
+    how = (f"on a connected machine run `pip download --no-deps --require-hashes -d DIR -r {rel(lock)}` "
+                   f"and copy DIR's files into {cache}")
+    raise TtsrigError(f"--python-install runs uv from its wheel (uv {pins['uv'].version}, {rel(lock)}), which is "
+                      f"not in {' or '.join(map(str, folders))}{damaged}: {how}, then re-run bin/bootstrap "
+                      "--python-install.")
+
+
+def has_pip(python: str) -> bool:
+    try:
+        return subprocess.run([python, "-m", "pip", "--version"], capture_output=True, timeout=120).returncode == 0
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+
+
+def run_download(cmd: list[str]) -> None:
+    """pip download before any venv exists: its output in the log, a failure in one line."""
+    log("downloading the installer's wheels into the wheel cache (kept for offline runs)")
+    out = subprocess.run(cmd, capture_output=True, text=True,
+                         env={**os.environ, "PIP_CONFIG_FILE": os.devnull, "PIP_DISABLE_PIP_VERSION_CHECK": "1"})
+    if out.returncode != 0:
+        sys.stderr.write(out.stdout + out.stderr)
+        last = (out.stderr.strip().splitlines() or [f"exit {out.returncode}"])[-1]
+        raise TtsrigError(f"downloading uv's wheel failed ({last}): connect and re-run bin/bootstrap "
+                          "--python-install, or copy the wheel into the wheel cache as its message above says.")
+
+
+def managed_interpreter(args: argparse.Namespace) -> Interpreter:
+    """--python-install: the baseline CPython 3.11 that uv installs into ttsrig's own folder."""
+    if args.python:
+        raise TtsrigError("--python and --python-install both choose the Python: pass one of them.")
+    if os.uname().machine != "x86_64":
+        raise TtsrigError(f"--python-install installs a Linux x86-64 CPython, and this machine is "
+                          f"{os.uname().machine}. Install CPython {locks.supported_range()} another way and pass "
+                          "--python.")
+    folder = managed_python.default_python_dir()
+    downloads = Path(args.python_downloads).expanduser().absolute()
+    wheelhouse = [Path(args.wheelhouse).expanduser().absolute()] if args.wheelhouse else []
+    if managed_python.installed_python(folder) is None:
+        log(f"installing CPython {locks.python_name(managed_python.MINOR)} for the baseline x86-64 level into "
+            f"{folder} (uv, from its verified wheel)")
+    python = managed_python.ensure_python(uv_wheel(args), folder, [downloads, *wheelhouse], args.offline)
+    found = inspect_python(str(python))
+    refuse_unusable(found)
+    return found
+
+
+def planned_python_install(args: argparse.Namespace) -> str:
+    """--dry-run --python-install before the Python exists: what would be installed where (the rest of the
+    plan needs that Python, so it is shown once it is installed)."""
+    download = managed_python.planned_download(uv_wheel(args))
+    return (f"python: --python-install would install {download.key} ({download.filename}, from {download.url} or "
+            f"{Path(args.python_downloads).expanduser().absolute()}) into {managed_python.default_python_dir()}, "
+            "then plan the venv with it")
 
 
 def refuse_another_python(venv: Path, python: Interpreter) -> None:
@@ -490,6 +573,13 @@ def missing_tools_message(plan: Plan, pins: dict[str, locks.Pin], good: dict[str
 def fetch_bootstrap_wheels(plan: Plan) -> None:
     """Online: download the installer's wheels (hash-checked) into the wheel cache, for this and offline runs."""
     lock, cache = REQUIREMENTS / "bootstrap.txt", plan.wheel_cache
+    fetch_installer_wheels(str(plan.venv_python), cache, lambda cmd: run(
+        cmd, plan, f"downloading the installer's wheels into {cache} (kept for offline runs)", (lock,)))
+
+
+def fetch_installer_wheels(python: str, cache: Path, step: Callable[[list[str]], None]) -> None:
+    """`python -m pip download` of requirements/bootstrap.txt (hash-checked) into `cache`, run by `step`."""
+    lock = REQUIREMENTS / "bootstrap.txt"
     try:
         cache.mkdir(parents=True, exist_ok=True)
         download = Path(tempfile.mkdtemp(prefix=".download-", dir=cache))
@@ -497,9 +587,8 @@ def fetch_bootstrap_wheels(plan: Plan) -> None:
         raise TtsrigError(f"cannot write the wheel cache {cache}: {exc.strerror}. Set {WHEEL_CACHE_ENV} to a "
                           "writable folder and re-run bin/bootstrap.") from None
     try:
-        run([str(plan.venv_python), "-m", "pip", "download", "--no-input", "--require-hashes", "--no-deps",
-             "--only-binary=:all:", "--dest", str(download), "-r", str(lock)], plan,
-            f"downloading the installer's wheels into {cache} (kept for offline runs)", (lock,))
+        step([python, "-m", "pip", "download", "--no-input", "--require-hashes", "--no-deps",
+              "--only-binary=:all:", "--dest", str(download), "-r", str(lock)])
         for wheel in download.iterdir():
             os.replace(wheel, cache / wheel.name)  # whole, verified files only: a killed download leaves none
     finally:
@@ -812,12 +901,20 @@ def apply_patches(plan: Plan) -> str:
     return "; ".join(line.split(" (")[0] for line in out.stdout.splitlines()) or "applied"
 
 
+def python_origin(python: str) -> str:
+    """'; installed by ...' for the CPython --python-install put in ttsrig's folder."""
+    folder = managed_python.default_python_dir()
+    if not str(Path(python).absolute()).startswith(f"{folder}{os.sep}"):
+        return ""
+    return f"; uv's baseline x86-64 build, in ttsrig's folder {folder}"
+
+
 def summary(plan: Plan, result: locks.Conformance, changed: list[str], patches: str, seconds: float) -> str:
     lines = [
         f"cpu:       {plan.cpu}",
         f"venv:      {plan.venv}",
         f"tier:      {plan.tier}" + ("" if plan.tier == plan.probed_tier else f" (CPU probed as {plan.probed_tier})"),
-        f"python:    CPython {plan.python_version} ({plan.python})",
+        f"python:    CPython {plan.python_version} ({plan.python}{python_origin(plan.python)})",
         f"lock:      {rel(plan.lock)}, CPython {plan.python_version} + {rel(plan.nodeps)} ({len(plan.pins)} packages)",
         f"changes:   {'; '.join(changed) if changed else 'nothing changed'}",
         f"versions:  {'all equal the lock' if result.ok else 'DIFFER from the lock'}",
@@ -843,6 +940,16 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--python", default=None,
                         help=f"the CPython ({locks.supported_range()}) to build the venv with (default: the newest "
                              "on PATH, or the one an existing venv was built with)")
+    parser.add_argument("--python-install", action="store_true",
+                        help=f"build the venv with CPython {locks.python_name(managed_python.MINOR)} for the "
+                             "baseline x86-64 level, installed by uv into "
+                             f"{managed_python.default_python_dir()} (${managed_python.PYTHON_DIR_ENV}) if missing; "
+                             "for machines without a supported Python")
+    parser.add_argument("--python-downloads", metavar="DIR",
+                        default=str(managed_python.default_downloads_dir()),
+                        help="offline --python-install: the folder holding the CPython archive copied from a "
+                             f"connected machine (default: ${managed_python.DOWNLOADS_ENV} or "
+                             f"{managed_python.default_downloads_dir()})")
     parser.add_argument("--dry-run", action="store_true", help="print the plan and change nothing")
     parser.add_argument("--installer", choices=("uv", "pip"), default="uv",
                         help="uv (default, fast) or pip (the fallback)")
@@ -858,7 +965,13 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     started = time.monotonic()
     try:
-        python = choose_python(args.python, resolve_venv(args.venv))
+        if args.python_install and args.dry_run and not managed_python.installed_python(
+                managed_python.default_python_dir()):
+            print(planned_python_install(args))
+            print("dry run: nothing was changed")
+            return 0
+        python = managed_interpreter(args) if args.python_install else choose_python(args.python,
+                                                                                        resolve_venv(args.venv))
         plan = make_plan(args, python)
         if args.dry_run:
             print(plan.describe())

@@ -28,6 +28,7 @@ def own_wheel_cache(tmp_path, monkeypatch):
     """The user's wheel cache and wheelhouse setting stay out of these tests."""
     monkeypatch.setenv(bootstrap.WHEEL_CACHE_ENV, str(tmp_path / "wheel-cache"))
     monkeypatch.delenv(bootstrap.WHEELHOUSE_ENV, raising=False)
+    monkeypatch.setenv("TTSRIG_PYTHON_DIR", str(tmp_path / "managed-python"))  # --python-install's folder
 
 
 @pytest.fixture(autouse=True)
@@ -725,7 +726,8 @@ def test_no_supported_python_on_path_is_one_line_naming_what_to_install(path_dir
     assert err == ("bootstrap: no supported Python on PATH: ttsrig builds its venv with CPython 3.10 to 3.13 "
                    "(python3 is CPython 3.9.2). Install one: `sudo apt-get install python3 python3-venv` (the "
                    "python3 of Ubuntu 22.04 and 24.04 and of Debian 12 and 13 is supported); or pass --python "
-                   "/path/to/python3.X.\n")
+                   "/path/to/python3.X; or run `bin/bootstrap --python-install` to let uv fetch CPython 3.11 built "
+                   f"for the baseline x86-64 level into {tmp_path / 'managed-python'}.\n")
     assert not venv.exists()
 
 
