@@ -358,10 +358,12 @@ def managed_interpreter(args: argparse.Namespace) -> Interpreter:
     folder = managed_python.default_python_dir()
     downloads = Path(args.python_downloads).expanduser().absolute()
     wheelhouse = [Path(args.wheelhouse).expanduser().absolute()] if args.wheelhouse else []
-    if managed_python.installed_python(folder) is None:
+    python = managed_python.installed_python(folder)
+    if python is None:
+        wheel = uv_wheel(args)
         log(f"installing CPython {locks.python_name(managed_python.MINOR)} for the baseline x86-64 level into "
             f"{folder} (uv, from its verified wheel)")
-    python = managed_python.ensure_python(uv_wheel(args), folder, [downloads, *wheelhouse], args.offline)
+        python = managed_python.ensure_python(wheel, folder, [downloads, *wheelhouse], args.offline)
     found = inspect_python(str(python))
     refuse_unusable(found)
     return found

@@ -165,7 +165,7 @@ def local_archive(download: Download, folders: list[Path]) -> Path | None:
 
 
 def refuse_other_levels(download: Download, folders: list[Path]) -> None:
-    """A build of another level lying where the baseline one belongs is named, never used."""
+    """A build of another level copied instead of the baseline one is named, never used."""
     prefix = download.filename.split(f"-{BASELINE}-", 1)[0]  # cpython-3.11.18+20261110
     for folder in folders:
         for entry in sorted(folder.iterdir()) if folder.is_dir() else []:
@@ -259,6 +259,7 @@ def ensure_python(uv_wheel: Path, folder: Path, archive_folders: list[Path], off
     with tempfile.TemporaryDirectory(prefix="ttsrig-uv-") as scratch:
         uv = extract_uv(uv_wheel, Path(scratch))
         download = find_download(uv)
-        refuse_other_levels(download, archive_folders)
         archive = local_archive(download, archive_folders)
+        if archive is None:
+            refuse_other_levels(download, archive_folders)
         return install(uv, download, folder, archive, offline, archive_folders[0])

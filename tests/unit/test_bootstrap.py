@@ -815,7 +815,7 @@ def test_the_module_runs_on_python_3_8_syntax():
     import it (the venv's own Python is checked separately)."""
     import ast
 
-    for module in ("bootstrap", "locks", "tiers", "venv", "atomic", "digests", "errors"):
+    for module in ("bootstrap", "managed_python", "paths", "locks", "tiers", "venv", "atomic", "digests", "errors"):
         source = (ROOT / "envcheck" / f"{module}.py").read_text()
         ast.parse(source, feature_version=(3, 8))
         assert "removeprefix" not in source and "removesuffix" not in source, module
@@ -843,3 +843,33 @@ def test_the_compiler_hint_names_the_dev_package_of_the_venvs_python(tmp_path):
     plan = plan_for(tmp_path, python_version="3.13.5")
     with pytest.raises(TtsrigError, match=r"`sudo apt-get install build-essential python3.13-dev`"):
         bootstrap.run([sys.executable, "-c", script], plan, "installing something")
+
+
+def managed_python_at(tmp_path: Path, version: str = "3.11.9") -> str:
+    """What --python-install leaves in its folder (the autouse fixture's): uv's link to the baseline build."""
+    folder = tmp_path / "managed-python" / "cpython-3.11-linux-x86_64-gnu" / "bin"
+    folder.mkdir(parents=True)
+    return fake_python_at(folder, "python3.11", version)
+
+
+def test_the_python_install_made_is_used_by_later_runs_without_the_flag(path_dir, tmp_path):
+    managed = managed_python_at(tmp_path)
+    assert bootstrap.choose_python(None, tmp_path / "venv").path == managed  # nothing on PATH
+    fake_python_at(path_dir, "python3.13", "3.13.5")
+    assert bootstrap.choose_python(None, tmp_path / "new").name == "CPython 3.13.5"  # PATH's newest comes first
+    venv = tmp_path / "venv"
+    venv.mkdir()
+    (venv / bootstrap.STATE_NAME).write_text(json.dumps({"complete": True, "tier": "v3", "python": "3.11.9"}))
+    assert bootstrap.choose_python(None, venv).path == managed  # ...but a venv keeps the Python it was built with
+
+
+def test_python_install_plans_with_the_installed_python_and_the_summary_says_whose_it_is(probed, path_dir,
+                                                                                          tmp_path, capsys):
+    managed = managed_python_at(tmp_path)
+    assert bootstrap.main(["--python-install", "--dry-run", "--venv", str(tmp_path / "venv")]) == 0
+    out = capsys.readouterr().out
+    assert f"python: CPython 3.11.9 ({managed})" in out and f"lock: {lock('pre-v2', '3.11')}" in out
+    plan = plan_for(tmp_path, python=managed, python_version="3.11.9")
+    text = bootstrap.summary(plan, locks.conformance({}, {}, []), [], "applied", 1.0)
+    assert (f"python:    CPython 3.11.9 ({managed}; uv's baseline x86-64 build, in ttsrig's folder "
+            f"{tmp_path / 'managed-python'})") in text
