@@ -114,7 +114,7 @@ def test_the_request_is_the_baseline_build_of_cpython_3_11(uv, tmp_path):
     assert managed_python.REQUEST == "cpython-3.11-linux-x86_64-gnu"
     assert download.key.startswith("cpython-3.11.") and download.key.endswith("-linux-x86_64-gnu")
     assert managed_python.level_of(download.key) == "x86_64"
-    assert f"-x86_64-unknown-linux-gnu-install_only" in download.filename and "%" not in download.filename
+    assert "-x86_64-unknown-linux-gnu-install_only" in download.filename and "%" not in download.filename
     assert download.url.endswith("/" + download.filename.replace("+", "%2B"))
     assert download.release.isdigit()
 
