@@ -2,7 +2,9 @@
 
   envcheck [--venv PATH] [--emulate CPU_MODEL] [--json]   the full report; exit 0 only if all needed works
   envcheck probe [--json]                                   the CPU and its tier
-  envcheck scan REQUIREMENTS_FILE [--tier T] [--json]       pins known not to run on a tier, before install
+  envcheck scan REQUIREMENTS_FILE [--tier T] [--python X.Y] [--json]
+                                                            pins known not to run on a tier, or with no
+                                                            wheel for this Python, before install
   envcheck evidence [--emulate CPU_MODEL]                   the import-and-compute record behind the locks
 """
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import sys
 from pathlib import Path
 
@@ -44,8 +47,25 @@ def build_parser() -> argparse.ArgumentParser:
     s = commands.add_parser("scan", help="list the pins of a requirements or lock file known not to run on a tier")
     s.add_argument("file", help="a pip requirements file or lock (hashes, -r includes and markers understood)")
     s.add_argument("--tier", choices=("pre-v2", "v2", "v3"), help="default: this CPU's tier")
+    s.add_argument("--python", metavar="X.Y", help="the CPython the file is for: markers are read and wheels "
+                   "looked for as on it (default: 3.X of a requirements/py3.X/ lock, else the Python running envcheck)")
+    s.add_argument("--glibc", metavar="X.Y", help="the glibc wheels must run on (default: this machine's)")
     s.add_argument("--json", action="store_true", help="print one JSON object")
     return parser
+
+
+def scan_target(args: argparse.Namespace, path: Path) -> "wheels.Target":
+    from envcheck import locks, wheels
+
+    if args.python:
+        python = locks.major_minor(args.python)
+    else:
+        folder = re.fullmatch(r"py(\d+\.\d+)", path.resolve().parent.name)
+        python = locks.major_minor(folder[1]) if folder else sys.version_info[:2]
+    glibc = wheels.parse_glibc(args.glibc) if args.glibc else wheels.host_glibc()
+    if args.glibc and glibc is None:
+        raise TtsrigError(f"--glibc {args.glibc} is not a version: give it as X.Y, e.g. --glibc 2.31")
+    return wheels.Target(python, glibc)
 
 
 def run_scan(args: argparse.Namespace) -> int:
@@ -53,13 +73,20 @@ def run_scan(args: argparse.Namespace) -> int:
 
     tier = args.tier or probe_mod.probe().tier
     path = Path(args.file)
-    findings = knowledge.scan(knowledge.read_requirements(path), tier)
-    blocking = [f for f in findings if f.entry.outcome != "patched"]
+    target = scan_target(args, path)
+    lines = knowledge.read_requirements(path)
+    findings = knowledge.scan(lines, tier, target.python)
+    wheel_findings, unknown = knowledge.scan_wheels(lines, target)
+    blocking = [f for f in findings if f.entry.outcome != "patched"] + [w for w in wheel_findings if w.blocking]
     if args.json:
         print(json.dumps({"file": str(path), "tier": tier, "ok": not blocking,
-                          "findings": [f.to_json() for f in findings]}, indent=2))
+                          "python": "%d.%d" % target.python,
+                          "glibc": "%d.%d" % target.glibc if target.glibc else None,
+                          "findings": [f.to_json() for f in findings],
+                          "wheels": [w.to_json() for w in wheel_findings], "wheels_not_known": unknown}, indent=2))
     else:
         print(knowledge.render(findings, tier, path))
+        print(knowledge.render_wheels(wheel_findings, unknown, target))
     return 1 if blocking else 0
 
 
@@ -84,6 +111,15 @@ def check_interpreter(python: Path) -> None:
         raise TtsrigError(f"--python {python} is not executable: name a venv's interpreter, e.g. .venv/bin/python")
 
 
+def python_version(python: str) -> str:
+    """The interpreter's full version, run natively: the record names which CPython's wheels it measured."""
+    import subprocess
+
+    out = subprocess.run([python, "-c", "import platform; print(platform.python_version())"],
+                         capture_output=True, text=True)
+    return out.stdout.strip() or "version unknown"
+
+
 def run_evidence(args: argparse.Namespace) -> int:
     import platform
     import time
@@ -97,7 +133,7 @@ def run_evidence(args: argparse.Namespace) -> int:
     started = time.strftime("%Y-%m-%d")
     verdicts = isolated.run_all(checks, args.python, emulate=args.emulate)
     header = [f"# envcheck evidence, {started}",
-              f"# python: {args.python}",
+              f"# python: {args.python} (CPython {python_version(args.python)})",
               f"# cpu: {'qemu-x86_64 -cpu ' + args.emulate if args.emulate else 'host ' + platform.machine()}"]
     rows = [f"{v.name:34s} {v.status:9s} {v.seconds:6.1f}s  {v.detail}" for v in verdicts]
     text = "\n".join(header + rows) + "\n"

@@ -2,7 +2,7 @@
 
 At `import torch._dynamo`, torch runs every Python operator on 1-element tensors
 to build a lookup table; on pre-v2 CPUs with torch 2.7 that probe dies with
-SIGFPE (requirements/evidence/pre-v2-phenom.txt). The table only serves
+SIGFPE (requirements/evidence/py3.11/pre-v2-phenom.txt). The table only serves
 torch.compile tracing of tensor subclasses, which ttsrig never uses. The file is
 patched only when its hash is one we know, so the edit is never a guess.
 """

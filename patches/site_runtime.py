@@ -28,7 +28,7 @@ def _switched_on(variable):
 def _disable_onednn(torch):
     # torch 2.7's oneDNN kernels die with SIGFPE on pre-v2 CPUs (float32 matmul, Linear, Conv1d and the
     # operator probe of `import torch._dynamo`); with oneDNN off the same work runs on ATen's own kernels.
-    # Measured under qemu-x86_64 -cpu phenom: requirements/evidence/pre-v2-phenom.txt.
+    # Measured under qemu-x86_64 -cpu phenom: requirements/evidence/py3.11/pre-v2-phenom.txt.
     import torch.backends.mkldnn
 
     torch.backends.mkldnn.enabled = False
