@@ -11,7 +11,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from envcheck import paths
+from envcheck import paths, wheels
 from envcheck.errors import TtsrigError
 from envcheck.locks import logical_lines
 
@@ -142,12 +142,24 @@ def _candidates(*specs: SpecifierSet) -> list[Version]:
     return sorted(found)
 
 
-def scan(lines: list[Line], tier: str) -> list[Finding]:
+def marker_environment(python: tuple[int, int]) -> dict[str, str]:
+    """The environment markers of CPython X.Y on Linux x86-64: what a lock's `; python_version ...` is read against."""
+    version = f"{python[0]}.{python[1]}"
+    return {"sys_platform": "linux", "platform_system": "Linux", "platform_machine": "x86_64", "os_name": "posix",
+            "implementation_name": "cpython", "platform_python_implementation": "CPython",
+            "python_version": version, "python_full_version": f"{version}.0"}
+
+
+def applies(line: Line, python: tuple[int, int]) -> bool:
+    marker = line.requirement.marker
+    return marker is None or marker.evaluate(marker_environment(python))
+
+
+def scan(lines: list[Line], tier: str, python: tuple[int, int] = (3, 11)) -> list[Finding]:
     findings = []
     for line in lines:
         req = line.requirement
-        if req.marker is not None and not req.marker.evaluate({"sys_platform": "linux", "platform_machine": "x86_64",
-                                                              "python_version": "3.11"}):
+        if not applies(line, python):
             continue
         name = canonicalize_name(req.name)
         for entry in load():
@@ -178,4 +190,84 @@ def render(findings: list[Finding], tier: str, source: Path) -> str:
             lines.append(f"    needs tier {e.needs} or higher.")
         lines.append(f"    fix: {e.fix}")
         lines.append(f"    evidence: {e.evidence()}")
+    return "\n".join(lines)
+
+
+# -- wheels for this Python -----------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class WheelFinding:
+    line: Line
+    blocking: bool  # nothing installs (no wheel and no source); otherwise the installer would compile it
+    detail: str
+    fix: str
+
+    def to_json(self) -> dict:
+        return {"requirement": str(self.line.requirement), "where": self.line.source, "blocking": self.blocking,
+                "detail": self.detail, "fix": self.fix}
+
+
+def _offered(filenames: list[str]) -> str:
+    """Which CPythons the wheels of a pin are built for, e.g. 'CPython 3.9 to 3.12'."""
+    minors = sorted({int(t.interpreter[3:]) for f in filenames if f.endswith(".whl")
+                     for t in wheels.wheel_tags(f) if t.interpreter.startswith("cp3") and t.abi != "abi3"})
+    if not minors:
+        return ""
+    return f"CPython 3.{minors[0]}" + (f" to 3.{minors[-1]}" if len(minors) > 1 else "")
+
+
+def wheel_problem(name: str, version: str, files: list[str],
+                  target: wheels.Target) -> tuple[bool, str, str] | None:
+    """Why an exact pin would not install from a wheel on the target, or None (a pure source package needs no
+    wheel: only a pin that has wheels for other Pythons or glibcs is compiled code the user cannot easily build)."""
+    found = wheels.fit(files, target)
+    has_wheels = any(f.endswith(".whl") for f in files)
+    if found.wheel or not has_wheels:
+        return None
+    python = f"{target.python[0]}.{target.python[1]}"
+    if found.oldest_glibc and target.glibc and found.oldest_glibc > target.glibc:
+        glibc = f"{found.oldest_glibc[0]}.{found.oldest_glibc[1]}"
+        why = f"its wheels for CPython {python} need glibc {glibc} or newer"
+        fix = (f"run it on a distribution with glibc {glibc} or newer, or pin a {name} version whose wheels are "
+               "built for an older manylinux")
+    else:
+        offered = _offered(files)
+        why = f"its wheels are for {offered}" if offered else "no wheel is for this Python"
+        fix = (f"pin a version with a wheel for CPython {python} (ttsrig's locks for it: requirements/py{python}/), "
+               "or use a Python its wheels are for")
+    if found.sdist is None:
+        return True, f"no file of {name} {version} installs on {target.describe()}: {why}", fix
+    return False, (f"no wheel of {name} {version} for {target.describe()} ({why}): the installer would compile "
+                   f"{found.sdist}, which needs a compiler and headers and often fails"), fix
+
+
+def scan_wheels(lines: list[Line], target: wheels.Target,
+                table: dict[str, list[str]] | None = None) -> tuple[list[WheelFinding], int]:
+    """Exact pins without a wheel for the target, and how many exact pins the table does not know."""
+    findings, unknown = [], 0
+    for line in lines:
+        req = line.requirement
+        pinned = _exact(req.specifier)
+        if pinned is None or not applies(line, target.python):
+            continue
+        files = wheels.files_for(req.name, str(pinned), table)
+        if files is None:
+            unknown += 1
+            continue
+        problem = wheel_problem(canonicalize_name(req.name), str(pinned), files, target)
+        if problem:
+            findings.append(WheelFinding(line, *problem))
+    return findings, unknown
+
+
+def render_wheels(findings: list[WheelFinding], unknown: int, target: wheels.Target) -> str:
+    lines = [f"wheels for {target.describe()}: " + (f"{len(findings)} pin(s) without one:" if findings
+                                                     else "every pin ttsrig knows has one")]
+    for f in findings:
+        lines.append(f"\n  {f.line.requirement} [{f.line.source}]")
+        lines.append(f"    {f.detail}.")
+        lines.append(f"    fix: {f.fix}.")
+    if unknown:
+        lines.append(f"  ({unknown} exact pin(s) are not in {wheels.DATA_FILE.name}, which knows the locks' pins: "
+                     "their wheels were not checked)")
     return "\n".join(lines)

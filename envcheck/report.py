@@ -18,7 +18,7 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from envcheck import isolated, knowledge, locks, probes, tiers
+from envcheck import isolated, knowledge, locks, probes, tiers, wheels
 from envcheck.errors import TtsrigError
 from envcheck.isolated import CRASHED, FAILED, OK, Check, Verdict
 from envcheck.venv import STATE_NAME, python_version, read_state, site_packages
@@ -144,6 +144,7 @@ def venv_rows(report: Report, state: dict) -> list[Row]:
     else:
         rows.append(Row("python", "built by bin/bootstrap", OK,
                         f"tier {state.get('tier')} from {state.get('lock')}, {state.get('installed_at', '')}"))
+    rows.append(wheels_row(report))
     cpu_tier, venv_tier = report.cpu.get("tier"), state.get("tier")
     if cpu_tier and venv_tier in tiers.TIER_NAMES:
         order = tiers.TIER_NAMES.index
@@ -155,6 +156,35 @@ def venv_rows(report: Report, state: dict) -> list[Row]:
             note = "" if venv_tier == cpu_tier else f" (below the CPU's {cpu_tier}: runs, with older wheels)"
             rows.append(Row("python", "venv tier fits the CPU", OK, f"venv {venv_tier}, CPU {cpu_tier}{note}"))
     return rows
+
+
+# What the venv's interpreter is now (not what pyvenv.cfg says it was), and the glibc it runs on.
+RUNNING_PYTHON = "import os, platform; print(platform.python_version(), os.confstr('CS_GNU_LIBC_VERSION') or '')"
+
+
+def wheels_row(report: Report) -> Row:
+    """The installed wheels' tags (CPython ABI, manylinux glibc) against the interpreter and glibc that run them:
+    a distribution upgrade that swaps the venv's Python or a copy to an older system shows here, not as an
+    ImportError deep in a training run."""
+    name = "wheels fit Python+glibc"
+    verdict = isolated.run_check(Check("running python", RUNNING_PYTHON, 60.0), report.python, env=check_env())
+    if verdict.status != OK:
+        return Row("python", name, verdict.status, f"the venv's interpreter {report.python} does not run "
+                   f"({verdict.detail}): its Python was removed or replaced. Rebuild: remove {report.venv} and "
+                   f"run bin/bootstrap --venv {report.venv}", verdict.seconds, verdict.signal)
+    version, _, libc = verdict.detail.partition(" ")
+    target = wheels.Target(locks.major_minor(version), wheels.parse_glibc(libc))
+    installed = wheels.installed_tags(site_packages(report.venv))
+    wrong = wheels.misfits(installed, target)
+    where = f"CPython {version}, {'glibc ' + libc.split()[-1] if target.glibc else 'no glibc'}"
+    if wrong:
+        return Row("python", name, FAILED,
+                   f"{where}: {len(wrong)} installed wheel(s) do not run here: {'; '.join(wrong[:4])}"
+                   f"{' ...' if len(wrong) > 4 else ''}. The venv's Python or system changed after the install: "
+                   f"remove {report.venv} and run bin/bootstrap --venv {report.venv}")
+    newest = wheels.newest_glibc_needed(installed, target)
+    needs = f"; the newest glibc asked for is {newest[0][0]}.{newest[0][1]} ({newest[1]})" if newest else ""
+    return Row("python", name, OK, f"{where}: all {len(installed)} installed wheels fit{needs}")
 
 
 def lock_rows(report: Report, state: dict) -> list[Row]:

@@ -54,7 +54,7 @@ def test_a_v3_lock_on_pre_v2_flags_numpy_2_4():
 @pytest.mark.parametrize("python", locks.SUPPORTED_PYTHONS, ids=locks.python_name)
 @pytest.mark.parametrize("tier", tiers.TIER_NAMES)
 def test_each_tier_lock_has_nothing_that_fails_on_its_tier(tier, python):
-    findings = knowledge.scan(knowledge.read_requirements(locks.lock_path(tier, python)), tier)
+    findings = knowledge.scan(knowledge.read_requirements(locks.lock_path(tier, python)), tier, python)
     assert all(f.entry.outcome == "patched" for f in findings), ids(findings)
 
 

@@ -355,7 +355,7 @@ def lock_checkout(tmp_path: Path) -> tuple[Path, dict[str, str]]:
         (tools / name).write_text(text)
         (tools / name).chmod(0o755)
     env = {**os.environ, "TTSRIG_LOCK_TOOLS": str(tools.parent.parent), "PYTHON": sys.executable,
-           "FAKE_DOWNLOADS": str(downloads(tmp_path / "dl"))}
+           "FAKE_DOWNLOADS": str(downloads(tmp_path / "dl")), "TTSRIG_LOCK_NO_TABLE": "1"}  # no index here
     return root, env
 
 
