@@ -1,12 +1,16 @@
 """The envcheck report on real venvs: the host tier, and the tier matrix under qemu-x86_64.
 
 The matrix is the point of the project in one test: every tier's lock, bootstrapped into its own venv,
-passes the full report on a representative old CPU (pre-v2 on phenom, v2 on Nehalem, v3 on Haswell).
+passes the full report on a representative old CPU (pre-v2 on phenom, v2 on Nehalem, v3 on Haswell), on the
+default Python; in CI each tier also runs once on another supported Python (pre-v2 on 3.13, v2 on 3.12, v3 on
+3.10), so every Python's locks pass the report on an emulated CPU.
 """
 from __future__ import annotations
 
+import glob
 import json
 import os
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -56,6 +60,46 @@ def test_tier_matrix_every_lock_passes_on_an_emulated_cpu_of_its_tier(tier, run_
     assert REQUIRED <= {c["name"] for c in report["checks"]}
     cpu_row = next(c for c in report["checks"] if c["name"] == "cpu tier")
     assert f"qemu-x86_64 -cpu {model}" in cpu_row["detail"]
+
+
+# Another Python per tier (CI only): each supported Python that is not the default is exercised by one tier.
+OTHER_PYTHONS = {"pre-v2": "3.13", "v2": "3.12", "v3": "3.10"}
+
+
+def find_python(version: str) -> str | None:
+    """CPython X.Y for the test: $TTSRIG_TEST_PYTHON3_Y, else python3.Y on PATH if it runs (a pyenv shim of an
+    inactive version does not), else a pyenv build of it."""
+    named = os.environ.get(f"TTSRIG_TEST_PYTHON{version.replace('.', '_')}")
+    candidates = [named] if named else [shutil.which(f"python{version}"),
+                                        *sorted(glob.glob(os.path.expanduser(f"~/.pyenv/versions/{version}.*/bin/"
+                                                                             f"python{version}")), reverse=True)]
+    for candidate in filter(None, candidates):
+        out = subprocess.run([candidate, "-c", "import sys; print('%d.%d' % sys.version_info[:2])"],
+                             capture_output=True, text=True)
+        if out.returncode == 0 and out.stdout.strip() == version:
+            return candidate
+    return None
+
+
+@pytest.mark.ci_only
+@pytest.mark.emulated
+@pytest.mark.parametrize("tier", TIERS)
+def test_tier_matrix_on_another_python_passes_the_same_report(tier, run_bootstrap, test_venvs):
+    """The tier's lock for another CPython (requirements/py3.Y/<tier>.txt), bootstrapped with it, passes the full
+    report on the same emulated CPU as the default Python's."""
+    version = OTHER_PYTHONS[tier]
+    python = find_python(version)
+    if python is None:
+        pytest.skip(f"no CPython {version} here: install one (or set TTSRIG_TEST_PYTHON{version.replace('.', '_')})")
+    venv = test_venvs / f"{tier}-py{version}"
+    run_bootstrap("--tier", tier, "--venv", str(venv), "--python", python)  # the last --python wins
+    model = tiers.load().tier(tier).emulate
+    code, report = envcheck(venv, "--emulate", model)
+    assert code == 0 and report["ok"], failures(report)
+    assert REQUIRED <= {c["name"] for c in report["checks"]}
+    rows = {c["name"]: c["detail"] for c in report["checks"]}
+    assert rows["python"].startswith(f"CPython {version}.")
+    assert f"requirements/py{version}/{tier}.txt" in rows["versions equal the lock"]
 
 
 @pytest.mark.emulated
