@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from envcheck import locks, managed_python, paths
+from envcheck import locks, managed_python, paths, wheels
 from envcheck import tiers as tiers_mod
 from envcheck.atomic import TEMP_SUFFIX
 from envcheck.digests import file_sha256
@@ -386,6 +386,27 @@ def refuse_another_python(venv: Path, python: Interpreter) -> None:
         raise TtsrigError(f"{venv} was built with CPython {recorded}, and this run would use {python.name} "
                           f"({python.path}): a venv keeps its Python. Pass --python python{was}, build the new one "
                           f"elsewhere with --venv PATH, or remove {venv} (bin/bootstrap made it) and re-run.")
+
+
+def check_glibc(plan: Plan, have: tuple[int, int] | None) -> None:
+    """Refuse before anything is built when this system's glibc is older than a pin's wheels need (torch 2.7's
+    are manylinux_2_28) and there is no source to build instead: the installer would only say that it found no
+    matching distribution, after the venv and the small packages were in place."""
+    if have is None:  # not glibc (musl): no manylinux wheel fits, and the installer says so itself
+        return
+    target = wheels.Target(locks.major_minor(plan.python_version), have)
+    too_old = []
+    for pin in plan.pins.values():
+        found = wheels.fit(wheels.files_for(pin.name, pin.version) or [], target)
+        if found.wheel is None and found.sdist is None and found.oldest_glibc and found.oldest_glibc > have:
+            too_old.append((found.oldest_glibc, f"{pin.name} {pin.version}"))
+    if too_old:
+        (major, minor), what = max(too_old)
+        more = f" and {len(too_old) - 1} more" if len(too_old) > 1 else ""
+        raise TtsrigError(f"this system's glibc {have[0]}.{have[1]} is older than {major}.{minor}, which the wheels "
+                          f"of {what}{more} in {locks.display(plan.lock)} need (manylinux_{major}_{minor}): ttsrig "
+                          f"runs on distributions with glibc {major}.{minor} or newer (Debian 10, Ubuntu 20.04, "
+                          "RHEL 8 and later). Upgrade the system, or run ttsrig in a container of such a distribution")
 
 
 def check_disk(venv: Path) -> None:
@@ -975,6 +996,7 @@ def main(argv: list[str] | None = None) -> int:
         python = managed_interpreter(args) if args.python_install else choose_python(args.python,
                                                                                         resolve_venv(args.venv))
         plan = make_plan(args, python)
+        check_glibc(plan, wheels.host_glibc())
         if args.dry_run:
             print(plan.describe())
             print("dry run: nothing was changed")

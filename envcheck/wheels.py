@@ -4,7 +4,7 @@ Two users: `envcheck scan` asks it of the files a pin can install (data/wheel-fi
 list for every pin of every lock, refreshed by bin/lock), and the report asks it of the wheels installed in
 a venv (the Tag lines of their WHEEL files).
 
-Standard library plus `packaging` (pip's vendored copy on a bare Python), like envcheck.knowledge.
+Standard library only: bin/bootstrap asks it, with whatever python3 starts it, before anything is installed.
     python -m envcheck.wheels refresh     # re-read the index's file list for every pin of every lock
 """
 from __future__ import annotations
@@ -23,21 +23,49 @@ from envcheck import locks
 from envcheck.atomic import write_atomic
 from envcheck.errors import TtsrigError
 
-try:
-    from packaging.tags import Tag, parse_tag
-    from packaging.utils import InvalidSdistFilename, InvalidWheelFilename, parse_sdist_filename, \
-        parse_wheel_filename
-except ImportError:  # a bare system Python before bootstrap: pip carries a copy
-    from pip._vendor.packaging.tags import Tag, parse_tag  # type: ignore[no-redef]
-    from pip._vendor.packaging.utils import (InvalidSdistFilename, InvalidWheelFilename,  # type: ignore[no-redef]
-                                             parse_sdist_filename, parse_wheel_filename)
-
 DATA_FILE = Path(__file__).with_name("data") / "wheel-files.json"
 INDEX = "https://pypi.org/simple"  # the index the locks are resolved against (bin/lock)
 # PEP 600's aliases for the manylinux tags that predate the glibc-numbered form.
 LEGACY_MANYLINUX = {"manylinux1": (2, 5), "manylinux2010": (2, 12), "manylinux2014": (2, 17)}
 MANYLINUX = re.compile(r"^manylinux_(\d+)_(\d+)_x86_64$")
 CPYTHON = re.compile(r"^cp(\d)(\d+)$")
+
+
+@dataclass(frozen=True)
+class Tag:
+    """One PEP 425 tag: interpreter, ABI, platform."""
+    interpreter: str
+    abi: str
+    platform: str
+
+    def __str__(self) -> str:
+        return f"{self.interpreter}-{self.abi}-{self.platform}"
+
+
+def parse_tag(text: str) -> frozenset[Tag]:
+    """'py2.py3-none-any' -> its tags (a compressed tag set names several with dots)."""
+    interpreters, abis, platforms = text.strip().lower().split("-")
+    return frozenset(Tag(i, a, p) for i in interpreters.split(".") for a in abis.split(".")
+                     for p in platforms.split("."))
+
+
+def wheel_tags(filename: str) -> frozenset[Tag]:
+    """The tags of a wheel's file name (PEP 427: name-version[-build]-python-abi-platform.whl)."""
+    parts = filename[:-len(".whl")].split("-") if filename.endswith(".whl") else []
+    if len(parts) not in (5, 6):
+        raise ValueError(f"{filename} is not a wheel's file name")
+    return parse_tag("-".join(parts[-3:]))
+
+
+def file_version(filename: str) -> str | None:
+    """The version a wheel's or sdist's file name carries."""
+    if filename.endswith(".whl"):
+        parts = filename.split("-")
+        return parts[1] if len(parts) in (5, 6) else None
+    for suffix in (".tar.gz", ".zip"):
+        if filename.endswith(suffix):
+            return filename[:-len(suffix)].rpartition("-")[2] or None
+    return None
 
 
 @dataclass(frozen=True)
@@ -97,10 +125,6 @@ def python_fits(tag: Tag, python: tuple[int, int]) -> bool:
 
 def tag_fits(tag: Tag, target: Target) -> bool:
     return python_fits(tag, target.python) and platform_fits(tag.platform, target.glibc)
-
-
-def wheel_tags(filename: str) -> frozenset[Tag]:
-    return parse_wheel_filename(filename)[3]
 
 
 @dataclass(frozen=True)
@@ -169,19 +193,10 @@ def relevant(filename: str) -> bool:
         return filename.endswith((".tar.gz", ".zip"))
     try:
         tags = wheel_tags(filename)
-    except InvalidWheelFilename:
+    except ValueError:
         return False
     return any(t.platform == "any" or t.platform.endswith("linux_x86_64") or glibc_needed(t.platform)
                for t in tags)
-
-
-def file_version(filename: str) -> str | None:
-    try:
-        if filename.endswith(".whl"):
-            return str(parse_wheel_filename(filename)[1])
-        return str(parse_sdist_filename(filename)[1])
-    except (InvalidWheelFilename, InvalidSdistFilename):
-        return None
 
 
 @functools.lru_cache(maxsize=None)

@@ -815,7 +815,8 @@ def test_the_module_runs_on_python_3_8_syntax():
     import it (the venv's own Python is checked separately)."""
     import ast
 
-    for module in ("bootstrap", "managed_python", "paths", "locks", "tiers", "venv", "atomic", "digests", "errors"):
+    for module in ("bootstrap", "managed_python", "paths", "locks", "tiers", "venv", "atomic", "digests", "errors",
+                   "wheels"):
         source = (ROOT / "envcheck" / f"{module}.py").read_text()
         ast.parse(source, feature_version=(3, 8))
         assert "removeprefix" not in source and "removesuffix" not in source, module
@@ -873,3 +874,19 @@ def test_python_install_plans_with_the_installed_python_and_the_summary_says_who
     text = bootstrap.summary(plan, locks.conformance({}, {}, []), [], "applied", 1.0)
     assert (f"python:    CPython 3.11.9 ({managed}; uv's baseline x86-64 build, in ttsrig's folder "
             f"{tmp_path / 'managed-python'})") in text
+
+
+def test_a_glibc_older_than_the_wheels_need_is_refused_before_anything_is_built(probed, tmp_path, monkeypatch,
+                                                                                 capsys):
+    """torch 2.7's wheels are manylinux_2_28 and it has no source on the index: on glibc 2.27 (Ubuntu 18.04)
+    nothing could install it, so bootstrap says so first instead of failing half-way."""
+    monkeypatch.setattr(bootstrap.wheels, "host_glibc", lambda: (2, 27))
+    venv = tmp_path / "venv"
+    for args in (["--dry-run", "--venv", str(venv)], ["--venv", str(venv)]):
+        assert bootstrap.main(args) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and "this system's glibc 2.27 is older than 2.28" in err
+        assert "torch" in err and "manylinux_2_28" in err and lock("pre-v2") in err
+        assert not venv.exists()
+    monkeypatch.setattr(bootstrap.wheels, "host_glibc", lambda: (2, 28))
+    assert bootstrap.main(["--dry-run", "--venv", str(venv)]) == 0
