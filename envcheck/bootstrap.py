@@ -49,6 +49,10 @@ REQUIREMENTS = ROOT / "requirements"
 VENV_ENTRIES = frozenset({"bin", "include", "lib", "lib64", "share", "etc", "pyvenv.cfg",
                           PATCH_BACKUP_DIR, PATCH_STATE_NAME})
 WHEELHOUSE_ENV = "TTSRIG_WHEELHOUSE"
+# Which bytecode bootstrap compiles: every installed module (the installer's --compile-bytecode), only what
+# ttsrig's commands import (one warm-up import of the report's import probes, which writes their .pyc files), or
+# none (each module is compiled on its first import). tests/bench/bench_bootstrap.py measures the trade-off.
+COMPILE_CHOICES = ("all", "used", "none")
 WHEEL_CACHE_ENV = "TTSRIG_WHEEL_CACHE"
 MIN_FREE_GB = 8.0  # a torch venv is 5-7 GB; leave room for uv's temporary files
 PROJECT_DIST = "ttsrig"
@@ -109,6 +113,7 @@ class Plan:
     wheel_cache: Path = field(default_factory=default_wheel_cache)
     # The version of `python`, e.g. '3.12.1' (make_plan sets it; a Plan made by hand gets this process's).
     python_version: str = field(default_factory=lambda: ".".join(map(str, sys.version_info[:3])))
+    compile: str = "all"  # which .pyc files bootstrap writes: COMPILE_CHOICES
 
     @property
     def python_minor(self) -> str:
@@ -664,7 +669,7 @@ def make_plan(args: argparse.Namespace, python: Interpreter) -> Plan:
                 file_sha256(lock, nodeps, REQUIREMENTS / "bootstrap.txt"), warnings,
                 f"{cpu['model_name']} ({cpu['microarch']}, {cpu['level']})", pins,
                 bool(cpu["sources"].get("cpuid", {}).get("ok")), wheelhouse,
-                python_version=".".join(map(str, python.version)))
+                python_version=".".join(map(str, python.version)), compile=args.compile)
     if wheelhouse:
         check_wheelhouse(plan)
     return plan
@@ -744,11 +749,12 @@ def mismatched_pin(output: str, lock_files: tuple[Path, ...]) -> str | None:
 def installer_cmd(plan: Plan, *args: str) -> list[str]:
     if plan.installer == "uv":
         uv = plan.venv / "bin" / "uv"
-        # --compile-bytecode: uv skips it by default (pip does it); without .pyc files every import of
-        # torch, transformers and f5_tts recompiles them, twice as slow (four times under emulation).
-        cmd = [str(uv), "pip", "install", "--python", str(plan.venv_python), "--no-config", "--compile-bytecode"]
+        # uv compiles nothing by default (pip compiles everything): --compile all asks it to.
+        cmd = [str(uv), "pip", "install", "--python", str(plan.venv_python), "--no-config"]
+        cmd += ["--compile-bytecode"] if plan.compile == "all" else []
     else:
         cmd = [str(plan.venv_python), "-m", "pip", "install", "--no-input"]
+        cmd += [] if plan.compile == "all" else ["--no-compile"]
     return cmd + plan.source_args() + list(args)
 
 
@@ -924,6 +930,35 @@ def apply_patches(plan: Plan) -> str:
     return "; ".join(line.split(" (")[0] for line in out.stdout.splitlines()) or "applied"
 
 
+def warm_up_program() -> str:
+    """One interpreter that runs the report's import probes (the modules ttsrig's commands import), printing
+    nothing: Python writes the .pyc file of every module it imports."""
+    from envcheck import probes
+
+    sources = [check.code for check in probes.IMPORTS]
+    return ("import contextlib, io\n"
+            f"for source in {sources!r}:\n"
+            "    with contextlib.redirect_stdout(io.StringIO()):\n"
+            "        exec(compile(source, 'warm-up', 'exec'), {})\n")
+
+
+def warm_up_imports(plan: Plan) -> str:
+    """--compile used: compile what ttsrig's commands import, once, now. A failure is only noted: the modules
+    are then compiled on first use, and envcheck names what does not import."""
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONDONTWRITEBYTECODE", "PYTHONPATH")}
+    started = time.monotonic()
+    try:
+        out = subprocess.run([str(plan.venv_python), "-c", warm_up_program()], capture_output=True, text=True,
+                             cwd=ROOT, env=env, timeout=1800)
+    except subprocess.TimeoutExpired:
+        return "the warm-up import took over 30 minutes and was stopped; modules compile on first use"
+    seconds = time.monotonic() - started
+    if out.returncode != 0:
+        last = (out.stderr.strip().splitlines() or ["no message"])[-1]
+        return f"the warm-up import failed ({last}); modules compile on first use; run envcheck"
+    return f"compiled what ttsrig's commands import ({seconds:.1f} s)"
+
+
 def python_origin(python: str) -> str:
     """'; installed by ...' for the CPython --python-install put in ttsrig's folder."""
     folder = managed_python.default_python_dir()
@@ -932,7 +967,8 @@ def python_origin(python: str) -> str:
     return f"; uv's baseline x86-64 build, in ttsrig's folder {folder}"
 
 
-def summary(plan: Plan, result: locks.Conformance, changed: list[str], patches: str, seconds: float) -> str:
+def summary(plan: Plan, result: locks.Conformance, changed: list[str], patches: str, seconds: float,
+            bytecode: str = "") -> str:
     lines = [
         f"cpu:       {plan.cpu}",
         f"venv:      {plan.venv}",
@@ -952,6 +988,8 @@ def summary(plan: Plan, result: locks.Conformance, changed: list[str], patches: 
         lines.append(f"extra:     {', '.join(result.extra)} (not in the lock; left alone)")
     lines.append(f"time:      {seconds:.1f} s")
     lines.append(f"patches:   {patches}")
+    if bytecode:
+        lines.append(f"bytecode:  {bytecode}")
     lines.append(f"next:      {plan.venv}/bin/envcheck probe")
     return "\n".join(lines)
 
@@ -974,6 +1012,10 @@ def build_parser() -> argparse.ArgumentParser:
                              f"connected machine (default: ${managed_python.DOWNLOADS_ENV} or "
                              f"{managed_python.default_downloads_dir()})")
     parser.add_argument("--dry-run", action="store_true", help="print the plan and change nothing")
+    parser.add_argument("--compile", choices=COMPILE_CHOICES, default="used",
+                        help="which .pyc files to write while installing: used (default: what ttsrig's commands "
+                             "import, by one warm-up import), all (every installed module), none (each on first "
+                             "import)")
     parser.add_argument("--installer", choices=("uv", "pip"), default="uv",
                         help="uv (default, fast) or pip (the fallback)")
     parser.add_argument("--offline", action="store_true",
@@ -1021,7 +1063,9 @@ def main(argv: list[str] | None = None) -> int:
             changed = install(plan, state)
             result = verify(plan)
         patches = apply_patches(plan)  # patches edit files inside packages, never which packages are installed
-        print(summary(plan, result, changed, patches, time.monotonic() - started))
+        # After the patches, so the patched modules' bytecode is the one written.
+        bytecode = warm_up_imports(plan) if changed and plan.compile == "used" else ""
+        print(summary(plan, result, changed, patches, time.monotonic() - started, bytecode))
         return 0 if result.ok else 1
     except TtsrigError as exc:
         print(f"bootstrap: {exc}", file=sys.stderr)

@@ -1,13 +1,17 @@
 """Benchmark: bin/bootstrap against the seed's manual recipe (run on demand, not by bin/test).
 
-    python tests/bench/bench_bootstrap.py [--tier pre-v2] [--skip-recipe] [--out FILE]
+    python tests/bench/bench_bootstrap.py [--tier pre-v2] [--skip-recipe] [--compile-tradeoff] [--out FILE]
 
 Measures, on this machine:
   1. bootstrap into a fresh venv with a warm uv cache (a first, cache-warming run is not timed);
   2. bootstrap re-run on that complete environment (target: under 10 s);
   3. the seed notes' three-step recipe into a fresh venv with a warm pip cache: install f5-tts,
      force-reinstall the pins with --no-deps, uninstall the forbidden packages (target: bootstrap
-     takes at most half its time).
+     takes at most 0.2x its time);
+  4. with --compile-tradeoff, for each `bin/bootstrap --compile` choice (all, used, none): the fresh bootstrap
+     and then the first import of what ttsrig's commands import (bootstrap's warm-up program) in that new
+     venv, natively and (in a second new venv) under qemu-x86_64 -cpu phenom, plus the import once the .pyc
+     files exist: what each choice saves at install time and what it costs at the first command.
 Writes the figures as JSON (default: tests/bench/results/bootstrap-<tier>.json).
 """
 from __future__ import annotations
@@ -38,8 +42,37 @@ def timed(cmd: list[str], env: dict | None = None) -> float:
     return time.monotonic() - start
 
 
-def bootstrap(venv: Path, tier: str) -> float:
-    return timed([str(ROOT / "bin/bootstrap"), "--tier", tier, "--venv", str(venv), "--python", sys.executable])
+def bootstrap(venv: Path, tier: str, *extra: str) -> float:
+    return timed([str(ROOT / "bin/bootstrap"), "--tier", tier, "--venv", str(venv), "--python", sys.executable,
+                  *extra])
+
+
+def first_import(venv: Path, emulate: str | None = None) -> float:
+    """Seconds to import what ttsrig's commands import, writing .pyc files as a user's first command does."""
+    sys.path.insert(0, str(ROOT))
+    from envcheck.bootstrap import warm_up_program
+    from envcheck.isolated import qemu_command
+
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONDONTWRITEBYTECODE", "PYTHONPATH")}
+    prefix = qemu_command(emulate) if emulate else []
+    return timed([*prefix, str(venv / "bin/python"), "-c", warm_up_program()], env)
+
+
+def compile_tradeoff(work: Path, tier: str) -> dict:
+    figures = {}
+    for choice in ("all", "used", "none"):
+        native, emulated = work / f"{choice}-native", work / f"{choice}-emulated"
+        row = {"bootstrap_s": round(bootstrap(native, tier, "--compile", choice), 1)}
+        row["first_import_s"] = round(first_import(native), 1)
+        row["later_import_s"] = round(first_import(native), 1)
+        shutil.rmtree(native)
+        bootstrap(emulated, tier, "--compile", choice)
+        row["first_import_phenom_s"] = round(first_import(emulated, "phenom"), 1)
+        row["later_import_phenom_s"] = round(first_import(emulated, "phenom"), 1)
+        shutil.rmtree(emulated)
+        figures[choice] = row
+        print(choice, row, flush=True)
+    return figures
 
 
 def recipe(venv: Path) -> float:
@@ -53,6 +86,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--tier", default="pre-v2")
     parser.add_argument("--skip-recipe", action="store_true")
+    parser.add_argument("--compile-tradeoff", action="store_true", help="also measure each --compile choice")
     parser.add_argument("--out")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="ttsrig-bench-"))
@@ -61,6 +95,7 @@ def main() -> int:
     try:
         bootstrap(work / "warm", args.tier)  # fills uv's cache; not timed
         shutil.rmtree(work / "warm")
+        results["load_average_before"] = os.getloadavg()[0]
         results["bootstrap_fresh_warm_cache_s"] = round(bootstrap(work / "a", args.tier), 1)
         results["bootstrap_rerun_complete_s"] = round(bootstrap(work / "a", args.tier), 2)
         shutil.rmtree(work / "a")
@@ -70,6 +105,9 @@ def main() -> int:
             results["seed_recipe_warm_cache_s"] = round(recipe(work / "b"), 1)
             results["bootstrap_over_recipe"] = round(
                 results["bootstrap_fresh_warm_cache_s"] / results["seed_recipe_warm_cache_s"], 3)
+        if args.compile_tradeoff:
+            results["compile"] = compile_tradeoff(work, args.tier)
+        results["load_average_after"] = os.getloadavg()[0]
     finally:
         shutil.rmtree(work, ignore_errors=True)
     out = Path(args.out or ROOT / "tests/bench/results" / f"bootstrap-{args.tier}.json")
