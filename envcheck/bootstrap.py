@@ -1012,10 +1012,10 @@ def build_parser() -> argparse.ArgumentParser:
                              f"connected machine (default: ${managed_python.DOWNLOADS_ENV} or "
                              f"{managed_python.default_downloads_dir()})")
     parser.add_argument("--dry-run", action="store_true", help="print the plan and change nothing")
-    parser.add_argument("--compile", choices=COMPILE_CHOICES, default="used",
-                        help="which .pyc files to write while installing: used (default: what ttsrig's commands "
-                             "import, by one warm-up import), all (every installed module), none (each on first "
-                             "import)")
+    parser.add_argument("--compile", choices=COMPILE_CHOICES, default="all",
+                        help="which .pyc files to write while installing: all (default: every installed module), "
+                             "used (what the report's import probes import, by one warm-up import after the "
+                             "patches), none (each module on its first import)")
     parser.add_argument("--installer", choices=("uv", "pip"), default="uv",
                         help="uv (default, fast) or pip (the fallback)")
     parser.add_argument("--offline", action="store_true",
