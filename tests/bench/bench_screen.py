@@ -1,6 +1,7 @@
 """Benchmark: `audition screen` time per render against the render's own time (run on demand, not by bin/test).
 
     python tests/bench/bench_screen.py [--renders 5] [--out FILE]
+    python tests/bench/bench_screen.py --random-tiny-en [--site DIR] [--renders 5] [--out FILE]
 
 The marker passage (voices/markers.py) spoken by espeak-ng sentence by sentence and joined as audition
 joins a render, screened by voices/screen.py: the ASR-free checks always; the word check when
@@ -8,23 +9,35 @@ $TTSRIG_BENCH_WHISPER_MODEL names a model (a ggml file with whisper-cli on PATH,
 folder with faster-whisper installed). The render time it is set against is the passage's audio length times
 the real-time factors of results/voices.json (say-strong) and results/say-default.json, measured on the same
 machine. Run with the test venv's python and PYTHONPATH set to the checkout.
+
+--random-tiny-en times the word check without a download: a Whisper of tiny.en's architecture and size with
+RANDOM weights (envcheck/asr_probe.py, TINY_EN, saved as float16 as faster-whisper's published conversions
+are), run by faster-whisper on the CPU with 2 threads, and the ASR-free checks in the same run (results:
+screen-tiny-en.json). Random weights hear nothing, so the decode length is fixed to what the passage's
+transcript would need (decode_tokens) and its words are nonsense: the time is what is measured, never the WER.
+--site names a site-packages folder holding faster-whisper (appended to sys.path, after this venv's own).
 """
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
+import platform
 import statistics
 import sys
 import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
+
 import _record  # tests/bench/_record.py, beside this script
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
+from envcheck import asr_probe  # noqa: E402
 from tests.models import synth  # noqa: E402
 from trainers import audio  # noqa: E402
 from voices import asr, markers, screen, signalcheck  # noqa: E402
@@ -48,6 +61,88 @@ def make_folder(folder: Path, renders: int) -> float:
     return len(wave) / 24_000
 
 
+# The decode length of a random-weight model, set to what tiny.en would decode for the passage: about 1.3 GPT-2
+# tokens per word (an estimate: GPT-2's vocabulary is not here; decode_tokens() also records the passage's
+# GPT-2 pre-token count, a lower bound), plus two timestamp tokens per sentence, since voices/asr.py decodes with
+# timestamps (faster-whisper's default) and Whisper brackets each segment with a start and an end.
+TOKENS_PER_WORD = 1.3
+THREADS = 2  # this machine's cores
+
+
+def decode_tokens(passage: str) -> dict:
+    """How many tokens a real tiny.en would decode for one render of the passage, and how that was counted."""
+    words, sentences = len(passage.split()), len(text_mod.sentences(passage))
+    tokens = round(words * TOKENS_PER_WORD) + 2 * sentences
+    basis = {"tokens": tokens, "words": words, "sentences": sentences,
+             "how": f"round(words x {TOKENS_PER_WORD}) text tokens (GPT-2-like estimate) + 2 timestamp tokens "
+                    "per sentence"}
+    try:
+        from tokenizers import pre_tokenizers
+
+        basis["gpt2_pretokens"] = len(pre_tokenizers.ByteLevel(add_prefix_space=True).pre_tokenize_str(passage))
+    except ImportError:
+        pass
+    return basis
+
+
+def capped_options(model, tokens: int) -> dict:
+    """faster-whisper transcribe() options that make a random-weight model decode exactly `tokens` tokens per
+    30 s window, once: the end-of-text and timestamp tokens suppressed, so no beam stops early and no window
+    is split; the temperature fallback thresholds off, as a real model on clean speech passes them at the
+    first temperature (random weights fail them and would decode five more times)."""
+    from faster_whisper.tokenizer import Tokenizer
+
+    tokenizer = Tokenizer(model.hf_tokenizer, model.model.is_multilingual)
+    prompt = len(tokenizer.sot_sequence) + 1  # + <|notimestamps|>
+    return {"without_timestamps": True,  # the timestamp tokens are counted in `tokens` instead
+            # CTranslate2 decodes at most half of max_length = prompt + max_new_tokens (src/models/whisper.cc)
+            "max_new_tokens": 2 * tokens - prompt,
+            "suppress_tokens": [-1, tokenizer.eot,
+                                *range(tokenizer.timestamp_begin, model.hf_tokenizer.get_vocab_size())],
+            "log_prob_threshold": None, "compression_ratio_threshold": None}
+
+
+@dataclasses.dataclass
+class CappedFasterWhisper:
+    """trainers/transcribe.py's FasterWhisper call (16 kHz audio, language "en", faster-whisper's other
+    defaults: beam 5, no VAD) plus capped_options(). voices/asr.py cannot pass those options (it is not
+    changed for a benchmark), so the bench calls faster-whisper itself, with the same screen around it."""
+
+    folder: Path
+    tokens: int
+    threads: int = THREADS
+    name: str = "faster-whisper, tiny.en-shaped, random weights"
+    decoded: list[int] = dataclasses.field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        from faster_whisper import WhisperModel
+
+        self._model = WhisperModel(str(self.folder), device="cpu", cpu_threads=self.threads)
+        self._options = capped_options(self._model, self.tokens)
+
+    def __call__(self, wave: np.ndarray, rate: int) -> str:
+        import soxr
+
+        audio = soxr.resample(wave, rate, 16_000) if rate != 16_000 else wave
+        segments = list(self._model.transcribe(audio.astype(np.float32), language="en", **self._options)[0])
+        self.decoded.append(sum(len(s.tokens) for s in segments))
+        return " ".join(s.text.strip() for s in segments).strip()
+
+    def describe(self) -> dict:
+        import ctranslate2
+        import faster_whisper
+
+        shape = dataclasses.asdict(asr_probe.TINY_EN) | {"mels": asr_probe.MELS,
+                                                          "vocabulary": self._model.hf_tokenizer.get_vocab_size()}
+        return {"architecture": shape, "weights": "random (normal, std 0.05), saved as float16",
+                "compute_type": self._model.model.compute_type, "cpu_threads": self.threads, "beam_size": 5,
+                # CTranslate2's libgomp threads spin while they wait (its default); on a loaded machine that
+                # decides the decode time (OMP_WAIT_POLICY=PASSIVE: they sleep)
+                "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY", "unset (libgomp's default: spin)"),
+                "faster_whisper": faster_whisper.__version__, "ctranslate2": ctranslate2.__version__,
+                "max_new_tokens": self._options["max_new_tokens"]}
+
+
 def backend() -> asr.Hears | None:
     model = os.environ.get("TTSRIG_BENCH_WHISPER_MODEL")
     if not model:
@@ -65,30 +160,91 @@ def rtf(name: str, *keys: str) -> float | None:
     return data if isinstance(data, (int, float)) else None
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--renders", type=int, default=5)
-    parser.add_argument("--out", type=Path, default=Path(__file__).with_name("results") / "screen.json")
-    args = parser.parse_args()
+def screen_timed(folder: Path, hears: asr.Hears | None) -> dict:
+    """Screen the folder twice (the first pass warms up imports, the phonemiser and the model; its first
+    render is kept as the cold figure) and time the second."""
+    cold = screen.screen(folder, backend=hears, write=False)
+    started = time.monotonic()
+    result = screen.screen(folder, backend=hears)
+    return {"result": result, "total": time.monotonic() - started,
+            "cold_first_render": cold["renders"][0]["screen_seconds"],
+            "per_render": statistics.median(r["screen_seconds"] for r in result["renders"])}
+
+
+def render_shares(figures: dict, seconds: float, per_render: float, prefix: str = "") -> None:
+    """The render time of the passage by each voice (CPU), and the screen's share of it."""
+    strong, default = rtf("voices.json", "say_strong", "rtf"), rtf("say-default.json", "say_default", "rtf")
+    for name, factor in (("say_strong_cpu", strong), ("say_default_cpu", default)):
+        if factor:
+            figures[f"{name}_render_s"] = round(seconds * factor, 1)
+            figures[f"{prefix}{name}_screen_share"] = round(per_render / (seconds * factor), 6)
+
+
+def machine() -> dict:
+    model = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                  if line.startswith("model name")), platform.processor()) if Path("/proc/cpuinfo").is_file() else ""
+    return {"cpu": model, "cores": os.cpu_count(), "load_average_before": [round(x, 2) for x in os.getloadavg()]}
+
+
+def plain(args: argparse.Namespace) -> dict:
+    """The default run: the ASR-free checks, or the word check with $TTSRIG_BENCH_WHISPER_MODEL."""
     hears = backend()
     with tempfile.TemporaryDirectory(prefix="ttsrig-bench-screen-") as tmp:
         folder = Path(tmp)
         seconds = make_folder(folder, args.renders)
-        screen.screen(folder, backend=hears, write=False)  # warm-up: imports, the phonemiser
-        started = time.monotonic()
-        result = screen.screen(folder, backend=hears)
-        total = time.monotonic() - started
-    per_render = statistics.median(r["screen_seconds"] for r in result["renders"])
-    strong, default = rtf("voices.json", "say_strong", "rtf"), rtf("say-default.json", "say_default", "rtf")
+        timed = screen_timed(folder, hears)
+    result, per_render = timed["result"], timed["per_render"]
     figures = {"date": time.strftime("%Y-%m-%d"), "asr": result["asr"]["backend"], "renders": args.renders,
                "audio_s_per_render": round(seconds, 2), "screen_s_per_render_median": round(per_render, 4),
-               "screen_s_total_with_setup": round(total, 2),
+               "screen_s_total_with_setup": round(timed["total"], 2),
                "flags_on_clean_espeak_renders": sorted({f for r in result["renders"] for f in r["signal"]["flags"]})}
-    for name, factor in (("say_strong_cpu", strong), ("say_default_cpu", default)):
-        if factor:
-            figures[f"{name}_render_s"] = round(seconds * factor, 1)
-            figures[f"{name}_screen_share"] = round(per_render / (seconds * factor), 6)
-    return _record.write(args.out, figures)
+    render_shares(figures, seconds, per_render)
+    return figures
+
+
+def random_tiny_en(args: argparse.Namespace) -> dict:
+    """The ASR-free checks and the word check with a tiny.en-shaped random model, on the same renders."""
+    figures = {"date": time.strftime("%Y-%m-%d"), "machine": machine(), "renders": args.renders}
+    decode = decode_tokens(markers.PASSAGE)
+    with tempfile.TemporaryDirectory(prefix="ttsrig-bench-screen-") as tmp:
+        folder = Path(tmp) / "auditions"
+        folder.mkdir()
+        seconds = make_folder(folder, args.renders)
+        model = asr_probe.whisper_model(Path(tmp) / "model", asr_probe.TINY_EN, quantization="float16")
+        started = time.monotonic()
+        hears = CappedFasterWhisper(model, decode["tokens"])
+        load = time.monotonic() - started
+        without = screen_timed(folder, None)
+        with_words = screen_timed(folder, hears)
+    figures["machine"]["load_average_after"] = [round(x, 2) for x in os.getloadavg()]
+    figures["audio_s_per_render"] = round(seconds, 2)
+    figures["without_asr"] = {"screen_s_per_render_median": round(without["per_render"], 4),
+                              "flags_on_clean_espeak_renders": sorted({f for r in without["result"]["renders"]
+                                                                       for f in r["signal"]["flags"]})}
+    figures["word_check"] = {"backend": hears.name, **hears.describe(), "decode_tokens_per_render": decode,
+                             "decoded_tokens_seen": sorted(set(hears.decoded)), "model_load_s": round(load, 2),
+                             "screen_s_first_render_cold": with_words["cold_first_render"],
+                             "screen_s_per_render_median": round(with_words["per_render"], 3),
+                             "screen_s_total_warm": round(with_words["total"], 2),
+                             "wer": "meaningless: random weights hear nonsense"}
+    render_shares(figures, seconds, without["per_render"], prefix="without_asr_")
+    render_shares(figures, seconds, with_words["per_render"], prefix="word_check_")
+    return figures
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--renders", type=int, default=5)
+    parser.add_argument("--random-tiny-en", action="store_true",
+                        help="time the word check with a tiny.en-shaped random-weight model (see above)")
+    parser.add_argument("--site", type=Path, help="a site-packages folder holding faster-whisper")
+    parser.add_argument("--out", type=Path)
+    args = parser.parse_args()
+    if args.site:
+        sys.path.append(str(args.site))
+    name = "screen-tiny-en.json" if args.random_tiny_en else "screen.json"
+    figures = random_tiny_en(args) if args.random_tiny_en else plain(args)
+    return _record.write(args.out or Path(__file__).with_name("results") / name, figures)
 
 
 if __name__ == "__main__":
