@@ -388,3 +388,15 @@ def test_bin_lock_refuses_a_python_it_cannot_find_in_one_line(tmp_path):
         out = subprocess.run([str(root / "bin/lock"), *args], capture_output=True, text=True, env=env)
         assert (out.returncode, out.stderr) == (2, expected), args
     assert sorted(p.name for p in (root / "requirements").iterdir()) == ["nodeps.in"]  # nothing was written
+
+
+def test_the_projects_requires_python_admits_exactly_the_supported_pythons():
+    """bootstrap installs ttsrig itself into the venv: a requires-python narrower than the locks' Pythons makes
+    that last step fail (it once said ==3.11.*, and a 3.10 venv stopped there)."""
+    import tomllib
+
+    from packaging.specifiers import SpecifierSet
+
+    spec = SpecifierSet(tomllib.loads((REQ.parent / "pyproject.toml").read_text())["project"]["requires-python"])
+    admitted = [(3, minor) for minor in range(6, 20) if spec.contains(f"3.{minor}.0")]
+    assert admitted == list(locks.SUPPORTED_PYTHONS)
