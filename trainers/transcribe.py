@@ -40,7 +40,12 @@ class FasterWhisper:
     def __post_init__(self) -> None:
         from faster_whisper import WhisperModel
 
-        self._model = WhisperModel(self.model, device="cuda" if self.device == "cuda" else "cpu")
+        # cpu_threads: CTranslate2 otherwise starts 4 threads, and on a 2-core machine the extra ones spin-wait
+        # for cores (measured: tests/bench/README.md, the screen rows).
+        from trainers.device import cpu_threads
+
+        self._model = WhisperModel(self.model, device="cuda" if self.device == "cuda" else "cpu",
+                                   cpu_threads=cpu_threads())
 
     def __call__(self, wave: np.ndarray, rate: int) -> str:
         import soxr

@@ -483,8 +483,8 @@ def test_faster_whisper_call_and_segments(monkeypatch, defects):
     segment_type = namedtuple("Segment", list(recorded[0]))  # faster_whisper's Segment is a NamedTuple
 
     class WhisperModel:
-        def __init__(self, model, device="auto", **kw):
-            calls["model"], calls["device"] = model, device
+        def __init__(self, model, device="auto", cpu_threads=0, **kw):
+            calls["model"], calls["device"], calls["threads"] = model, device, cpu_threads
 
         def transcribe(self, audio, language=None, **kw):
             calls["audio"], calls["language"] = audio, language
@@ -495,6 +495,8 @@ def test_faster_whisper_call_and_segments(monkeypatch, defects):
     fake.WhisperModel = WhisperModel
     monkeypatch.setitem(sys.modules, "faster_whisper", fake)
     backend = asr.find("auto", model=None, language="en", device="cpu")
+    # As many CTranslate2 threads as cores this process may use (its default, 4, oversubscribes 2 cores).
+    assert calls["threads"] == len(os.sched_getaffinity(0))
     assert backend.name == "faster-whisper"
     wave = defects["dropped"][0]
     said = asr.hear(backend, wave, "02-epoch_0002.wav")
