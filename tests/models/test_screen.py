@@ -507,6 +507,32 @@ def test_faster_whisper_call_and_segments(monkeypatch, defects):
     assert wordcheck.check(PASSAGE, said).dropped == [HER]
 
 
+def test_the_faster_whisper_sample_has_the_fields_of_a_captured_run(monkeypatch):
+    """faster-whisper-captured.json came from a real transcribe() (faster-whisper 1.2.1, a tiny random model): the
+    hand-written sample has the same fields, and the backend reads the real objects (dataclasses in 1.2.1)."""
+    import dataclasses
+
+    captured = json.loads((DATA / "faster-whisper.captured.json").read_text())["segments"]
+    written = json.loads((DATA / "faster-whisper.segments.json").read_text())["segments"]
+    assert {frozenset(s) for s in captured} == {frozenset(s) for s in written}
+    segment_type = dataclasses.make_dataclass("Segment", list(captured[0]))
+
+    class WhisperModel:
+        def __init__(self, model, **kw):
+            pass
+
+        def transcribe(self, audio, language=None, **kw):
+            return (segment_type(**s) for s in captured), None
+
+    fake = types.ModuleType("faster_whisper")
+    fake.__spec__ = importlib.machinery.ModuleSpec("faster_whisper", None)
+    fake.WhisperModel = WhisperModel
+    monkeypatch.setitem(sys.modules, "faster_whisper", fake)
+    backend = asr.find("faster-whisper", model="tiny", language="en", device="cpu")
+    said = asr.hear(backend, np.zeros(RATE, dtype=np.float32), "01-epoch_0001.wav")
+    assert said == " ".join(s["text"].strip() for s in captured)
+
+
 def test_a_backend_that_cannot_start_is_one_line(monkeypatch):
     class WhisperModel:
         def __init__(self, *a, **kw):
