@@ -221,7 +221,11 @@ def build(config: dict, trust: bool = False, source: str = "the StyleTTS2 config
     asr = load_asr(pieces["asr_config"], pieces["asr"], trust)
     jdc = load_jdc(pieces["jdc"], trust)
     bert = load_plbert(pieces["plbert_config"], pieces["plbert"], trust)
-    return build_model(recursive_munch(config["model_params"]), asr, jdc, bert)
+    try:
+        return build_model(recursive_munch(config["model_params"]), asr, jdc, bert)
+    except (KeyError, AttributeError, TypeError) as exc:  # upstream reads model_params' keys as attributes
+        raise TtsrigError(f"{source}: model_params lacks or mistypes a setting the StyleTTS2 model needs "
+                          f"({type(exc).__name__}: {exc}). Use the model_params of the pretrain's config.yml") from None
 
 
 def style_sampler(model):

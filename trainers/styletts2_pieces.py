@@ -181,7 +181,21 @@ def apply_sets(config: dict, overrides: list[str]) -> None:
     check(config)
 
 
+def missing_settings(config: dict) -> list[str]:
+    """The fine-tune settings the trainer reads that a (hand-edited) config lacks, as dotted names."""
+    missing = [key for key in FINE_TUNE_DEFAULTS if key not in config]
+    for section, defaults in FINE_TUNE_DEFAULTS.items():
+        if isinstance(defaults, dict) and isinstance(config.get(section), dict):
+            missing += [f"{section}.{key}" for key in defaults if key not in config[section]]
+    return missing
+
+
 def check(config: dict) -> None:
+    missing = missing_settings(config)
+    if missing:
+        raise TtsrigError(f"the config lacks {', '.join(missing[:8])}{' ...' if len(missing) > 8 else ''}, which the "
+                          "trainer reads: restore the config.yml the run wrote, or copy them from a new run's "
+                          "config.yml")
     try:
         [int(config[key]) for key in ("batch_size", "max_len")]
         [float(v) for k, v in config["loss_params"].items() if k.startswith("lambda_")]

@@ -306,6 +306,30 @@ def test_resume_with_a_broken_config_yml_names_it(tmp_path, capsys, case, conten
         assert config.read_bytes() == content
 
 
+@pytest.mark.parametrize("remove", ["loss_params.lambda_mel", "loss_params.joint_epoch", "slmadv_params",
+                                    "model_params.style_dim", "model_params.diffusion.dist"])
+def test_resume_with_a_config_lacking_a_deeper_setting_is_one_line(pieces, dataset, tmp_path, capsys, remove):
+    """A hand-edited config.yml without a setting the trainer or the model reads stops before training, in one
+    line naming what is missing, instead of a KeyError or AttributeError from deep inside."""
+    run = tmp_path / "run"
+    run.mkdir()
+    config = styletts2_pieces.make_config(styletts2_pieces.find(pieces))
+    *parents, last = remove.split(".")
+    node = config
+    for key in parents:
+        node = node[key]
+    del node[last]
+    styletts2_pieces.save_config(config, run / "config.yml")
+    before = (run / "config.yml").read_bytes()
+    err = one_line_exit_2(st.main([str(dataset), "--out", str(run), "--resume", "--device", "cpu", "--quiet"]),
+                          capsys)
+    if remove.startswith("model_params"):
+        assert "model_params lacks or mistypes a setting" in err and last in err
+    else:
+        assert f"the config lacks {remove}" in err and "restore the config.yml" in err
+    assert (run / "config.yml").read_bytes() == before
+
+
 @pytest.mark.parametrize("setting, expected", [("epochs", "write it as section.key=value"),
                                                ("epochs=[1", "the value is not YAML")])
 def test_resume_with_a_malformed_set_is_one_line(pieces, tmp_path, capsys, setting, expected):
