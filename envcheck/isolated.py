@@ -30,6 +30,11 @@ SIGNAL_MEANING = {
 }
 
 
+# Time-outs are stretched by this much under qemu: an emulated import is several times slower, more on a
+# loaded machine (the report's checks and `envcheck evidence --emulate`).
+EMULATION_SLOWDOWN = 8
+
+
 @dataclass(frozen=True)
 class Check:
     name: str

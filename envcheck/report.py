@@ -20,7 +20,7 @@ from pathlib import Path
 
 from envcheck import isolated, knowledge, locks, probes, tiers, wheels
 from envcheck.errors import TtsrigError
-from envcheck.isolated import CRASHED, FAILED, OK, Check, Verdict
+from envcheck.isolated import CRASHED, EMULATION_SLOWDOWN, FAILED, OK, Check, Verdict
 from envcheck.venv import STATE_NAME, python_version, read_state, site_packages
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -29,7 +29,6 @@ TITLES = {"cpu": "CPU and tier", "python": "Python and venv", "lock": "Lock conf
           "imports": "Import probes", "smoke": "Smoke checks", "gpu": "GPU", "disk": "Disk"}
 # One full F5TTS_v1_Base training checkpoint: 336 M parameters x (model + EMA + two AdamW moments) in float32.
 CHECKPOINT_GB = 5.4
-EMULATION_SLOWDOWN = 8  # time-outs are stretched by this much under qemu
 # The venv's own answer about its patches: -I ignores PYTHONPATH and the current folder, so the code that
 # answers is the ttsrig installed in the venv (its editable install), not whatever checkout runs envcheck.
 PATCH_QUERY = ("python", "-I", "-B", "-m", "patches", "status", "--json")
