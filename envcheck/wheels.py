@@ -202,7 +202,14 @@ def relevant(filename: str) -> bool:
 @functools.lru_cache(maxsize=None)
 def load(path: Path = DATA_FILE) -> dict[str, list[str]]:
     """`name==version` (canonical name) -> the file names the index offers for Linux x86-64."""
-    return json.loads(path.read_text())["files"]
+    try:
+        files = json.loads(path.read_text(encoding="utf-8"))["files"]
+    except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError) as exc:
+        raise TtsrigError(f"cannot read {path} ({type(exc).__name__}: {exc}): restore it with `git checkout -- "
+                          "envcheck/data/` or rebuild it with `python -m envcheck.wheels refresh`") from None
+    if not isinstance(files, dict):
+        raise TtsrigError(f"{path} holds no file table: restore it with `git checkout -- envcheck/data/`")
+    return files
 
 
 def files_for(name: str, version: str, table: dict[str, list[str]] | None = None) -> list[str] | None:

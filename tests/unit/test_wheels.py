@@ -149,3 +149,13 @@ def test_the_report_fails_a_venv_whose_interpreter_is_gone(tmp_path):
     (report.venv / "bin/python").symlink_to(tmp_path / "removed-python3.11")
     row = rep.wheels_row(report)
     assert row.status != OK and "does not run" in row.detail and "bin/bootstrap --venv" in row.detail
+
+
+def test_a_damaged_table_is_one_line_naming_the_repair(tmp_path):
+    from envcheck.errors import TtsrigError
+
+    for text in ("{not json", '{"files": []}', '[]'):
+        bad = tmp_path / "wheel-files.json"
+        bad.write_text(text)
+        with pytest.raises(TtsrigError, match=r"(cannot read|holds no file table).*git checkout -- envcheck/data/"):
+            wheels.load(bad)
