@@ -30,11 +30,16 @@ class Transcriber(Protocol):
     def __call__(self, wave: np.ndarray, rate: int) -> str: ...
 
 
+# Upstream's default beam for both backends; the audition screen may ask for fewer (greedy is 1).
+DEFAULT_BEAM = 5
+
+
 @dataclass
 class FasterWhisper:
     model: str
     language: str | None
     device: str
+    beam_size: int = DEFAULT_BEAM
     name: str = "faster-whisper"
 
     def __post_init__(self) -> None:
@@ -51,7 +56,8 @@ class FasterWhisper:
         import soxr
 
         audio = soxr.resample(wave, rate, 16_000) if rate != 16_000 else wave
-        segments, _info = self._model.transcribe(audio.astype(np.float32), language=self.language)
+        segments, _info = self._model.transcribe(audio.astype(np.float32), language=self.language,
+                                                 beam_size=self.beam_size)
         return " ".join(s.text.strip() for s in segments).strip()
 
 
@@ -60,6 +66,7 @@ class WhisperCpp:
     binary: str
     model: Path
     language: str | None
+    beam_size: int = DEFAULT_BEAM
     name: str = "whisper.cpp"
 
     def __call__(self, wave: np.ndarray, rate: int) -> str:
@@ -71,7 +78,7 @@ class WhisperCpp:
             wav, out = Path(tmp) / "clip.wav", Path(tmp) / "clip"
             sf.write(wav, audio, 16_000, subtype="PCM_16")
             cmd = [self.binary, "-m", str(self.model), "-f", str(wav), "-nt", "-otxt", "-of", str(out),
-                   "-l", self.language or "auto"]
+                   "-l", self.language or "auto", "-bs", str(self.beam_size)]
             run = subprocess.run(cmd, capture_output=True, text=True, errors="replace")
             text_file = out.with_suffix(".txt")
             if run.returncode != 0 or not text_file.exists():
@@ -88,17 +95,20 @@ def decode_whisper_text(data: bytes) -> str:
     return data.decode("utf-8", errors="replace").replace("\ufffd", "")
 
 
-def find(backend: str, *, model: str | None, language: str | None, device: str) -> Transcriber | None:
+def find(backend: str, *, model: str | None, language: str | None, device: str,
+         beam_size: int = DEFAULT_BEAM) -> Transcriber | None:
     """The transcriber asked for ('auto' = the first available), or None when none is available."""
+    if beam_size < 1:
+        raise TtsrigError(f"a beam of {beam_size}: give 1 (greedy) or more")
     if backend in ("auto", "faster-whisper") and importlib.util.find_spec("faster_whisper"):
-        return FasterWhisper(model or "base.en", language, device)
+        return FasterWhisper(model or "base.en", language, device, beam_size)
     if backend in ("auto", "whisper.cpp"):
         binary = next((b for b in map(shutil.which, WHISPER_CPP_BINARIES) if b), None)
         if binary:
             if not model or not Path(model).is_file():
                 raise TtsrigError(f"found {binary}, but whisper.cpp needs its model file: pass --whisper-model "
                                   "PATH to a ggml model (e.g. ggml-base.en.bin from the whisper.cpp releases)")
-            return WhisperCpp(binary, Path(model), language)
+            return WhisperCpp(binary, Path(model), language, beam_size)
     if backend != "auto" and backend != "none":
         raise TtsrigError(f"the {backend} transcription backend is not available: {HOW_TO_GET_ONE}")
     return None

@@ -64,16 +64,17 @@ class Scripted:
         return answer
 
 
-def find(choice: str, *, model: str | None = None, language: str | None = "en", device: str = "auto") -> Hears | None:
+def find(choice: str, *, model: str | None = None, language: str | None = "en", device: str = "auto",
+         beam_size: int = transcribe.DEFAULT_BEAM) -> Hears | None:
     """The backend asked for ('auto': the first installed; 'none': no word checks), or None when none is
     installed. A backend that is installed but cannot start is an error, not a silent fallback."""
-    choice = precheck(choice, model=model)
+    choice = precheck(choice, model=model, beam_size=beam_size)
     if choice == "none":
         return None
     if device == "auto" and choice in ("auto", "faster-whisper") and faster_whisper_usable():
         device = pick_device(device)  # imports torch: only when the backend that can use a GPU is there
     try:
-        return transcribe.find(choice, model=model, language=language, device=device)
+        return transcribe.find(choice, model=model, language=language, device=device, beam_size=beam_size)
     except TtsrigError:
         raise
     except Exception as exc:  # faster-whisper's model download or load: name it, in one line
@@ -81,11 +82,13 @@ def find(choice: str, *, model: str | None = None, language: str | None = "en", 
                           f"{one_line(exc)}. Pass --whisper-model (a model name or folder), or --asr none") from None
 
 
-def precheck(choice: str, *, model: str | None = None) -> str:
+def precheck(choice: str, *, model: str | None = None, beam_size: int = transcribe.DEFAULT_BEAM) -> str:
     """The backend choice (its alias resolved) if find() can honour it; what find() would refuse, refused
     now without loading a model (`audition render --screen` checks this before hours of rendering)."""
     if choice not in CHOICES:
         raise TtsrigError(f"--asr {choice}: choose one of {', '.join(CHOICES)}")
+    if beam_size < 1:
+        raise TtsrigError(f"--asr-beam {beam_size}: give 1 (greedy decoding) or more (default 5)")
     choice = ALIASES.get(choice, choice)
     installed = importlib.util.find_spec("faster_whisper") is not None
     if choice == "faster-whisper" and not installed:

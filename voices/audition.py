@@ -204,7 +204,7 @@ def render(args: argparse.Namespace) -> int:
     out = Path(args.out)
     shown = verdicts_to_show(out, args.verdicts)
     if args.screen:  # a missing backend is named now, not after hours of rendering
-        asr.precheck(args.asr, model=args.whisper_model)
+        asr.precheck(args.asr, model=args.whisper_model, beam_size=args.asr_beam)
     with claimed(out):
         check_voice(args)  # after --out's own refusals; a folder made for nothing is removed again
         # An earlier screen scored the renders about to be replaced: it would describe other audio.
@@ -243,7 +243,8 @@ def render(args: argparse.Namespace) -> int:
 
 def screen_after_render(args: argparse.Namespace, out: Path, data: dict, shown: dict) -> None:
     try:
-        backend = asr.find(args.asr, model=args.whisper_model, language=args.language, device=args.device)
+        backend = asr.find(args.asr, model=args.whisper_model, language=args.language, device=args.device,
+                           beam_size=args.asr_beam)
         note = "word check skipped (--asr none)" if args.asr == "none" else None
         result = screen.screen(out, backend=backend, backend_note=note, reference_text=data["reference_text"],
                                progress=print)

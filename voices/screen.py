@@ -326,6 +326,9 @@ def add_asr_arguments(p: argparse.ArgumentParser) -> None:
                    help="ASR backend for the word check (auto: faster-whisper, else whisper-cli; none: skip it)")
     p.add_argument("--whisper-model", help="faster-whisper model name or folder, or the ggml file for whisper-cli")
     p.add_argument("--language", default="en", help="language of the passage (default: en)")
+    p.add_argument("--asr-beam", type=int, default=5, metavar="N",
+                   help="the ASR's beam size (default 5, upstream's; 1 decodes greedily, several times faster on "
+                        "a CPU: tests/bench/README.md)")
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -341,7 +344,8 @@ def run(args: argparse.Namespace, progress: Callable[[str], None] | None = None)
     """Screen args.folder with the backend args ask for; writes screen.json and returns its content."""
     folder = Path(args.folder)
     read_renders(folder)  # a wrong folder fails before a backend loads
-    backend = asr.find(args.asr, model=args.whisper_model, language=args.language, device=args.device)
+    backend = asr.find(args.asr, model=args.whisper_model, language=args.language, device=args.device,
+                       beam_size=args.asr_beam)
     note = "word check skipped (--asr none)" if args.asr == "none" else None
     return screen(folder, backend=backend, backend_note=note, reference_text=args.ref_text, progress=progress)
 

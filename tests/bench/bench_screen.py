@@ -111,6 +111,7 @@ class CappedFasterWhisper:
     folder: Path
     tokens: int
     threads: int = THREADS
+    beam_size: int = 5  # upstream's; the screen's --asr-beam
     name: str = "faster-whisper, tiny.en-shaped, random weights"
     decoded: list[int] = dataclasses.field(default_factory=list)
 
@@ -124,7 +125,8 @@ class CappedFasterWhisper:
         import soxr
 
         audio = soxr.resample(wave, rate, 16_000) if rate != 16_000 else wave
-        segments = list(self._model.transcribe(audio.astype(np.float32), language="en", **self._options)[0])
+        segments = list(self._model.transcribe(audio.astype(np.float32), language="en", beam_size=self.beam_size,
+                                               **self._options)[0])
         self.decoded.append(sum(len(s.tokens) for s in segments))
         return " ".join(s.text.strip() for s in segments).strip()
 
@@ -135,7 +137,7 @@ class CappedFasterWhisper:
         shape = dataclasses.asdict(asr_probe.TINY_EN) | {"mels": asr_probe.MELS,
                                                           "vocabulary": self._model.hf_tokenizer.get_vocab_size()}
         return {"architecture": shape, "weights": "random (normal, std 0.05), saved as float16",
-                "compute_type": self._model.model.compute_type, "cpu_threads": self.threads, "beam_size": 5,
+                "compute_type": self._model.model.compute_type, "cpu_threads": self.threads, "beam_size": self.beam_size,
                 # CTranslate2's libgomp threads spin while they wait (its default); on a loaded machine that
                 # decides the decode time (OMP_WAIT_POLICY=PASSIVE: they sleep)
                 "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY", "unset (libgomp's default: spin)"),
@@ -212,7 +214,7 @@ def random_tiny_en(args: argparse.Namespace) -> dict:
         seconds = make_folder(folder, args.renders)
         model = asr_probe.whisper_model(Path(tmp) / "model", asr_probe.TINY_EN, quantization="float16")
         started = time.monotonic()
-        hears = CappedFasterWhisper(model, decode["tokens"])
+        hears = CappedFasterWhisper(model, decode["tokens"], beam_size=args.beam)
         load = time.monotonic() - started
         without = screen_timed(folder, None)
         with_words = screen_timed(folder, hears)
@@ -238,11 +240,13 @@ def main() -> int:
     parser.add_argument("--random-tiny-en", action="store_true",
                         help="time the word check with a tiny.en-shaped random-weight model (see above)")
     parser.add_argument("--site", type=Path, help="a site-packages folder holding faster-whisper")
+    parser.add_argument("--beam", type=int, default=5, help="the word check's beam (audition screen --asr-beam)")
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
     if args.site:
         sys.path.append(str(args.site))
-    name = "screen-tiny-en.json" if args.random_tiny_en else "screen.json"
+    name = ("screen-tiny-en.json" if args.beam == 5 else f"screen-tiny-en-beam{args.beam}.json") \
+        if args.random_tiny_en else "screen.json"
     figures = random_tiny_en(args) if args.random_tiny_en else plain(args)
     return _record.write(args.out or Path(__file__).with_name("results") / name, figures)
 

@@ -449,10 +449,17 @@ def test_whisper_cli_command_line_and_output(fake_whisper_cli, tmp_path, defects
     argv = call["argv"]
     assert argv[argv.index("-m") + 1] == str(fake_whisper_cli)
     assert argv[argv.index("-l") + 1] == "en"
+    assert argv[argv.index("-bs") + 1] == "5"  # upstream's beam unless --asr-beam says otherwise
     assert {"-nt", "-otxt", "-of", "-f"} <= set(argv)
     assert (call["rate"], call["channels"], call["subtype"]) == (16_000, 1, "PCM_16")  # what whisper.cpp reads
     checked = wordcheck.check(PASSAGE, said)
     assert checked.truncated == [(TODAY, "to")] and checked.dropped == []
+    greedy = asr.find("whisper.cpp", model=str(fake_whisper_cli), language="en", beam_size=1)
+    asr.hear(greedy, defects["cut-word"][0], "03-epoch_0003.wav")
+    argv = json.loads((tmp_path / "calls.jsonl").read_text().splitlines()[-1])["argv"]
+    assert argv[argv.index("-bs") + 1] == "1"
+    with pytest.raises(TtsrigError, match="--asr-beam 0: give 1"):
+        asr.find("whisper.cpp", model=str(fake_whisper_cli), language="en", beam_size=0)
 
 
 def test_whisper_cli_sample_of_its_own_jfk_output(fake_whisper_cli, monkeypatch, defects):
@@ -486,8 +493,8 @@ def test_faster_whisper_call_and_segments(monkeypatch, defects):
         def __init__(self, model, device="auto", cpu_threads=0, **kw):
             calls["model"], calls["device"], calls["threads"] = model, device, cpu_threads
 
-        def transcribe(self, audio, language=None, **kw):
-            calls["audio"], calls["language"] = audio, language
+        def transcribe(self, audio, language=None, beam_size=5, **kw):
+            calls["audio"], calls["language"], calls["beam"] = audio, language, beam_size
             return (segment_type(**s) for s in recorded), None
 
     fake = types.ModuleType("faster_whisper")
@@ -502,7 +509,9 @@ def test_faster_whisper_call_and_segments(monkeypatch, defects):
     said = asr.hear(backend, wave, "02-epoch_0002.wav")
     assert said == ("After a long day, Clare and brother walked home along the path today. "
                     "The grass was cut, and the light was fading away.")
-    assert (calls["model"], calls["device"], calls["language"]) == ("base.en", "cpu", "en")
+    assert (calls["model"], calls["device"], calls["language"], calls["beam"]) == ("base.en", "cpu", "en", 5)
+    asr.hear(asr.find("auto", model=None, language="en", device="cpu", beam_size=1), wave, "02-epoch_0002.wav")
+    assert calls["beam"] == 1
     assert calls["audio"].dtype == np.float32 and abs(len(calls["audio"]) - len(wave) * 16_000 / RATE) < 2
     assert wordcheck.check(PASSAGE, said).dropped == [HER]
 
