@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from envcheck import locks, managed_python, paths, wheels
+from envcheck import locks, managed_python, paths, warm_up, wheels
 from envcheck import tiers as tiers_mod
 from envcheck.atomic import TEMP_SUFFIX
 from envcheck.digests import file_sha256
@@ -50,7 +50,7 @@ VENV_ENTRIES = frozenset({"bin", "include", "lib", "lib64", "share", "etc", "pyv
                           PATCH_BACKUP_DIR, PATCH_STATE_NAME})
 WHEELHOUSE_ENV = "TTSRIG_WHEELHOUSE"
 # Which bytecode bootstrap compiles: every installed module (the installer's --compile-bytecode), only what
-# ttsrig's commands import (one warm-up import of the report's import probes, which writes their .pyc files), or
+# ttsrig's commands import (envcheck.warm_up: one interpreter imports it all, which writes its .pyc files), or
 # none (each module is compiled on its first import). tests/bench/bench_bootstrap.py measures the trade-off.
 COMPILE_CHOICES = ("all", "used", "none")
 WHEEL_CACHE_ENV = "TTSRIG_WHEEL_CACHE"
@@ -930,35 +930,6 @@ def apply_patches(plan: Plan) -> str:
     return "; ".join(line.split(" (")[0] for line in out.stdout.splitlines()) or "applied"
 
 
-def warm_up_program() -> str:
-    """One interpreter that runs the report's import probes (the modules ttsrig's commands import), printing
-    nothing: Python writes the .pyc file of every module it imports."""
-    from envcheck import probes
-
-    sources = [check.code for check in probes.IMPORTS]
-    return ("import contextlib, io\n"
-            f"for source in {sources!r}:\n"
-            "    with contextlib.redirect_stdout(io.StringIO()):\n"
-            "        exec(compile(source, 'warm-up', 'exec'), {})\n")
-
-
-def warm_up_imports(plan: Plan) -> str:
-    """--compile used: compile what ttsrig's commands import, once, now. A failure is only noted: the modules
-    are then compiled on first use, and envcheck names what does not import."""
-    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONDONTWRITEBYTECODE", "PYTHONPATH")}
-    started = time.monotonic()
-    try:
-        out = subprocess.run([str(plan.venv_python), "-c", warm_up_program()], capture_output=True, text=True,
-                             cwd=ROOT, env=env, timeout=1800)
-    except subprocess.TimeoutExpired:
-        return "the warm-up import took over 30 minutes and was stopped; modules compile on first use"
-    seconds = time.monotonic() - started
-    if out.returncode != 0:
-        last = (out.stderr.strip().splitlines() or ["no message"])[-1]
-        return f"the warm-up import failed ({last}); modules compile on first use; run envcheck"
-    return f"compiled what ttsrig's commands import ({seconds:.1f} s)"
-
-
 def python_origin(python: str) -> str:
     """'; installed by ...' for the CPython --python-install put in ttsrig's folder."""
     folder = managed_python.default_python_dir()
@@ -1064,7 +1035,7 @@ def main(argv: list[str] | None = None) -> int:
             result = verify(plan)
         patches = apply_patches(plan)  # patches edit files inside packages, never which packages are installed
         # After the patches, so the patched modules' bytecode is the one written.
-        bytecode = warm_up_imports(plan) if changed and plan.compile == "used" else ""
+        bytecode = warm_up.run(plan.venv_python) if changed and plan.compile == "used" else ""
         print(summary(plan, result, changed, patches, time.monotonic() - started, bytecode))
         return 0 if result.ok else 1
     except TtsrigError as exc:

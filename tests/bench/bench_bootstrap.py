@@ -50,12 +50,12 @@ def bootstrap(venv: Path, tier: str, *extra: str) -> float:
 def first_import(venv: Path, emulate: str | None = None) -> float:
     """Seconds to import what ttsrig's commands import, writing .pyc files as a user's first command does."""
     sys.path.insert(0, str(ROOT))
-    from envcheck.bootstrap import warm_up_program
+    from envcheck import warm_up
     from envcheck.isolated import qemu_command
 
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONDONTWRITEBYTECODE", "PYTHONPATH")}
     prefix = qemu_command(emulate) if emulate else []
-    return timed([*prefix, str(venv / "bin/python"), "-c", warm_up_program()], env)
+    return timed([*prefix, str(venv / "bin/python"), "-c", warm_up.program()], env)
 
 
 def compile_tradeoff(work: Path, tier: str) -> dict:

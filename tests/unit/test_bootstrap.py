@@ -903,27 +903,3 @@ def test_compile_choices_reach_the_installers(tmp_path):
                 assert ("--compile-bytecode" in cmd) is flag, (installer, choice)
             else:
                 assert ("--no-compile" in cmd) is not flag, (installer, choice)
-
-
-def test_the_warm_up_compiles_what_the_import_probes_import_and_notes_a_failure(tmp_path, monkeypatch):
-    from envcheck import probes
-    from envcheck.isolated import Check
-
-    package = tmp_path / "lib"
-    (package / "stackmod").mkdir(parents=True)
-    (package / "stackmod/__init__.py").write_text("VALUE = 1\n")
-    (package / "unused.py").write_text("VALUE = 2\n")
-    venv = tmp_path / "venv"
-    (venv / "bin").mkdir(parents=True)
-    (venv / "bin/python").symlink_to(sys.executable)
-    monkeypatch.setenv("PYTHONDONTWRITEBYTECODE", "1")  # the user's setting must not stop the warm-up
-    monkeypatch.setattr(probes, "IMPORTS", [Check("stack", f"import sys; sys.path.insert(0, {str(package)!r}); "
-                                                           "import stackmod; print('loud')")])
-    note = bootstrap.warm_up_imports(plan_for(venv))
-    assert note.startswith("compiled what ttsrig's commands import (")
-    assert list((package / "stackmod/__pycache__").glob("__init__.*.pyc"))
-    assert not (package / "__pycache__").exists()  # what nothing imports stays uncompiled
-    monkeypatch.setattr(probes, "IMPORTS", [Check("broken", "import no_such_module_here")])
-    note = bootstrap.warm_up_imports(plan_for(venv))
-    assert "the warm-up import failed (ModuleNotFoundError: No module named 'no_such_module_here')" in note
-    assert "modules compile on first use" in note
