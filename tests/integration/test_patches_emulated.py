@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from envcheck.isolated import CRASHED, OK, Check, Verdict, run_check
+from envcheck.venv import site_packages
 
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = [pytest.mark.emulated, pytest.mark.integration]
@@ -53,7 +54,7 @@ def pre_v2_venv(run_bootstrap, test_venvs) -> Path:
 
 
 def dynamo_file(venv: Path) -> Path:
-    return venv / "lib/python3.11/site-packages/torch/_dynamo/variables/torch_function.py"
+    return site_packages(venv) / "torch/_dynamo/variables/torch_function.py"
 
 
 def sha(path: Path) -> str:

@@ -2,6 +2,7 @@
 row that holds the installed wheels against the interpreter and glibc that run them."""
 from __future__ import annotations
 
+import configparser
 import json
 import subprocess
 import sys
@@ -57,6 +58,23 @@ def test_every_tier_lock_has_a_wheel_for_its_python_on_glibc_2_28(tier, python):
     assert found == [] and unknown == 0
     below, _ = knowledge.scan_wheels(lines, wheels.Target(python, (2, 27)))
     assert {f.line.requirement.name for f in below if f.blocking} >= {"torch", "torchaudio"}
+
+
+def tox_pythons() -> list[tuple[int, int]]:
+    """The Pythons tox.ini lets the test environments run on (its base_python: the first one found wins)."""
+    config = configparser.ConfigParser()
+    config.read(ROOT / "tox.ini")
+    names = config["testenv"]["base_python"].replace(",", " ").split()
+    return [tuple(int(part) for part in name.removeprefix("python").split(".")) for name in names]
+
+
+@pytest.mark.parametrize("python", tox_pythons(), ids=locks.python_name)
+def test_the_dev_lock_installs_from_wheels_on_every_python_tox_may_pick(python):
+    """bin/test installs requirements/dev.txt into the test tools and every tox environment, on whichever of
+    tox.ini's base_python it finds: the lock must have a wheel for each of them."""
+    lines = knowledge.read_requirements(locks.REQUIREMENTS / "dev.txt")
+    found, unknown = knowledge.scan_wheels(lines, wheels.Target(python, (2, 28)))
+    assert found == [] and unknown == 0
 
 
 def test_the_3_11_pre_v2_lock_on_3_13_needs_numpy_built_from_source():
