@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from envcheck import locks, managed_python, paths, warm_up, wheels
+from envcheck import locks, managed_python, paths, venv_lock, warm_up, wheels
 from envcheck import tiers as tiers_mod
 from envcheck.atomic import TEMP_SUFFIX
 from envcheck.digests import file_sha256
@@ -997,6 +997,34 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def build(args: argparse.Namespace, python: Interpreter, plan: Plan, started: float) -> int:
+    """Everything that changes the venv, in order; main holds the venv's lock around it."""
+    if not plan.cpuid_read:
+        plan = plan_after_cpuid(args, python, plan)
+    for warning in plan.warnings:
+        log(f"warning: {warning}")
+    check_disk(plan.venv)
+    state = load_state(plan.venv)
+    current = (state.get("complete") and state.get("lock_digest") == plan.lock_digest
+               and state.get("tier") == plan.tier)
+    changed: list[str] = []
+    result = verify(plan)
+    if current and result.ok and plan.venv_python.exists():
+        log("environment is complete and matches the lock; verifying only")
+    else:
+        if state.get("installing") or (state.get("lock_digest") and not state.get("complete")):
+            log("continuing an installation that did not finish")
+        elif state.get("lock_digest") and state.get("lock_digest") != plan.lock_digest:
+            log("the lock changed since the last run; applying it")
+        changed = install(plan, state)
+        result = verify(plan)
+    patches = apply_patches(plan)  # patches edit files inside packages, never which packages are installed
+    # After the patches, so the patched modules' bytecode is the one written.
+    bytecode = warm_up.run(plan.venv_python) if changed and plan.compile == "used" else ""
+    print(summary(plan, result, changed, patches, time.monotonic() - started, bytecode))
+    return 0 if result.ok else 1
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     started = time.monotonic()
@@ -1014,30 +1042,8 @@ def main(argv: list[str] | None = None) -> int:
             print(plan.describe())
             print("dry run: nothing was changed")
             return 0
-        if not plan.cpuid_read:
-            plan = plan_after_cpuid(args, python, plan)
-        for warning in plan.warnings:
-            log(f"warning: {warning}")
-        check_disk(plan.venv)
-        state = load_state(plan.venv)
-        current = (state.get("complete") and state.get("lock_digest") == plan.lock_digest
-                   and state.get("tier") == plan.tier)
-        changed: list[str] = []
-        result = verify(plan)
-        if current and result.ok and plan.venv_python.exists():
-            log("environment is complete and matches the lock; verifying only")
-        else:
-            if state.get("installing") or (state.get("lock_digest") and not state.get("complete")):
-                log("continuing an installation that did not finish")
-            elif state.get("lock_digest") and state.get("lock_digest") != plan.lock_digest:
-                log("the lock changed since the last run; applying it")
-            changed = install(plan, state)
-            result = verify(plan)
-        patches = apply_patches(plan)  # patches edit files inside packages, never which packages are installed
-        # After the patches, so the patched modules' bytecode is the one written.
-        bytecode = warm_up.run(plan.venv_python) if changed and plan.compile == "used" else ""
-        print(summary(plan, result, changed, patches, time.monotonic() - started, bytecode))
-        return 0 if result.ok else 1
+        with venv_lock.held(plan.venv):
+            return build(args, python, plan, started)
     except TtsrigError as exc:
         print(f"bootstrap: {exc}", file=sys.stderr)
         return 2

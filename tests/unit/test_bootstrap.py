@@ -903,3 +903,44 @@ def test_compile_choices_reach_the_installers(tmp_path):
                 assert ("--compile-bytecode" in cmd) is flag, (installer, choice)
             else:
                 assert ("--no-compile" in cmd) is not flag, (installer, choice)
+
+
+HOLD_LOCK = """
+import sys, time
+from pathlib import Path
+from envcheck import venv_lock
+with venv_lock.held(Path(sys.argv[1])):
+    print("held", flush=True)
+    sys.stdin.read()  # until the test closes our stdin
+"""
+
+
+def test_a_second_bootstrap_on_the_same_venv_is_refused_while_the_first_runs(probed, tmp_path, fake_python,
+                                                                               no_installs, capsys):
+    venv = tmp_path / "venv"
+    holder = subprocess.Popen([sys.executable, "-c", HOLD_LOCK, str(venv)], stdin=subprocess.PIPE,
+                              stdout=subprocess.PIPE, text=True, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        assert bootstrap.main(["--venv", str(venv), "--python", fake_python]) == 2
+        err = capsys.readouterr().err.strip()
+        assert err == (f"bootstrap: another bin/bootstrap (process {holder.pid}) is working on {venv} now; let it "
+                       "finish (or stop it), then re-run bin/bootstrap if you still need to. Nothing was changed.")
+        assert not venv.exists() and not no_installs
+    finally:
+        holder.stdin.close()
+        holder.wait(timeout=30)
+    # The first run's end (however it ended) frees the venv: the next run goes on to its first step.
+    assert bootstrap.main(["--venv", str(venv), "--python", fake_python]) == 2
+    assert "another bin/bootstrap" not in capsys.readouterr().err
+    assert no_installs
+
+
+def test_the_lock_is_per_venv_and_user_and_outside_the_venv(tmp_path):
+    from envcheck import venv_lock
+
+    first, second = venv_lock.lock_file(tmp_path / "a"), venv_lock.lock_file(tmp_path / "b")
+    assert first != second and first == venv_lock.lock_file(tmp_path / "x" / ".." / "a")
+    assert str(os.getuid()) in first.name and tmp_path not in first.parents
+    with venv_lock.held(tmp_path / "a"), venv_lock.held(tmp_path / "b"):  # two venvs build side by side
+        assert first.read_text() == str(os.getpid())
