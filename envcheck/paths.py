@@ -6,6 +6,7 @@ Standard library only (envcheck imports no other ttsrig package).
 """
 from __future__ import annotations
 
+import fcntl
 import os
 import shutil
 from contextlib import contextmanager
@@ -102,3 +103,19 @@ def removed_on_failure(out: Path, produced: Callable[[], bool]) -> Iterator[None
         if made and not produced():
             shutil.rmtree(top, ignore_errors=True)
         raise
+
+
+@contextmanager
+def folder_lock(folder: Path, busy: str = "") -> Iterator[None]:
+    """An exclusive lock on an existing folder for the block: a flock on the folder itself, so no lock file is
+    left in the user's folder and the kernel frees it however the process ends. With `busy`, a folder another
+    process holds is refused at once with that message (a TtsrigError); without it, the block waits its turn."""
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | (fcntl.LOCK_NB if busy else 0))
+        except BlockingIOError:
+            raise TtsrigError(busy) from None
+        yield
+    finally:
+        os.close(fd)  # closing releases the lock

@@ -347,8 +347,6 @@ def remove_stale(old: dict, clips: list[Clip], out: Path) -> None:
 
 def prepare(root: Path, out: Path, settings: Settings, transcriber=None, device: str = "cpu",
             progress: bool = True) -> dict:
-    from tqdm import tqdm
-
     settings.check()
     real_in, real_out = check_places(root, out)
     check_output_is_ours(out, inside_input=real_out.is_relative_to(real_in))
@@ -357,6 +355,16 @@ def prepare(root: Path, out: Path, settings: Settings, transcriber=None, device:
         raise TtsrigError(f"no recordings in {root} (looked for {', '.join(audio.AUDIO_SUFFIXES)})")
     check_unique_ids(sources, settings, transcriber)
     make_output(out)
+    with paths.folder_lock(out, busy=f"another prepare is writing into OUTPUT {out} now; let it finish (or stop "
+                                     "it), then run this again: it reuses what is done"):
+        return prepare_into(root, out, settings, sources, rejected, transcriber, device, progress)
+
+
+def prepare_into(root: Path, out: Path, settings: Settings, sources: list[Source], rejected: list[list[str]],
+                 transcriber, device: str, progress: bool) -> dict:
+    """prepare's work in OUTPUT, which it holds meanwhile: each recording's clips, the manifest, the state."""
+    from tqdm import tqdm
+
     old = load_state(out).get("sources", {})
     state: dict = {"settings": asdict(settings), "sources": {}}
     clips: list[Clip] = []

@@ -7,13 +7,10 @@ checkpoint of an earlier render) are kept as they are; a file that is not of tha
 """
 from __future__ import annotations
 
-import fcntl
 import json
-import os
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
 
+from envcheck import paths
 from envcheck.atomic import write_json_atomic
 from envcheck.errors import TtsrigError
 from voices import markers
@@ -115,20 +112,9 @@ def merge(current: Verdicts, changes: Verdicts) -> Verdicts:
     return merged
 
 
-@contextmanager
-def locked(folder: Path) -> Iterator[None]:
-    """One writer at a time per folder: threads of one server and any other server on the same folder."""
-    fd = os.open(folder, os.O_RDONLY)  # flock on the folder itself: no lock file left in the user's folder
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
-    finally:
-        os.close(fd)  # closing releases the lock
-
-
 def save_changes(folder: Path, changes: Verdicts) -> Verdicts:
     """Read, merge and write verdicts.json as one step; returns what the file now holds."""
-    with locked(folder):
+    with paths.folder_lock(folder):  # one writer at a time: the server's threads and any other server
         merged = merge(read(folder / FILE), changes)
         write_json_atomic(folder / FILE, merged)
     return merged

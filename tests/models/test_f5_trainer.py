@@ -14,6 +14,7 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
+from envcheck import paths
 from envcheck.errors import TtsrigError
 from patches import f5_core
 from tests.models import synth
@@ -190,6 +191,19 @@ def test_trains_with_datasets_accelerate_wandb_and_pandas_unimportable(dataset, 
     out = run_cli(*cli_args(dataset, tmp_path / "run", tiny_json, "--epochs", "1"), prelude=BLOCKED)
     assert out.returncode == 0, out.stderr[-2000:]
     assert (tmp_path / "run/epoch_0001.safetensors").is_file()
+
+
+def test_a_second_run_into_a_folder_in_training_is_refused_new_or_resumed(dataset, tmp_path, tiny_json):
+    """Before the first checkpoint a folder holds no run yet, so only the lock tells a second start (or a
+    --resume while the first still trains) that the checkpoints there are being written."""
+    out_dir = tmp_path / "run"
+    out_dir.mkdir()
+    with paths.folder_lock(out_dir):  # what a training run holds
+        for extra in ((), ("--resume",)):
+            second = run_cli(*cli_args(dataset, out_dir, tiny_json, "--epochs", "1", *extra))
+            assert second.returncode == 2, second.stderr[-2000:]
+            assert f"another training run is writing into --out {out_dir} now" in second.stderr
+    assert out_dir.is_dir() and not any(out_dir.iterdir())  # nothing written, and the folder (not its) is kept
 
 
 def test_ctrl_c_saves_and_resume_continues(dataset, tmp_path, tiny_json):

@@ -13,6 +13,7 @@ import soundfile as sf
 import torch
 from safetensors.torch import load_file
 
+from envcheck import paths
 from envcheck.errors import TtsrigError
 from tests.models import synth
 from trainers import audio, manifest, mels, prepare, transcribe
@@ -175,6 +176,18 @@ def test_rerun_reuses_finished_work_and_notices_changes(tmp_path):
     # outputs deleted by hand are made again
     (out / clips["s1"].mel_f5).unlink()
     assert run(root, out)["recordings_processed"] == 1
+
+
+def test_a_second_prepare_into_the_same_output_stops_at_once_and_changes_nothing(tmp_path):
+    """Two prepares writing one OUTPUT would delete each other's clips as stale: the second stops at once."""
+    root, out = lj_dataset(tmp_path / "in"), tmp_path / "set"
+    run(root, out)
+    before = {p: p.read_bytes() for p in sorted(out.rglob("*")) if p.is_file()}
+    with paths.folder_lock(out):  # what a running prepare holds
+        with pytest.raises(TtsrigError, match=f"another prepare is writing into OUTPUT {out} now; let it finish"):
+            run(root, out)
+    assert {p: p.read_bytes() for p in sorted(out.rglob("*")) if p.is_file()} == before
+    assert run(root, out)["recordings_reused"] == 3  # once it is free, the next run goes on
 
 
 def test_bad_input_fails_clearly(tmp_path):
