@@ -49,10 +49,13 @@ REQUIREMENTS = ROOT / "requirements"
 VENV_ENTRIES = frozenset({"bin", "include", "lib", "lib64", "share", "etc", "pyvenv.cfg",
                           PATCH_BACKUP_DIR, PATCH_STATE_NAME})
 WHEELHOUSE_ENV = "TTSRIG_WHEELHOUSE"
-# Which bytecode bootstrap compiles: every installed module (the installer's --compile-bytecode), only what
-# ttsrig's commands import (envcheck.warm_up: one interpreter imports it all, which writes its .pyc files), or
-# none (each module is compiled on its first import). tests/bench/bench_bootstrap.py measures the trade-off.
-COMPILE_CHOICES = ("all", "used", "none")
+# Which bytecode bootstrap compiles: none (each module is compiled on its first import), every installed module
+# (the installer's --compile-bytecode), or only what ttsrig's commands import (envcheck.warm_up: one interpreter
+# imports it all, which writes its .pyc files). tests/bench/bench_bootstrap.py measures the trade-off
+# (tests/bench/README.md): on 2 cores, none makes a fresh bootstrap 8 s instead of 31 s (all) or 36 s (used),
+# and the first command's imports take 18 s longer natively, 82 s under qemu -cpu phenom, once.
+COMPILE_CHOICES = ("none", "all", "used")
+DEFAULT_COMPILE = "none"
 WHEEL_CACHE_ENV = "TTSRIG_WHEEL_CACHE"
 MIN_FREE_GB = 8.0  # a torch venv is 5-7 GB; leave room for uv's temporary files
 PROJECT_DIST = "ttsrig"
@@ -113,7 +116,7 @@ class Plan:
     wheel_cache: Path = field(default_factory=default_wheel_cache)
     # The version of `python`, e.g. '3.12.1' (make_plan sets it; a Plan made by hand gets this process's).
     python_version: str = field(default_factory=lambda: ".".join(map(str, sys.version_info[:3])))
-    compile: str = "all"  # which .pyc files bootstrap writes: COMPILE_CHOICES
+    compile: str = DEFAULT_COMPILE  # which .pyc files bootstrap writes: COMPILE_CHOICES
 
     @property
     def python_minor(self) -> str:
@@ -983,10 +986,11 @@ def build_parser() -> argparse.ArgumentParser:
                              f"connected machine (default: ${managed_python.DOWNLOADS_ENV} or "
                              f"{managed_python.default_downloads_dir()})")
     parser.add_argument("--dry-run", action="store_true", help="print the plan and change nothing")
-    parser.add_argument("--compile", choices=COMPILE_CHOICES, default="all",
-                        help="which .pyc files to write while installing: all (default: every installed module), "
-                             "used (what the report's import probes import, by one warm-up import after the "
-                             "patches), none (each module on its first import)")
+    parser.add_argument("--compile", choices=COMPILE_CHOICES, default=DEFAULT_COMPILE,
+                        help="which .pyc files bootstrap writes: none (default: each module is compiled on its "
+                             "first import, so the first command takes longer, once), all (every installed "
+                             "module, now), used (what ttsrig's commands import, by one warm-up import after the "
+                             "patches)")
     parser.add_argument("--installer", choices=("uv", "pip"), default="uv",
                         help="uv (default, fast) or pip (the fallback)")
     parser.add_argument("--offline", action="store_true",
@@ -995,6 +999,16 @@ def build_parser() -> argparse.ArgumentParser:
                         help=f"install every package from the files in DIR, never the index (default: "
                              f"${WHEELHOUSE_ENV}); hashes are still checked")
     return parser
+
+
+def bytecode_note(plan: Plan) -> str:
+    """What bootstrap did about .pyc files after an install, for the summary."""
+    if plan.compile == "used":
+        return warm_up.run(plan.venv_python)
+    if plan.compile == "all":
+        return "compiled every installed module"
+    return ("none written now: each module is compiled on its first import, so the first command takes longer "
+            "once (--compile all writes them now)")
 
 
 def build(args: argparse.Namespace, python: Interpreter, plan: Plan, started: float) -> int:
@@ -1020,7 +1034,7 @@ def build(args: argparse.Namespace, python: Interpreter, plan: Plan, started: fl
         result = verify(plan)
     patches = apply_patches(plan)  # patches edit files inside packages, never which packages are installed
     # After the patches, so the patched modules' bytecode is the one written.
-    bytecode = warm_up.run(plan.venv_python) if changed and plan.compile == "used" else ""
+    bytecode = bytecode_note(plan) if changed else ""
     print(summary(plan, result, changed, patches, time.monotonic() - started, bytecode))
     return 0 if result.ok else 1
 

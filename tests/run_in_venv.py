@@ -26,7 +26,8 @@ def host_tier() -> str:
 def main(argv: list[str]) -> int:
     venv = VENVS / host_tier()
     clean = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
-    subprocess.run([str(ROOT / "bin" / "bootstrap"), "--python", sys.executable, "--venv", str(venv)],
+    # --compile all, as the integration tests build it (the tests run with PYTHONDONTWRITEBYTECODE).
+    subprocess.run([str(ROOT / "bin" / "bootstrap"), "--python", sys.executable, "--venv", str(venv), "--compile", "all"],
                    env=clean, check=True, stdout=subprocess.DEVNULL)
     python = venv / "bin" / "python"
     if subprocess.run([str(python), "-c", "import pytest, pytest_timeout, pluggy, iniconfig"], capture_output=True).returncode:

@@ -15,7 +15,9 @@ VENVS = Path(os.environ.get("TTSRIG_TEST_VENVS", ROOT / ".cache" / "test-venvs")
 
 def bootstrap(*args: str, check: bool = True) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
-    out = subprocess.run([str(ROOT / "bin" / "bootstrap"), "--python", sys.executable, *args],
+    # --compile all: tox sets PYTHONDONTWRITEBYTECODE, so a venv left to compile on first import (bootstrap's
+    # default) would compile again in every emulated interpreter the tests start. A test's own --compile wins.
+    out = subprocess.run([str(ROOT / "bin" / "bootstrap"), "--python", sys.executable, "--compile", "all", *args],
                          capture_output=True, text=True, env=env)
     if check and out.returncode != 0:
         raise AssertionError(f"bin/bootstrap {' '.join(args)} failed ({out.returncode}):\n{out.stdout}\n{out.stderr[-4000:]}")

@@ -99,9 +99,16 @@ def test_a_fresh_offline_bootstrap_builds_a_new_venv_from_the_caches(host_venv, 
             **locks.parse_lock(ROOT / "requirements/nodeps.txt")}
     result = locks.conformance(pins, locks.installed(site_packages(venv)), [], {"pip", "ttsrig"})
     assert result.ok, result
+    # bootstrap's default --compile none: no module was compiled while installing; the first import does it.
+    assert "bytecode:  none written now: each module is compiled on its first import" in out.stdout
+    torch_init = site_packages(venv) / "torch/__init__.py"
+    assert not list((torch_init.parent / "__pycache__").glob("__init__.*.pyc"))
     run = subprocess.run([str(venv / "bin/python"), "-c", "import numpy, archspec, monotonic_align, envcheck"],
-                         capture_output=True, text=True, cwd="/tmp")
+                         capture_output=True, text=True, cwd="/tmp",
+                         env={k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"})
     assert run.returncode == 0, run.stderr[-2000:]
+    numpy_init = site_packages(venv) / "numpy/__init__.py"
+    assert list((numpy_init.parent / "__pycache__").glob("__init__.*.pyc"))  # written by that first import
 
 
 def test_offline_with_nothing_cached_says_what_to_copy_where(tmp_path, no_network):

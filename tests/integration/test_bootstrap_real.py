@@ -47,8 +47,9 @@ def test_the_stack_imports_and_computes(host_venv, host_tier):
     assert out.stdout.startswith(torch_pin)
 
 
-def test_installed_packages_carry_compiled_bytecode(host_venv):
-    # Without .pyc files every import recompiles torch and f5_tts: twice as slow, far worse emulated.
+def test_compile_all_leaves_every_installed_module_compiled(host_venv):
+    # The test venvs are built with --compile all (conftest): under PYTHONDONTWRITEBYTECODE, without .pyc files
+    # every import would recompile torch and f5_tts, twice as slow and far worse emulated.
     site = site_packages(host_venv)
     tag = site.parent.name.replace("python", "cpython-").replace(".", "")  # lib/python3.12 -> cpython-312
     for module in ("torch/__init__.py", "f5_tts/model/cfm.py", "transformers/__init__.py"):

@@ -893,7 +893,11 @@ def test_a_glibc_older_than_the_wheels_need_is_refused_before_anything_is_built(
 
 
 def test_compile_choices_reach_the_installers(tmp_path):
-    """all: the installer compiles every module; used and none: it compiles nothing (uv's default; pip is told)."""
+    """all: the installer compiles every module; used and none: it compiles nothing (uv's default; pip is told).
+    none is the default: tests/bench/README.md has the measured trade-off."""
+    assert bootstrap.build_parser().parse_args([]).compile == "none" == plan_for(tmp_path / "v").compile
+    default = bootstrap.installer_cmd(plan_for(tmp_path / "v"), "-r", "x")
+    assert "--compile-bytecode" not in default
     for installer in ("uv", "pip"):
         for choice, flag in (("all", True), ("used", False), ("none", False)):
             plan = plan_for(tmp_path / "v", compile=choice)
