@@ -43,9 +43,9 @@ def pair(record: Path) -> tuple[tuple[int, int], str, str]:
 def test_every_lock_has_a_record_on_its_tiers_cpu(tier, python):
     cpu = tiers.load().tier(tier).emulate
     record = EVIDENCE / f"py{locks.python_name(python)}" / f"{tier}-{cpu}.txt"
-    if not record.exists():
-        pytest.skip(f"not yet recorded: TTSRIG_EVIDENCE_PYTHON=python{locks.python_name(python)} "
-                    f"bin/evidence {tier}:{cpu}")
+    # Every lock offered has its record: a new Python or tier lands with its evidence.
+    assert record.exists(), (f"no evidence for {locks.display(locks.lock_path(tier, python))}: run "
+                             f"TTSRIG_EVIDENCE_PYTHON=python{locks.python_name(python)} bin/evidence {tier}:{cpu}")
     assert pair(record)[1:] == (tier, cpu)
 
 
