@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from envcheck import locks, managed_python, paths, venv_lock, warm_up, wheels
+from envcheck import locks, managed_python, paths, run_lock, warm_up, wheels
 from envcheck import tiers as tiers_mod
 from envcheck.atomic import TEMP_SUFFIX
 from envcheck.digests import file_sha256
@@ -1056,7 +1056,9 @@ def main(argv: list[str] | None = None) -> int:
             print(plan.describe())
             print("dry run: nothing was changed")
             return 0
-        with venv_lock.held(plan.venv):
+        with run_lock.held("bootstrap", plan.venv, lambda pid: (
+                f"another bin/bootstrap (process {pid}) is working on {plan.venv} now; let it finish (or "
+                "stop it), then re-run bin/bootstrap if you still need to. Nothing was changed.")):
             return build(args, python, plan, started)
     except TtsrigError as exc:
         print(f"bootstrap: {exc}", file=sys.stderr)

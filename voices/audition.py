@@ -40,7 +40,7 @@ from pathlib import Path
 from typing import BinaryIO, Iterator
 from urllib.parse import unquote, urlsplit
 
-from envcheck import paths
+from envcheck import paths, run_lock
 from envcheck.atomic import write_atomic, write_json_atomic
 from envcheck.errors import TtsrigError
 from patches.checkpoints import CheckpointError, add_trust_argument
@@ -103,9 +103,14 @@ def claim_out(out: Path) -> None:
 @contextmanager
 def claimed(out: Path) -> Iterator[None]:
     """claim_out for the block; when it fails before any WAV is written, the folders it made are removed again."""
-    with paths.removed_on_failure(out, lambda: any(out.glob("*.wav"))):
-        claim_out(out)
-        yield
+    # One render at a time per folder: a second would overwrite the first one's WAVs and renders.json. Not the
+    # folder's own lock: `serve` takes that for each verdict it saves, and may run beside a render.
+    with run_lock.held("audition-render", out, lambda pid: (
+            f"another audition render (process {pid}) is writing into --out {out} now; let it finish (or stop "
+            "it), then render again, or choose another --out")):
+        with paths.removed_on_failure(out, lambda: any(out.glob("*.wav"))):
+            claim_out(out)
+            yield
 
 
 def verdicts_to_show(out: Path, given: str | None) -> dict:

@@ -278,3 +278,18 @@ def test_audition_with_a_bad_reference_leaves_no_out_folder(tmp_path, capsys, ca
     err = capsys.readouterr().err
     assert code == 2 and len(err.strip().splitlines()) == 1 and "Traceback" not in err, err
     assert str(ref) in err and not out.exists()
+
+
+def test_a_second_render_into_a_folder_being_rendered_is_refused_and_writes_nothing(tmp_path, capsys):
+    from envcheck import run_lock
+    from voices import audition
+
+    checkpoint = tmp_path / "epoch_0001.safetensors"
+    checkpoint.write_bytes(b"x")
+    out = tmp_path / "aud"
+    with run_lock.held("audition-render", out, str):  # what the first render holds
+        code = audition.main(["render", "strong", str(checkpoint), "--out", str(out), "--device", "cpu"])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and len(err.splitlines()) == 1, err
+    assert f"another audition render (process {os.getpid()}) is writing into --out {out} now" in err
+    assert not out.exists()

@@ -912,8 +912,8 @@ def test_compile_choices_reach_the_installers(tmp_path):
 HOLD_LOCK = """
 import sys, time
 from pathlib import Path
-from envcheck import venv_lock
-with venv_lock.held(Path(sys.argv[1])):
+from envcheck import run_lock
+with run_lock.held("bootstrap", Path(sys.argv[1]), str):
     print("held", flush=True)
     sys.stdin.read()  # until the test closes our stdin
 """
@@ -940,11 +940,12 @@ def test_a_second_bootstrap_on_the_same_venv_is_refused_while_the_first_runs(pro
     assert no_installs
 
 
-def test_the_lock_is_per_venv_and_user_and_outside_the_venv(tmp_path):
-    from envcheck import venv_lock
+def test_the_lock_is_per_job_folder_and_user_and_outside_the_folder(tmp_path):
+    from envcheck import run_lock
 
-    first, second = venv_lock.lock_file(tmp_path / "a"), venv_lock.lock_file(tmp_path / "b")
-    assert first != second and first == venv_lock.lock_file(tmp_path / "x" / ".." / "a")
+    first, second = run_lock.lock_file("bootstrap", tmp_path / "a"), run_lock.lock_file("bootstrap", tmp_path / "b")
+    assert first != second and first == run_lock.lock_file("bootstrap", tmp_path / "x" / ".." / "a")
+    assert first != run_lock.lock_file("audition-render", tmp_path / "a")
     assert str(os.getuid()) in first.name and tmp_path not in first.parents
-    with venv_lock.held(tmp_path / "a"), venv_lock.held(tmp_path / "b"):  # two venvs build side by side
-        assert first.read_text() == str(os.getpid())
+    with run_lock.held("bootstrap", tmp_path / "a", str), run_lock.held("bootstrap", tmp_path / "b", str):
+        assert first.read_text() == str(os.getpid())  # two venvs build side by side
