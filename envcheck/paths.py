@@ -106,16 +106,13 @@ def removed_on_failure(out: Path, produced: Callable[[], bool]) -> Iterator[None
 
 
 @contextmanager
-def folder_lock(folder: Path, busy: str = "") -> Iterator[None]:
-    """An exclusive lock on an existing folder for the block: a flock on the folder itself, so no lock file is
-    left in the user's folder and the kernel frees it however the process ends. With `busy`, a folder another
-    process holds is refused at once with that message (a TtsrigError); without it, the block waits its turn."""
+def folder_lock(folder: Path) -> Iterator[None]:
+    """An exclusive lock on an existing folder for a short block, waiting its turn: a flock on the folder itself,
+    so no lock file is left in the user's folder and the kernel frees it however the process ends. (A second
+    run of a long job is refused instead: envcheck.run_lock.)"""
     fd = os.open(folder, os.O_RDONLY)
     try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | (fcntl.LOCK_NB if busy else 0))
-        except BlockingIOError:
-            raise TtsrigError(busy) from None
+        fcntl.flock(fd, fcntl.LOCK_EX)
         yield
     finally:
         os.close(fd)  # closing releases the lock

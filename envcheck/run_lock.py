@@ -1,6 +1,6 @@
-"""One run at a time of a job that rebuilds a folder: bin/bootstrap on a venv, `audition render` into an
-audition folder. A second run (another terminal, a re-run while the first still works) would otherwise
-rebuild, patch or overwrite the folder under the first one.
+"""One run at a time of a job that fills a folder: bin/bootstrap on a venv, trainers.prepare into OUTPUT, a
+training run in --out, `audition render` into an audition folder. A second run (another terminal, a re-run
+while the first still works) would otherwise rebuild, patch, delete or overwrite the folder under the first.
 
 The lock is an advisory flock on a file outside the folder (it may not exist yet, and nothing is left in the
 user's folders): one per user, job and resolved path, in the temporary folder, holding the running process's

@@ -23,7 +23,7 @@ from collections import Counter, defaultdict
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from envcheck import paths
+from envcheck import paths, run_lock
 from envcheck.atomic import write_atomic, write_json_atomic
 from envcheck.digests import bytes_sha256, file_sha256
 from envcheck.errors import TtsrigError
@@ -354,9 +354,10 @@ def prepare(root: Path, out: Path, settings: Settings, transcriber=None, device:
     if not sources:
         raise TtsrigError(f"no recordings in {root} (looked for {', '.join(audio.AUDIO_SUFFIXES)})")
     check_unique_ids(sources, settings, transcriber)
-    make_output(out)
-    with paths.folder_lock(out, busy=f"another prepare is writing into OUTPUT {out} now; let it finish (or stop "
-                                     "it), then run this again: it reuses what is done"):
+    with run_lock.held("prepare", out, lambda pid: (
+            f"another prepare (process {pid}) is writing into OUTPUT {out} now; let it finish (or stop it), then "
+            "run this again: it reuses what is done")):
+        make_output(out)
         return prepare_into(root, out, settings, sources, rejected, transcriber, device, progress)
 
 

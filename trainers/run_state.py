@@ -10,7 +10,7 @@ from typing import Iterator, Protocol
 import numpy as np
 import torch
 
-from envcheck import paths
+from envcheck import paths, run_lock
 from envcheck.atomic import write_atomic
 from envcheck.errors import TtsrigError
 from patches.checkpoints import save_safetensors
@@ -46,14 +46,15 @@ def run_folder(out: Path) -> Iterator[None]:
     """Make --out for the run inside the block, which is the folder's only run meanwhile (two runs would write
     the same checkpoints); when the block fails before the first checkpoint, the folders this made are removed
     again, so a failed start leaves nothing half-written."""
-    with paths.removed_on_failure(out, lambda: any(out.glob(f"*{STATE_SUFFIX}"))):
-        try:
-            out.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise TtsrigError(f"cannot make --out {out} ({exc.strerror or exc}): choose a folder you may write") \
-                from None
-        with paths.folder_lock(out, busy=f"another training run is writing into --out {out} now; let it finish "
-                                         "(or stop it), then --resume; to train side by side, choose another --out"):
+    with run_lock.held("train", out, lambda pid: (
+            f"another training run (process {pid}) is writing into --out {out} now; let it finish (or stop it), "
+            "then --resume; to train side by side, choose another --out")):
+        with paths.removed_on_failure(out, lambda: any(out.glob(f"*{STATE_SUFFIX}"))):
+            try:
+                out.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise TtsrigError(f"cannot make --out {out} ({exc.strerror or exc}): choose a folder you may "
+                                  "write") from None
             yield
 
 

@@ -14,7 +14,7 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
-from envcheck import paths
+from envcheck import run_lock
 from envcheck.errors import TtsrigError
 from patches import f5_core
 from tests.models import synth
@@ -198,11 +198,11 @@ def test_a_second_run_into_a_folder_in_training_is_refused_new_or_resumed(datase
     --resume while the first still trains) that the checkpoints there are being written."""
     out_dir = tmp_path / "run"
     out_dir.mkdir()
-    with paths.folder_lock(out_dir):  # what a training run holds
+    with run_lock.held("train", out_dir, str):  # what a training run holds
         for extra in ((), ("--resume",)):
             second = run_cli(*cli_args(dataset, out_dir, tiny_json, "--epochs", "1", *extra))
             assert second.returncode == 2, second.stderr[-2000:]
-            assert f"another training run is writing into --out {out_dir} now" in second.stderr
+            assert f"another training run (process {os.getpid()}) is writing into --out {out_dir} now" in second.stderr
     assert out_dir.is_dir() and not any(out_dir.iterdir())  # nothing written, and the folder (not its) is kept
 
 

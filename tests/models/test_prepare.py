@@ -13,7 +13,7 @@ import soundfile as sf
 import torch
 from safetensors.torch import load_file
 
-from envcheck import paths
+from envcheck import run_lock
 from envcheck.errors import TtsrigError
 from tests.models import synth
 from trainers import audio, manifest, mels, prepare, transcribe
@@ -183,8 +183,9 @@ def test_a_second_prepare_into_the_same_output_stops_at_once_and_changes_nothing
     root, out = lj_dataset(tmp_path / "in"), tmp_path / "set"
     run(root, out)
     before = {p: p.read_bytes() for p in sorted(out.rglob("*")) if p.is_file()}
-    with paths.folder_lock(out):  # what a running prepare holds
-        with pytest.raises(TtsrigError, match=f"another prepare is writing into OUTPUT {out} now; let it finish"):
+    with run_lock.held("prepare", out, str):  # what a running prepare holds
+        with pytest.raises(TtsrigError, match=f"another prepare \\(process {os.getpid()}\\) is writing into "
+                                              f"OUTPUT {out} now; let it finish"):
             run(root, out)
     assert {p: p.read_bytes() for p in sorted(out.rglob("*")) if p.is_file()} == before
     assert run(root, out)["recordings_reused"] == 3  # once it is free, the next run goes on
