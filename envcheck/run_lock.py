@@ -9,9 +9,11 @@ the folder locked.
 """
 from __future__ import annotations
 
+import errno
 import fcntl
 import hashlib
 import os
+import stat
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
@@ -31,11 +33,17 @@ def held(job: str, target: Path, busy: Callable[[str], str]) -> Iterator[None]:
     """Hold the lock for the block; while another process holds it, refuse at once with busy(its process id)."""
     path = lock_file(job, target)
     try:
-        handle = open(path, "a+")
+        # Never through a link, and only our own plain file: the temporary folder is shared with other users,
+        # and a planted link would make the pid written below overwrite the file it points to.
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode) or info.st_uid != os.getuid():
+            os.close(fd)
+            raise OSError(errno.EPERM, "not a plain file of this user")
     except OSError as exc:
         raise TtsrigError(f"cannot open the lock file {path} ({exc.strerror}); remove it if it is yours, "
                           "or set TMPDIR to a folder you can write, and run again.") from None
-    with handle:
+    with os.fdopen(fd, "r+") as handle:
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

@@ -949,3 +949,18 @@ def test_the_lock_is_per_job_folder_and_user_and_outside_the_folder(tmp_path):
     assert str(os.getuid()) in first.name and tmp_path not in first.parents
     with run_lock.held("bootstrap", tmp_path / "a", str), run_lock.held("bootstrap", tmp_path / "b", str):
         assert first.read_text() == str(os.getpid())  # two venvs build side by side
+
+
+def test_a_link_planted_at_the_lock_path_is_refused_and_its_target_untouched(tmp_path, monkeypatch):
+    from envcheck import run_lock
+    from envcheck.errors import TtsrigError
+
+    monkeypatch.setenv("TMPDIR", str(tmp_path))
+    monkeypatch.setattr("tempfile.tempdir", None)  # re-read TMPDIR
+    victim = tmp_path / "victim.txt"
+    victim.write_text("precious")
+    run_lock.lock_file("bootstrap", tmp_path / "venv").symlink_to(victim)
+    with pytest.raises(TtsrigError, match="cannot open the lock file .*remove it if it is yours"):
+        with run_lock.held("bootstrap", tmp_path / "venv", str):
+            pass
+    assert victim.read_text() == "precious"
