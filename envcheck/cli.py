@@ -40,9 +40,12 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--python", default=sys.executable, help="the interpreter of the venv to check")
     e.add_argument("--emulate", metavar="CPU_MODEL", help="run under qemu-x86_64 -cpu CPU_MODEL")
     e.add_argument("--only", nargs="+", metavar="NAME", help="run only these checks")
-    e.add_argument("--checks", choices=("locks", "asr"), default="locks",
+    e.add_argument("--checks", choices=("locks", "asr", "whisper.cpp"), default="locks",
                    help="locks: the compiled packages of the locks (default); asr: faster-whisper and its wheels "
-                        "(CTranslate2, PyAV, onnxruntime, tokenizers), in a venv the user installed them into")
+                        "(CTranslate2, PyAV, onnxruntime, tokenizers), in a venv the user installed them into; "
+                        "whisper.cpp: the whisper-cli build named by --whisper-cli, run as ttsrig runs it (with "
+                        "--emulate, only that binary is emulated)")
+    e.add_argument("--whisper-cli", metavar="PATH", help="the whisper.cpp binary --checks whisper.cpp runs")
     e.add_argument("--out", help="also write the record to this file (atomically)")
     s = commands.add_parser("scan", help="list the pins of a requirements or lock file known not to run on a tier")
     s.add_argument("file", help="a pip requirements file or lock (hashes, -r includes and markers understood)")
@@ -120,24 +123,44 @@ def python_version(python: str) -> str:
     return out.stdout.strip() or "version unknown"
 
 
+def whisper_cli(path: str | None) -> str:
+    """--whisper-cli, checked before any check runs."""
+    if not path:
+        raise TtsrigError("--checks whisper.cpp needs --whisper-cli PATH: the whisper-cli binary you built "
+                          "(build/bin/whisper-cli in a whisper.cpp checkout)")
+    binary = Path(path)
+    if not binary.is_file() or not os.access(binary, os.X_OK):
+        raise TtsrigError(f"--whisper-cli {path} is not an executable file: name the whisper-cli binary "
+                          "(build/bin/whisper-cli in a whisper.cpp checkout)")
+    return str(binary.resolve())
+
+
 def run_evidence(args: argparse.Namespace) -> int:
     import dataclasses
     import platform
     import time
-    from envcheck import evidence, isolated, paths
+    from envcheck import digests, evidence, isolated, paths
     from envcheck.atomic import write_atomic
 
     check_interpreter(Path(args.python))
     if args.out:  # refused now, not after minutes of checks
         paths.output_file(Path(args.out), "--out")
-    checks = [c for c in evidence.CHECK_SETS[args.checks] if not args.only or c.name in args.only]
+    if args.checks == "whisper.cpp":
+        binary = whisper_cli(args.whisper_cli)
+        candidates, python_emulated = evidence.whisper_cpp_checks(binary, args.emulate), None
+    else:
+        candidates, python_emulated = evidence.CHECK_SETS[args.checks], args.emulate
+    checks = [c for c in candidates if not args.only or c.name in args.only]
     if args.emulate:  # a time-out under a loaded qemu is not a finding
         checks = [dataclasses.replace(c, timeout=c.timeout * isolated.EMULATION_SLOWDOWN) for c in checks]
     started = time.strftime("%Y-%m-%d")
-    verdicts = isolated.run_all(checks, args.python, emulate=args.emulate)
+    verdicts = isolated.run_all(checks, args.python, emulate=python_emulated)
     header = [f"# envcheck evidence, {started}",
               f"# python: {args.python} (CPython {python_version(args.python)})",
               f"# cpu: {'qemu-x86_64 -cpu ' + args.emulate if args.emulate else 'host ' + platform.machine()}"]
+    if args.checks == "whisper.cpp":
+        header.insert(2, f"# whisper-cli: {binary} (sha256 {digests.file_sha256(Path(binary))}), the only "
+                         "emulated program")
     rows = [f"{v.name:34s} {v.status:9s} {v.seconds:6.1f}s  {v.detail}" for v in verdicts]
     text = "\n".join(header + rows) + "\n"
     print(text, end="")

@@ -84,3 +84,15 @@ ASR_CHECKS: list[Check] = [
     Check("faster-whisper transcribe int8", PROBE + "print(asr_probe.transcribe('int8'))", timeout=900),
 ]
 CHECK_SETS = {"locks": CHECKS, "asr": ASR_CHECKS}
+
+
+def whisper_cpp_checks(binary: str, emulate: str | None) -> list[Check]:
+    """A whisper.cpp build (`whisper-cli`, built by the user, not a wheel), run the way ttsrig runs it on a
+    random ggml model written by envcheck/whispercpp_probe.py. The interpreter (a ttsrig venv's) runs natively
+    and the binary under `qemu-x86_64 -cpu EMULATE`: only the build's instructions are in question."""
+    probe = f"import sys; sys.path.insert(0, {ROOT!r}); from envcheck import whispercpp_probe; "
+    call = f"({binary!r}, emulate={emulate!r})"
+    return [Check("whisper.cpp build (system_info)", probe + f"print(whispercpp_probe.system_info{call})",
+                  timeout=900),
+            Check("whisper.cpp transcribe (ttsrig's command)", probe + f"print(whispercpp_probe.transcribe{call})",
+                  timeout=1800)]

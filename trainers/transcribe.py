@@ -81,10 +81,27 @@ class WhisperCpp:
                    "-l", self.language or "auto", "-bs", str(self.beam_size)]
             run = subprocess.run(cmd, capture_output=True, text=True, errors="replace")
             text_file = out.with_suffix(".txt")
+            if run.returncode < 0:  # killed: its last log line would hide why
+                raise TtsrigError(f"{self.binary} failed on a clip: {killed_by(-run.returncode)}")
             if run.returncode != 0 or not text_file.exists():
                 tail = (run.stderr or run.stdout).strip().splitlines()[-1:] or [f"exit {run.returncode}"]
                 raise TtsrigError(f"{self.binary} failed on a clip: {tail[0]}")
             return " ".join(decode_whisper_text(text_file.read_bytes()).split())
+
+
+def killed_by(number: int) -> str:
+    """The signal that killed whisper-cli; for SIGILL, the cause and the fix (a build runs on the CPU it was
+    built for and newer ones, requirements/README.md)."""
+    import signal
+
+    try:
+        name = signal.Signals(number).name
+    except ValueError:
+        name = f"signal {number}"
+    if name == "SIGILL":
+        return ("killed by SIGILL: this build uses an instruction this CPU lacks; build whisper.cpp on this "
+                "machine (README: Building whisper.cpp)")
+    return f"killed by {name}"
 
 
 def decode_whisper_text(data: bytes) -> str:

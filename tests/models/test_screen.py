@@ -17,7 +17,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from envcheck import whispercpp_probe
 from envcheck.errors import TtsrigError
+from tests import whisper_cpp
 from tests.models import synth
 from trainers import audio
 from voices import asr, screen, signalcheck, wordcheck
@@ -461,6 +463,28 @@ def test_whisper_cli_command_line_and_output(fake_whisper_cli, tmp_path, defects
     with pytest.raises(TtsrigError, match="--asr-beam 0: give 1"):
         asr.find("whisper.cpp", model=str(fake_whisper_cli), language="en", beam_size=0)
 
+
+
+def test_the_command_runs_a_real_whisper_cli(folder, tmp_path):
+    """`audition screen --asr whisper.cpp` end to end with whisper.cpp's own binary (tests/whisper_cpp.py finds or,
+    under CI, builds it) and envcheck/whispercpp_probe.py's random model, which says one word whatever it hears."""
+    binary = whisper_cpp.find()
+    if binary is None:
+        pytest.skip("no whisper.cpp build here: set TTSRIG_TEST_WHISPER_CLI, or run `bin/test --ci`, which builds one")
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "whisper-cli").symlink_to(binary)
+    model = whispercpp_probe.ggml_model(tmp_path / "ggml-tiny-random.bin", answer=whispercpp_probe.ANSWER)
+    copy = fresh(folder, tmp_path)
+    out = subprocess.run([sys.executable, "-m", "voices.screen", str(copy), "--asr", "whisper.cpp", "--whisper-model",
+                          str(model), "--json"], capture_output=True, text=True, cwd="/tmp",
+                         env={**os.environ, "PYTHONPATH": str(ROOT), "PATH": f"{bin_dir}:{os.environ['PATH']}"})
+    assert out.returncode == 0, out.stderr
+    result = json.loads(out.stdout)
+    assert result["asr"]["backend"] == "whisper.cpp"
+    heard = {r["label"]: r["words"]["transcript"] for r in result["renders"] if r.get("words")}
+    assert len(heard) == len(result["renders"]) and set(heard.values()) == {"w%d" % whispercpp_probe.ANSWER}
+    assert all(r["words"]["wer"] >= 0.9 for r in result["renders"])  # a passage heard as one foreign word
 
 def test_whisper_cli_sample_of_its_own_jfk_output(fake_whisper_cli, monkeypatch, defects):
     monkeypatch.setenv("FAKE_WHISPER_OUTPUT", str(DATA / "whisper-cli.jfk.txt"))
