@@ -18,7 +18,8 @@ from envcheck.errors import TtsrigError
 
 WHISPER_CPP_BINARIES = ("whisper-cli", "whisper-cpp")
 HOW_TO_GET_ONE = ("install a Whisper backend: `.venv/bin/python -m pip install faster-whisper` (its CTranslate2 "
-                  "needs an x86-64-v2 CPU: not a Core 2 or Phenom II), or build whisper.cpp and put its "
+                  "needs an x86-64-v2 CPU: not a Core 2 or Phenom II), or build whisper.cpp on this machine (README: "
+                  "Building whisper.cpp) and put its "
                   "`whisper-cli` on PATH with --whisper-model PATH/ggml-base.en.bin; or add a transcript (.txt or "
                   ".lab beside each file, "
                   "or metadata.csv with id|text lines)")

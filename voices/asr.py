@@ -29,8 +29,8 @@ CTRANSLATE2_NEEDS_V2 = ("faster-whisper's CTranslate2 dies with SIGILL when it l
                         "(Core 2, Phenom II)")
 INSTALL_FASTER_WHISPER = ("install faster-whisper into the venv with `.venv/bin/python -m pip install faster-whisper` "
                           "(on an x86-64-v2 CPU or newer)")
-INSTALL_WHISPER_CPP = ("build whisper.cpp on this machine, put `whisper-cli` on PATH and pass --whisper-model "
-                       "PATH/ggml-base.en.bin")
+INSTALL_WHISPER_CPP = ("build whisper.cpp on this machine (README: Building whisper.cpp), put `whisper-cli` on PATH "
+                       "and pass --whisper-model PATH/ggml-base.en.bin")
 HOW_TO_ADD_ONE = (f"no ASR backend, so dropped and cut words were not checked: {INSTALL_FASTER_WHISPER}, or "
                   f"{INSTALL_WHISPER_CPP}; then screen the folder again")
 
