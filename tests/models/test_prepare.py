@@ -13,8 +13,9 @@ import soundfile as sf
 import torch
 from safetensors.torch import load_file
 
-from envcheck import run_lock
+from envcheck import run_lock, whispercpp_probe
 from envcheck.errors import TtsrigError
+from tests import whisper_cpp
 from tests.models import synth
 from trainers import audio, manifest, mels, prepare, transcribe
 from trainers.prepare import Settings
@@ -134,6 +135,27 @@ def test_long_untranscribed_recordings_are_split_on_silence_and_transcribed(tmp_
     assert all(1.0 <= c.duration <= 6.0 and c.text.startswith("piece of") for c in clips)
     assert sum(c.duration for c in clips) > 0.8 * sum(len(p) for p in parts) / 22_050
 
+
+
+def test_a_real_whisper_cli_transcribes_the_split_pieces(tmp_path, monkeypatch):
+    """The same path with whisper.cpp's own binary (tests/whisper_cpp.py finds or, under CI, builds it) and
+    envcheck/whispercpp_probe.py's random model, which says one word whatever it hears."""
+    binary = whisper_cpp.find()
+    if binary is None:
+        pytest.skip("no whisper.cpp build here: set TTSRIG_TEST_WHISPER_CLI, or run `bin/test --ci`, which builds one")
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "whisper-cli").symlink_to(binary)
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    model = whispercpp_probe.ggml_model(tmp_path / "ggml-tiny-random.bin", answer=whispercpp_probe.ANSWER)
+    root = tmp_path / "in"
+    recording = np.concatenate([np.concatenate([synth.speech(s), synth.silence(0.8)]) for s in SENTENCES * 2])
+    synth.write(root / "book.wav", recording, 22_050)
+    found = transcribe.find("whisper.cpp", model=str(model), language="en", device="cpu")
+    summary = run(root, tmp_path / "set", found, max_s=6.0, mels=())
+    clips = manifest.read(tmp_path / "set" / "manifest.jsonl")
+    assert summary["clips"] == len(clips) >= 3
+    assert {c.text for c in clips} == {"w%d" % whispercpp_probe.ANSWER}
 
 def test_split_on_silence_cuts_in_the_gaps(tmp_path):
     rate = 24_000
