@@ -102,7 +102,8 @@ def _stored_as_f32(name: str, dims: tuple[int, ...]) -> bool:
     return len(dims) < 2 or name.endswith(("conv1.bias", "conv2.bias", "positional_embedding"))
 
 
-def ggml_bytes(shape: Shape = TINY, seed: int = 0, answer: int | None = None) -> bytes:
+def ggml_bytes(shape: Shape = TINY, seed: int = 0, answer: int | None = None,
+               script: list[int] | None = None) -> bytes:
     """A whole ggml model file, float16 as whisper.cpp's published models are, weights drawn from N(0, 0.05)
     (layer-norm weights around 1).
 
@@ -110,9 +111,14 @@ def ggml_bytes(shape: Shape = TINY, seed: int = 0, answer: int | None = None) ->
     layer norm emits a constant vector whose best token is <|endoftext|> and next best `answer`
     (<|endoftext|> is barred as a first token). Every kernel still runs, but a run costs one window and two
     tokens instead of whisper.cpp's 224-token decodes at six temperatures that random weights provoke: what
-    makes a run under qemu take seconds rather than minutes."""
+    makes a run under qemu take seconds rather than minutes.
+
+    With `script` (text token ids) the decoder says exactly those tokens, in order, then stops: what a trained
+    model decodes for a known transcript, so a benchmark times as many decoder steps as a real model would
+    (see _scripted)."""
     rng = np.random.default_rng(seed)
-    forced = _answering(shape.d_model, answer) if answer is not None else {}
+    forced = (_answering(shape.d_model, answer) if answer is not None
+              else _scripted(shape.d_model, script) if script is not None else {})
     d = shape.d_model
     parts = [struct.pack("<12i", MAGIC, ENGLISH_VOCABULARY, ENCODER_POSITIONS, d, shape.heads,
                          shape.encoder_layers, DECODER_POSITIONS, d, shape.heads, shape.decoder_layers, MELS, F16)]
@@ -125,8 +131,9 @@ def ggml_bytes(shape: Shape = TINY, seed: int = 0, answer: int | None = None) ->
         data = rng.standard_normal(dims).astype("<f4") * np.float32(0.05)
         if name.endswith("ln.weight") or name.endswith("ln_post.weight"):
             data += np.float32(1.0)
-        if name in forced:
-            data = forced[name](data)
+        replace = forced.get(name) or forced.get(_any_block(name))
+        if replace:
+            data = replace(data)
         f32 = _stored_as_f32(name, dims)
         if not f32:
             data = data.astype("<f2")
@@ -153,8 +160,52 @@ def _answering(d: int, answer: int) -> dict:
             "decoder.token_embedding.weight": rows}
 
 
-def ggml_model(path: Path, shape: Shape = TINY, seed: int = 0, answer: int | None = None) -> Path:
-    write_atomic(path, ggml_bytes(shape, seed, answer))
+# The prompt of an English-only model run with -nt (as trainers/transcribe.py runs whisper-cli): <|startoftranscript|>
+# <|notimestamps|> (whisper.cpp's whisper_full_with_state); the first token said is predicted at its last position.
+PROMPT = 2
+
+
+def _any_block(name: str) -> str:
+    """'decoder.blocks.3.mlp.2.bias' -> 'decoder.blocks.*.mlp.2.bias': one replacement for every block."""
+    parts = name.split(".")
+    return ".".join(parts[:2] + ["*"] + parts[3:]) if parts[1:2] == ["blocks"] else name
+
+
+def _scripted(d: int, script: list[int]) -> dict:
+    """A decoder whose blocks add nothing to the residual stream (their output projections are zero; their
+    attention and MLP still run), so the final norm sees token embedding + position embedding. Each position's
+    embedding is a large multiple of the embedding of the token to say next, and <|endoftext|>'s after the
+    script: a peaked choice (log-probability about 0) that no temperature fallback questions."""
+    directions = np.random.default_rng(12345).standard_normal((len(script) + 1, d)).astype("<f4") * np.float32(0.05)
+    said = {token: directions[i] for i, token in enumerate(script)}
+    said[EOT] = directions[-1]
+    if len(said) != len(script) + 1:
+        raise ValueError("a script names each token once (and never <|endoftext|>)")
+
+    def rows(embedding: np.ndarray) -> np.ndarray:
+        embedding = embedding.copy()
+        for token, row in said.items():
+            embedding[token] = row
+        return embedding
+
+    def positions(embedding: np.ndarray) -> np.ndarray:
+        embedding = embedding.copy()
+        for position in range(len(embedding)):
+            step = position - (PROMPT - 1)
+            embedding[position] = np.float32(8.0) * (directions[step] if 0 <= step < len(script) else said[EOT])
+        return embedding
+
+    zero = np.zeros_like
+    return {"decoder.token_embedding.weight": rows, "decoder.positional_embedding": positions,
+            "decoder.ln.weight": lambda data: np.full_like(data, 2.0), "decoder.ln.bias": zero,
+            **{f"decoder.blocks.*.{part}": zero for part in ("attn.out.weight", "attn.out.bias",
+                                                            "cross_attn.out.weight", "cross_attn.out.bias",
+                                                            "mlp.2.weight", "mlp.2.bias")}}
+
+
+def ggml_model(path: Path, shape: Shape = TINY, seed: int = 0, answer: int | None = None,
+               script: list[int] | None = None) -> Path:
+    write_atomic(path, ggml_bytes(shape, seed, answer, script))
     return path
 
 

@@ -1,7 +1,8 @@
 """Benchmark: `audition screen` time per render against the render's own time (run on demand, not by bin/test).
 
     python tests/bench/bench_screen.py [--renders 5] [--out FILE]
-    python tests/bench/bench_screen.py --random-tiny-en [--site DIR] [--renders 5] [--out FILE]
+    python tests/bench/bench_screen.py --random-tiny-en [--site DIR] [--gpt2-ranks FILE] [--renders 5] [--out FILE]
+    python tests/bench/bench_screen.py --random-tiny-en --whisper-cli PATH [--gpt2-ranks FILE] [--beam N] ...
 
 The marker passage (voices/markers.py) spoken by espeak-ng sentence by sentence and joined as audition
 joins a render, screened by voices/screen.py: the ASR-free checks always; the word check when
@@ -14,8 +15,11 @@ machine. Run with the test venv's python and PYTHONPATH set to the checkout.
 RANDOM weights (envcheck/asr_probe.py, TINY_EN, saved as float16 as faster-whisper's published conversions
 are), run by faster-whisper on the CPU with 2 threads, and the ASR-free checks in the same run (results:
 screen-tiny-en.json). Random weights hear nothing, so the decode length is fixed to what the passage's
-transcript would need (decode_tokens) and its words are nonsense: the time is what is measured, never the WER.
+transcript would need (decode_tokens: exact with --gpt2-ranks, else estimated) and its words are nonsense: the time is what is measured, never the WER.
 --site names a site-packages folder holding faster-whisper (appended to sys.path, after this venv's own).
+--whisper-cli times whisper.cpp instead (the backend of pre-v2 CPUs), through ttsrig's own backend and command line,
+on a tiny.en-shaped ggml model whose decoder is scripted to say exactly the passage's token count
+(envcheck/whispercpp_probe.py): results screen-tiny-en-whispercpp.json.
 """
 from __future__ import annotations
 
@@ -69,13 +73,34 @@ TOKENS_PER_WORD = 1.3
 THREADS = 2  # this machine's cores
 
 
-def decode_tokens(passage: str) -> dict:
+# The regular expression of GPT-2's pre-tokenizer, as openai-whisper's tokenizer.py gives it to tiktoken.
+GPT2_PATTERN = r"""'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+"""
+
+
+def gpt2_tokens(texts: list[str], ranks_file: Path) -> int:
+    """The text tokens English-only Whisper writes for these segments: GPT-2's BPE (the ranks file openai-whisper
+    ships as whisper/assets/gpt2.tiktoken), each segment's text starting with a space as Whisper's do."""
+    import base64
+
+    import tiktoken
+
+    lines = [line.split() for line in ranks_file.read_text().splitlines() if line]
+    encoding = tiktoken.Encoding("gpt2", pat_str=GPT2_PATTERN,
+                                 mergeable_ranks={base64.b64decode(t): int(r) for t, r in lines}, special_tokens={})
+    return sum(len(encoding.encode(" " + text)) for text in texts)
+
+
+def decode_tokens(passage: str, gpt2_ranks: Path | None = None) -> dict:
     """How many tokens a real tiny.en would decode for one render of the passage, and how that was counted."""
     words, sentences = len(passage.split()), len(text_mod.sentences(passage))
-    tokens = round(words * TOKENS_PER_WORD) + 2 * sentences
-    basis = {"tokens": tokens, "words": words, "sentences": sentences,
-             "how": f"round(words x {TOKENS_PER_WORD}) text tokens (GPT-2-like estimate) + 2 timestamp tokens "
-                    "per sentence"}
+    if gpt2_ranks:
+        text = gpt2_tokens(text_mod.sentences(passage), gpt2_ranks)
+        how = (f"{text} GPT-2 BPE tokens of the passage's sentences (openai-whisper's gpt2.tiktoken) + 2 timestamp "
+               "tokens per sentence")
+    else:
+        text = round(words * TOKENS_PER_WORD)
+        how = f"round(words x {TOKENS_PER_WORD}) text tokens (GPT-2-like estimate) + 2 timestamp tokens per sentence"
+    basis = {"tokens": text + 2 * sentences, "words": words, "sentences": sentences, "how": how}
     try:
         from tokenizers import pre_tokenizers
 
@@ -145,6 +170,47 @@ class CappedFasterWhisper:
                 "max_new_tokens": self._options["max_new_tokens"]}
 
 
+@dataclasses.dataclass
+class ScriptedWhisperCpp:
+    """ttsrig's own whisper.cpp backend (voices/asr.py -> trainers/transcribe.py's command line, unchanged: beam
+    from --beam, no timestamps) on a tiny.en-shaped ggml model from envcheck/whispercpp_probe.py whose decoder says
+    exactly `text_tokens` distinct tokens and stops: as many decoder steps as tiny.en spends on the passage's
+    transcript (whisper-cli runs with -nt, so no timestamp tokens), with no temperature fallback."""
+
+    binary: Path
+    folder: Path
+    text_tokens: int
+    beam_size: int = 5
+    name: str = "whisper.cpp, tiny.en-shaped, random weights, scripted decoder"
+    decoded: list[int] = dataclasses.field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        from envcheck import whispercpp_probe
+
+        self.script = [1000 + 7 * i for i in range(self.text_tokens)]  # distinct, so no repetition check fires
+        model = whispercpp_probe.ggml_model(self.folder / "ggml-tiny.en-shaped-scripted.bin",
+                                            whispercpp_probe.TINY_EN, script=self.script)
+        bin_dir = self.folder / "bin"
+        bin_dir.mkdir(exist_ok=True)
+        (bin_dir / "whisper-cli").symlink_to(self.binary.resolve())
+        os.environ["PATH"] = f"{bin_dir}{os.pathsep}{os.environ['PATH']}"
+        self._backend = asr.find("whisper.cpp", model=str(model), language="en", beam_size=self.beam_size)
+
+    def __call__(self, wave: np.ndarray, rate: int) -> str:
+        text = self._backend(wave, rate)
+        self.decoded.append(len(text.split()))
+        return text
+
+    def describe(self) -> dict:
+        from envcheck import digests, whispercpp_probe
+
+        shape = dataclasses.asdict(whispercpp_probe.TINY_EN) | {"mels": asr_probe.MELS, "vocabulary": 51864}
+        return {"architecture": shape, "weights": "random (normal, std 0.05) encoder; decoder scripted "
+                "(envcheck/whispercpp_probe.py _scripted), float16", "beam_size": self.beam_size,
+                "whisper_cli": str(self.binary), "whisper_cli_sha256": digests.file_sha256(self.binary),
+                "text_tokens_scripted": self.text_tokens}
+
+
 def backend() -> asr.Hears | None:
     model = os.environ.get("TTSRIG_BENCH_WHISPER_MODEL")
     if not model:
@@ -207,14 +273,18 @@ def plain(args: argparse.Namespace) -> dict:
 def random_tiny_en(args: argparse.Namespace) -> dict:
     """The ASR-free checks and the word check with a tiny.en-shaped random model, on the same renders."""
     figures = {"date": time.strftime("%Y-%m-%d"), "machine": machine(), "renders": args.renders}
-    decode = decode_tokens(markers.PASSAGE)
+    decode = decode_tokens(markers.PASSAGE, args.gpt2_ranks)
     with tempfile.TemporaryDirectory(prefix="ttsrig-bench-screen-") as tmp:
         folder = Path(tmp) / "auditions"
         folder.mkdir()
         seconds = make_folder(folder, args.renders)
-        model = asr_probe.whisper_model(Path(tmp) / "model", asr_probe.TINY_EN, quantization="float16")
         started = time.monotonic()
-        hears = CappedFasterWhisper(model, decode["tokens"], beam_size=args.beam)
+        if args.whisper_cli:  # -nt: no timestamp tokens, only the transcript's text tokens
+            hears = ScriptedWhisperCpp(args.whisper_cli, Path(tmp), decode["tokens"] - 2 * decode["sentences"],
+                                       beam_size=args.beam)
+        else:
+            model = asr_probe.whisper_model(Path(tmp) / "model", asr_probe.TINY_EN, quantization="float16")
+            hears = CappedFasterWhisper(model, decode["tokens"], beam_size=args.beam)
         load = time.monotonic() - started
         without = screen_timed(folder, None)
         with_words = screen_timed(folder, hears)
@@ -241,12 +311,17 @@ def main() -> int:
                         help="time the word check with a tiny.en-shaped random-weight model (see above)")
     parser.add_argument("--site", type=Path, help="a site-packages folder holding faster-whisper")
     parser.add_argument("--beam", type=int, default=5, help="the word check's beam (audition screen --asr-beam)")
+    parser.add_argument("--whisper-cli", type=Path, help="with --random-tiny-en: time whisper.cpp's whisper-cli "
+                        "(through ttsrig's backend) instead of faster-whisper")
+    parser.add_argument("--gpt2-ranks", type=Path, help="openai-whisper's whisper/assets/gpt2.tiktoken (from its "
+                        "PyPI sdist; tiktoken on --site): decode the passage's exact token count, not an estimate")
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
     if args.site:
         sys.path.append(str(args.site))
-    name = ("screen-tiny-en.json" if args.beam == 5 else f"screen-tiny-en-beam{args.beam}.json") \
-        if args.random_tiny_en else "screen.json"
+    stem = "screen-tiny-en-whispercpp" if args.whisper_cli else "screen-tiny-en"
+    name = (f"{stem}.json" if args.beam == 5 else f"{stem}-beam{args.beam}.json") if args.random_tiny_en \
+        else "screen.json"
     figures = random_tiny_en(args) if args.random_tiny_en else plain(args)
     return _record.write(args.out or Path(__file__).with_name("results") / name, figures)
 

@@ -95,6 +95,20 @@ def test_the_tiny_en_shape_writes_tiny_ens_header():
     assert (shape.d_model, shape.heads, shape.encoder_layers, shape.ffn) == (384, 6, 4, 4 * 384)
 
 
+
+def test_a_scripted_decoder_adds_nothing_to_the_residual_and_points_each_position_at_its_token():
+    script = [1000 + 7 * i for i in range(12)]
+    tensors = read_ggml(probe.ggml_bytes(probe.TINY, script=script))["tensors"]
+    for name in ("attn.out.weight", "cross_attn.out.bias", "mlp.2.weight"):
+        assert not np.any(tensors[f"decoder.blocks.0.{name}"][2]), name
+    assert np.any(tensors["encoder.blocks.0.mlp.2.weight"][2])  # the encoder stays random
+    embedding = tensors["decoder.token_embedding.weight"][2].reshape(51864, 64).astype("f4")
+    positions = tensors["decoder.positional_embedding"][2].reshape(448, 64)
+    best = [int(np.argmax(embedding @ positions[probe.PROMPT - 1 + i])) for i in range(len(script) + 2)]
+    assert best == script + [probe.EOT, probe.EOT]
+    with pytest.raises(ValueError, match="each token once"):
+        probe.ggml_bytes(probe.TINY, script=[5, 5])
+
 def test_the_model_is_written_atomically_and_deterministically(tmp_path):
     path = probe.ggml_model(tmp_path / "m.bin")
     assert path.read_bytes() == probe.ggml_bytes(probe.TINY, seed=0) != probe.ggml_bytes(probe.TINY, seed=1)
@@ -124,6 +138,15 @@ def test_the_real_whisper_cli_loads_the_model_and_ttsrig_reads_its_text(whisper_
     backend = transcribe.WhisperCpp(whisper_cli, model, language="en", beam_size=5)
     assert backend(synth.speech("The bath was full of warm water."), 22_050) == "w%d" % probe.ANSWER
 
+
+
+def test_the_real_whisper_cli_says_a_scripted_decoders_tokens_exactly(whisper_cli, tmp_path):
+    """What bench_screen.py --whisper-cli relies on: whisper.cpp decodes the script, no more, no less."""
+    script = [1000 + 7 * i for i in range(12)]
+    model = probe.ggml_model(tmp_path / "scripted.bin", script=script)
+    backend = transcribe.WhisperCpp(whisper_cli, model, language="en", beam_size=5)
+    heard = backend(synth.speech("After a long day, Clare and her brother walked home."), 22_050)
+    assert heard.split() == ["w%d" % token for token in script]
 
 def test_the_real_whisper_cli_failing_to_load_a_model_is_one_line(whisper_cli, tmp_path):
     model = tmp_path / "ggml-base.en.bin"
