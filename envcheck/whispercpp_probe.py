@@ -7,7 +7,9 @@ models/convert-pt-to-ggml.py writes (the legacy "ggml" header, mel filters, the 
 under openai-whisper's name), so the real `whisper-cli` loads it, encodes and decodes: the evidence that a
 build runs on a CPU (`envcheck evidence --checks whisper.cpp --whisper-cli PATH`) and the source of the
 captured output samples of tests/models/data/asr/. Random weights hear nonsense; only whether it runs, the
-output's form and the time are measured.
+output's form and the time are measured. Two decoders can be written instead of a random one: one that answers a
+single word (fast under qemu, and a wrong sum shows) and one that says a given script of tokens (as many decoder
+steps as a trained model spends on a known transcript: tests/bench/bench_screen.py --whisper-cli).
 """
 from __future__ import annotations
 
