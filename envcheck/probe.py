@@ -265,16 +265,21 @@ def probe(*, cpuid: Callable | None = None, cpuinfo: Callable[[], str] | None = 
     ])
 
 
-def cpu_has_avx2() -> bool | None:
-    """Whether this CPU has AVX2: from CPUID (archspec) where it can be read, else /proc/cpuinfo; None if
-    neither can be read. Under qemu-x86_64 only CPUID shows the emulated CPU."""
+def cpu_has(feature: str) -> bool | None:
+    """Whether this CPU has a feature (a /proc/cpuinfo flag name, e.g. "avx2", "f16c"): from CPUID (archspec)
+    where it can be read, else /proc/cpuinfo; None if neither can be read. Under qemu-x86_64 only CPUID shows
+    the emulated CPU."""
     try:
-        return "avx2" in read_cpuid()[2]
+        return feature in read_cpuid()[2]
     except Exception:  # archspec missing or CPUID unreadable: the kernel's view
         try:
-            return "avx2" in parse_cpuinfo(read_proc_cpuinfo())[2]
+            return feature in parse_cpuinfo(read_proc_cpuinfo())[2]
         except OSError:
             return None
+
+
+def cpu_has_avx2() -> bool | None:
+    return cpu_has("avx2")
 
 
 def render(result: ProbeResult) -> str:

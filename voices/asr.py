@@ -11,7 +11,9 @@ from __future__ import annotations
 import functools
 import importlib.util
 import shutil
+import struct
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Protocol
 
 import numpy as np
@@ -117,6 +119,39 @@ def cpu_tier() -> str | None:
         return probe.probe().tier
     except Exception:
         return None
+
+
+# The weight type of a ggml Whisper file: the 12th int of its header, plus 1000 x the quantisation version in files
+# whisper-quantize wrote (ggml's GGML_FTYPE_* codes).
+GGML_WEIGHT_TYPES = {0: "f32", 1: "f16", 2: "q4_0", 3: "q4_1", 7: "q8_0", 8: "q5_0", 9: "q5_1"}
+
+
+def ggml_weight_type(path: Path) -> str | None:
+    """"f16", "q8_0", ... for a ggml Whisper model file; None when it is not one (whisper-cli says why)."""
+    try:
+        with open(path, "rb") as file:
+            header = file.read(48)
+    except OSError:
+        return None
+    if len(header) < 48 or struct.unpack_from("<i", header)[0] != 0x67676D6C:
+        return None
+    return GGML_WEIGHT_TYPES.get(struct.unpack_from("<i", header, 44)[0] % 1000)
+
+
+def whisper_cpp_speed_note(backend: Hears | None) -> str | None:
+    """Advice when whisper.cpp runs an f16 model on a CPU without F16C (every pre-v2 and most v2 CPUs): ggml then
+    converts every weight in software, and tests/bench measured a q8_0 copy with a beam of 1 several times faster
+    (requirements/README.md, tests/bench/README.md)."""
+    if not isinstance(backend, transcribe.WhisperCpp) or ggml_weight_type(backend.model) != "f16":
+        return None
+    from envcheck.probe import cpu_has
+
+    if cpu_has("f16c") is not False:
+        return None
+    quantized = backend.model.with_name(backend.model.stem + "-q8_0.bin")
+    return (f"this CPU has no F16C, so whisper.cpp runs the f16 model {backend.model.name} slowly: a q8_0 copy "
+            f"(`whisper-quantize {backend.model} {quantized} q8_0`, built beside whisper-cli) with --asr-beam 1 "
+            "screened 4 to 10 times faster in ttsrig's benchmark (README: Building whisper.cpp)")
 
 
 def faster_whisper_usable() -> bool:

@@ -256,7 +256,8 @@ def screen(folder: Path, *, backend: asr.Hears | None, backend_note: str | None 
     result = {"schema": SCHEMA, "passage": passage,
               "passage_words": [{"text": w.text, "start": w.start, "end": w.end} for w in ctx.passage_words],
               "asr": {"backend": backend.name if backend is not None else None,
-                      "note": None if backend is not None else (backend_note or asr.HOW_TO_ADD_ONE)},
+                      "note": (asr.whisper_cpp_speed_note(backend) if backend is not None
+                               else backend_note or asr.HOW_TO_ADD_ONE)},
               "rate": {"passage_phonemes": phonemes, "reference_per_second": None if rate is None else round(rate, 2),
                        "basis": basis},
               "notes": notes, "thresholds": thresholds(), "renders": results, "checkpoints": checkpoints,

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from envcheck import cli
+from voices import asr, screen
 from envcheck.errors import TtsrigError
 from envcheck import whispercpp_probe as probe
 from tests import whisper_cpp
@@ -198,3 +199,47 @@ def test_a_whisper_cli_killed_by_a_signal_is_named_with_the_fix(tmp_path):
     assert "killed by SIGILL: this build uses an instruction this CPU lacks" in message
     assert "build whisper.cpp on this machine" in message
     assert "system_info" not in message and "\n" not in message
+
+
+def test_the_weight_type_of_a_ggml_file_is_read_from_its_header(tmp_path):
+    model = probe.ggml_model(tmp_path / "m.bin")
+    assert asr.ggml_weight_type(model) == "f16"
+    quantized = tmp_path / "m-q8_0.bin"  # whisper-quantize's header: the type plus 1000 x the quantisation version
+    quantized.write_bytes(model.read_bytes()[:44] + struct.pack("<i", 2007) + model.read_bytes()[48:])
+    assert asr.ggml_weight_type(quantized) == "q8_0"
+    (tmp_path / "short.bin").write_bytes(b"ggml")
+    assert asr.ggml_weight_type(tmp_path / "short.bin") is None and asr.ggml_weight_type(tmp_path / "none") is None
+
+
+@pytest.mark.parametrize("f16c, weights, advised", [(False, 1, True), (True, 1, False), (None, 1, False),
+                                                     (False, 2007, False)])
+def test_an_f16_model_on_a_cpu_without_f16c_gets_the_q8_0_advice(tmp_path, monkeypatch, f16c, weights, advised):
+    """The benchmark's finding (tests/bench/README.md): whisper.cpp without F16C converts f16 weights in software."""
+    from envcheck import probe as cpu
+
+    monkeypatch.setattr(cpu, "cpu_has", lambda feature: f16c if feature == "f16c" else True)
+    data = probe.ggml_bytes(probe.TINY)
+    model = tmp_path / "ggml-tiny.en.bin"
+    model.write_bytes(data[:44] + struct.pack("<i", weights) + data[48:])
+    note = asr.whisper_cpp_speed_note(transcribe.WhisperCpp("whisper-cli", model, language="en"))
+    if advised:
+        assert note.startswith("this CPU has no F16C") and f"whisper-quantize {model} " in note
+        assert str(tmp_path / "ggml-tiny.en-q8_0.bin") in note and "--asr-beam 1" in note
+    else:
+        assert note is None
+    assert asr.whisper_cpp_speed_note(asr.Scripted({})) is None
+
+
+def test_the_screen_shows_the_advice_beside_its_results(whisper_cli, tmp_path, monkeypatch):
+    from envcheck import probe as cpu
+    from tests.models import test_screen
+
+    monkeypatch.setattr(cpu, "cpu_has", lambda feature: feature != "f16c")
+    folder = tmp_path / "auditions"
+    clean = test_screen.joined([test_screen.speech(sentence) for sentence in test_screen.SENTENCES])
+    test_screen.make_folder(folder, {"clean": clean}, ["clean"])
+    model = probe.ggml_model(tmp_path / "ggml-tiny-random.bin", answer=probe.ANSWER)
+    backend = transcribe.WhisperCpp(whisper_cli, model, language="en", beam_size=1)
+    result = screen.screen(folder, backend=backend)
+    assert result["asr"]["backend"] == "whisper.cpp" and "no F16C" in result["asr"]["note"]
+    assert "note: this CPU has no F16C" in "\n".join(screen.summary_lines(result))
