@@ -29,6 +29,7 @@ import json
 import os
 import platform
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -181,6 +182,7 @@ class ScriptedWhisperCpp:
     folder: Path
     text_tokens: int
     beam_size: int = 5
+    quantize: str | None = None  # e.g. "q8_0": whisper-quantize (beside whisper-cli) makes the copy that is timed
     name: str = "whisper.cpp, tiny.en-shaped, random weights, scripted decoder"
     decoded: list[int] = dataclasses.field(default_factory=list)
 
@@ -190,6 +192,12 @@ class ScriptedWhisperCpp:
         self.script = [1000 + 7 * i for i in range(self.text_tokens)]  # distinct, so no repetition check fires
         model = whispercpp_probe.ggml_model(self.folder / "ggml-tiny.en-shaped-scripted.bin",
                                             whispercpp_probe.TINY_EN, script=self.script)
+        if self.quantize:
+            quantized = model.with_name(f"{model.stem}-{self.quantize}.bin")
+            subprocess.run([str(self.binary.with_name("whisper-quantize")), str(model), str(quantized), self.quantize],
+                           check=True, capture_output=True)
+            model = quantized
+        self.weights = asr.ggml_weight_type(model)
         bin_dir = self.folder / "bin"
         bin_dir.mkdir(exist_ok=True)
         (bin_dir / "whisper-cli").symlink_to(self.binary.resolve())
@@ -206,7 +214,8 @@ class ScriptedWhisperCpp:
 
         shape = dataclasses.asdict(whispercpp_probe.TINY_EN) | {"mels": asr_probe.MELS, "vocabulary": 51864}
         return {"architecture": shape, "weights": "random (normal, std 0.05) encoder; decoder scripted "
-                "(envcheck/whispercpp_probe.py _scripted), float16", "beam_size": self.beam_size,
+                "(envcheck/whispercpp_probe.py _scripted)", "beam_size": self.beam_size,
+                "ggml_weights": self.weights,
                 "whisper_cli": str(self.binary), "whisper_cli_sha256": digests.file_sha256(self.binary),
                 "text_tokens_scripted": self.text_tokens}
 
@@ -281,7 +290,7 @@ def random_tiny_en(args: argparse.Namespace) -> dict:
         started = time.monotonic()
         if args.whisper_cli:  # -nt: no timestamp tokens, only the transcript's text tokens
             hears = ScriptedWhisperCpp(args.whisper_cli, Path(tmp), decode["tokens"] - 2 * decode["sentences"],
-                                       beam_size=args.beam)
+                                       beam_size=args.beam, quantize=args.quantize)
         else:
             model = asr_probe.whisper_model(Path(tmp) / "model", asr_probe.TINY_EN, quantization="float16")
             hears = CappedFasterWhisper(model, decode["tokens"], beam_size=args.beam)
@@ -313,13 +322,16 @@ def main() -> int:
     parser.add_argument("--beam", type=int, default=5, help="the word check's beam (audition screen --asr-beam)")
     parser.add_argument("--whisper-cli", type=Path, help="with --random-tiny-en: time whisper.cpp's whisper-cli "
                         "(through ttsrig's backend) instead of faster-whisper")
+    parser.add_argument("--quantize", metavar="TYPE", help="with --whisper-cli: time a copy of the model made by "
+                        "whisper-quantize (beside whisper-cli) as TYPE, e.g. q8_0")
     parser.add_argument("--gpt2-ranks", type=Path, help="openai-whisper's whisper/assets/gpt2.tiktoken (from its "
                         "PyPI sdist; tiktoken on --site): decode the passage's exact token count, not an estimate")
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
     if args.site:
         sys.path.append(str(args.site))
-    stem = "screen-tiny-en-whispercpp" if args.whisper_cli else "screen-tiny-en"
+    stem = ("screen-tiny-en-whispercpp" + (f"-{args.quantize}" if args.quantize else "")) if args.whisper_cli \
+        else "screen-tiny-en"
     name = (f"{stem}.json" if args.beam == 5 else f"{stem}-beam{args.beam}.json") if args.random_tiny_en \
         else "screen.json"
     figures = random_tiny_en(args) if args.random_tiny_en else plain(args)
