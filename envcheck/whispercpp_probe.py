@@ -13,6 +13,7 @@ steps as a trained model spends on a known transcript: tests/bench/bench_screen.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import shlex
 import struct
@@ -26,8 +27,8 @@ import numpy as np
 
 from envcheck.asr_probe import ENCODER_POSITIONS, DECODER_POSITIONS, MELS, TEXT_TOKENS, Shape, noise_wav
 from envcheck.atomic import write_atomic
+from trainers.transcribe import GGML_MAGIC, WhisperCpp  # the backend's own command line, not a copy of it
 
-MAGIC = 0x67676D6C  # "ggml", as convert-pt-to-ggml.py writes it
 ENGLISH_VOCABULARY = 51864  # n_vocab of the .en models: whisper.cpp derives every special token id from it
 FFT_BINS = 201  # whisper.cpp's WHISPER_N_FFT / 2 + 1 (400-sample window)
 SAMPLE_RATE = 16_000
@@ -122,7 +123,7 @@ def ggml_bytes(shape: Shape = TINY, seed: int = 0, answer: int | None = None,
     forced = (_answering(shape.d_model, answer) if answer is not None
               else _scripted(shape.d_model, script) if script is not None else {})
     d = shape.d_model
-    parts = [struct.pack("<12i", MAGIC, ENGLISH_VOCABULARY, ENCODER_POSITIONS, d, shape.heads,
+    parts = [struct.pack("<12i", GGML_MAGIC, ENGLISH_VOCABULARY, ENCODER_POSITIONS, d, shape.heads,
                          shape.encoder_layers, DECODER_POSITIONS, d, shape.heads, shape.decoder_layers, MELS, F16)]
     filters = mel_filters()
     parts += [struct.pack("<2i", *filters.shape), filters.tobytes()]
@@ -217,26 +218,32 @@ ANSWER = 1234  # the probes' model says " w1234"
 def emulated(binary: str, cpu: str, folder: Path) -> str:
     """A script that runs `binary` under `qemu-x86_64 -cpu CPU`: handed to ttsrig's backend in the binary's place,
     so the backend runs its own command line unchanged while the build meets the old CPU's instruction set."""
-    from envcheck.isolated import qemu_command
+    from envcheck.isolated import EMULATION_UNSET, qemu_command
 
     wrapper = folder / "whisper-cli"
     command = " ".join(shlex.quote(part) for part in [*qemu_command(cpu), str(Path(binary).resolve())])
-    wrapper.write_text(f'#!/bin/sh\nunset OPENBLAS_CORETYPE\nexec {command} "$@"\n')
+    wrapper.write_text(f'#!/bin/sh\nunset {" ".join(EMULATION_UNSET)}\nexec {command} "$@"\n')
     wrapper.chmod(0o755)
     return str(wrapper)
 
 
-def transcribe(binary: str, emulate: str | None = None, seconds: float = 1.0) -> str:
-    """One line: whisper-cli run as ttsrig runs it (trainers/transcribe.py's WhisperCpp) on noise with the
-    tiny random model, under `-cpu EMULATE` when given; how many words its text file held (the words do not
-    matter) and how long it took."""
-    from trainers.transcribe import WhisperCpp  # the backend's own command line, not a copy of it
-
+@contextlib.contextmanager
+def _prepared(binary: str, emulate: str | None, seconds: float) -> Iterator[tuple[str, Path, Path]]:
+    """In a temporary folder: what to run (the binary, or its qemu wrapper), the one-word model and a noise WAV."""
     with tempfile.TemporaryDirectory(prefix="ttsrig-whispercpp-probe-") as tmp:
         folder = Path(tmp)
         runs = emulated(binary, emulate, folder) if emulate else binary
-        model = ggml_model(folder / "ggml-tiny-random.bin", answer=ANSWER)
-        wave = _read_wav(noise_wav(folder / "noise.wav", seconds))
+        yield runs, ggml_model(folder / "ggml-tiny-random.bin", answer=ANSWER), noise_wav(folder / "noise.wav", seconds)
+
+
+def transcribe(binary: str, emulate: str | None = None, seconds: float = 1.0) -> str:
+    """One line: whisper-cli run as ttsrig runs it (trainers/transcribe.py's WhisperCpp) on noise with the
+    one-word model, under `-cpu EMULATE` when given: what it heard, the only word the model can say, and how
+    long it took. A build that heard anything else computed wrong sums: that raises."""
+    import soundfile as sf
+
+    with _prepared(binary, emulate, seconds) as (runs, model, wav):
+        wave, _ = sf.read(str(wav), dtype="float32")
         started = time.monotonic()
         text = WhisperCpp(runs, model, language="en", beam_size=1)(wave, SAMPLE_RATE)
         took = time.monotonic() - started
@@ -247,20 +254,9 @@ def transcribe(binary: str, emulate: str | None = None, seconds: float = 1.0) ->
                        "whisper_cli_s": round(took, 1)})
 
 
-def _read_wav(path: Path) -> np.ndarray:
-    import soundfile as sf
-
-    wave, _ = sf.read(str(path), dtype="float32")
-    return wave
-
-
 def system_info(binary: str, emulate: str | None = None) -> str:
     """The CPU features the build uses, as whisper-cli reports them in its 'system_info' line."""
-    with tempfile.TemporaryDirectory(prefix="ttsrig-whispercpp-probe-") as tmp:
-        folder = Path(tmp)
-        runs = emulated(binary, emulate, folder) if emulate else binary
-        model = ggml_model(folder / "ggml-tiny-random.bin", answer=ANSWER)
-        wav = noise_wav(folder / "noise.wav", 0.5)
+    with _prepared(binary, emulate, 0.5) as (runs, model, wav):
         run = subprocess.run([runs, "-m", str(model), "-f", str(wav), "-bs", "1", "-l", "en", "-nt"],
                              capture_output=True, text=True, errors="replace")
     if run.returncode != 0:

@@ -43,6 +43,25 @@ def find() -> str | None:
     return None
 
 
+def required() -> str:
+    """find()'s binary, or the test is skipped, saying how to get one."""
+    binary = find()
+    if binary is None:
+        import pytest
+
+        pytest.skip("no whisper.cpp build here: set TTSRIG_TEST_WHISPER_CLI to a whisper-cli binary (or put one on "
+                    "PATH), or run `bin/test --ci`, which builds one (tests/whisper_cpp.py)")
+    return binary
+
+
+def on_path(folder: Path, binary: str) -> Path:
+    """A folder holding `whisper-cli` (a link to binary), to put first on PATH: how ttsrig's backend finds it."""
+    bin_dir = folder / "bin"
+    bin_dir.mkdir(exist_ok=True)
+    (bin_dir / "whisper-cli").symlink_to(Path(binary).resolve())
+    return bin_dir
+
+
 def build() -> Path:
     """Download (hash-checked), configure and build whisper-cli into CACHE; a failed build leaves no binary."""
     with tempfile.TemporaryDirectory(prefix="ttsrig-whisper-cpp-") as tmp:

@@ -17,6 +17,7 @@ import numpy as np
 from envcheck.errors import TtsrigError
 
 WHISPER_CPP_BINARIES = ("whisper-cli", "whisper-cpp")
+GGML_MAGIC = 0x67676D6C  # "ggml": the first int of a whisper.cpp model file
 HOW_TO_GET_ONE = ("install a Whisper backend: `.venv/bin/python -m pip install faster-whisper` (its CTranslate2 "
                   "needs an x86-64-v2 CPU: not a Core 2 or Phenom II), or build whisper.cpp on this machine (README: "
                   "Building whisper.cpp) and put its "

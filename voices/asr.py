@@ -133,7 +133,7 @@ def ggml_weight_type(path: Path) -> str | None:
             header = file.read(48)
     except OSError:
         return None
-    if len(header) < 48 or struct.unpack_from("<i", header)[0] != 0x67676D6C:
+    if len(header) < 48 or struct.unpack_from("<i", header)[0] != transcribe.GGML_MAGIC:
         return None
     return GGML_WEIGHT_TYPES.get(struct.unpack_from("<i", header, 44)[0] % 1000)
 

@@ -43,6 +43,7 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
 from envcheck import asr_probe  # noqa: E402
+from tests import whisper_cpp  # noqa: E402
 from tests.models import synth  # noqa: E402
 from trainers import audio  # noqa: E402
 from voices import asr, markers, screen, signalcheck  # noqa: E402
@@ -198,9 +199,7 @@ class ScriptedWhisperCpp:
                            check=True, capture_output=True)
             model = quantized
         self.weights = asr.ggml_weight_type(model)
-        bin_dir = self.folder / "bin"
-        bin_dir.mkdir(exist_ok=True)
-        (bin_dir / "whisper-cli").symlink_to(self.binary.resolve())
+        bin_dir = whisper_cpp.on_path(self.folder, str(self.binary))
         os.environ["PATH"] = f"{bin_dir}{os.pathsep}{os.environ['PATH']}"
         self._backend = asr.find("whisper.cpp", model=str(model), language="en", beam_size=self.beam_size)
 

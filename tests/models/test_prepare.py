@@ -140,12 +140,7 @@ def test_long_untranscribed_recordings_are_split_on_silence_and_transcribed(tmp_
 def test_a_real_whisper_cli_transcribes_the_split_pieces(tmp_path, monkeypatch):
     """The same path with whisper.cpp's own binary (tests/whisper_cpp.py finds or, under CI, builds it) and
     envcheck/whispercpp_probe.py's random model, which says one word whatever it hears."""
-    binary = whisper_cpp.find()
-    if binary is None:
-        pytest.skip("no whisper.cpp build here: set TTSRIG_TEST_WHISPER_CLI, or run `bin/test --ci`, which builds one")
-    bin_dir = tmp_path / "bin"
-    bin_dir.mkdir()
-    (bin_dir / "whisper-cli").symlink_to(binary)
+    bin_dir = whisper_cpp.on_path(tmp_path, whisper_cpp.required())
     monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
     model = whispercpp_probe.ggml_model(tmp_path / "ggml-tiny-random.bin", answer=whispercpp_probe.ANSWER)
     root = tmp_path / "in"

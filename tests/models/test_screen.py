@@ -468,12 +468,7 @@ def test_whisper_cli_command_line_and_output(fake_whisper_cli, tmp_path, defects
 def test_the_command_runs_a_real_whisper_cli(folder, tmp_path):
     """`audition screen --asr whisper.cpp` end to end with whisper.cpp's own binary (tests/whisper_cpp.py finds or,
     under CI, builds it) and envcheck/whispercpp_probe.py's random model, which says one word whatever it hears."""
-    binary = whisper_cpp.find()
-    if binary is None:
-        pytest.skip("no whisper.cpp build here: set TTSRIG_TEST_WHISPER_CLI, or run `bin/test --ci`, which builds one")
-    bin_dir = tmp_path / "bin"
-    bin_dir.mkdir()
-    (bin_dir / "whisper-cli").symlink_to(binary)
+    bin_dir = whisper_cpp.on_path(tmp_path, whisper_cpp.required())
     model = whispercpp_probe.ggml_model(tmp_path / "ggml-tiny-random.bin", answer=whispercpp_probe.ANSWER)
     copy = fresh(folder, tmp_path)
     out = subprocess.run([sys.executable, "-m", "voices.screen", str(copy), "--asr", "whisper.cpp", "--whisper-model",

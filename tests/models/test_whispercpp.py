@@ -127,11 +127,7 @@ def test_a_captured_whisper_cli_text_file_reads_as_its_words():
 
 @pytest.fixture(scope="module")
 def whisper_cli() -> str:
-    binary = whisper_cpp.find()
-    if binary is None:
-        pytest.skip("no whisper.cpp build here: set TTSRIG_TEST_WHISPER_CLI to a whisper-cli binary (or put one "
-                    "on PATH), or run `bin/test --ci`, which builds one (tests/whisper_cpp.py)")
-    return binary
+    return whisper_cpp.required()
 
 
 def test_the_real_whisper_cli_loads_the_model_and_ttsrig_reads_its_text(whisper_cli, tmp_path):
