@@ -62,8 +62,10 @@ def on_path(folder: Path, binary: str) -> Path:
     return bin_dir
 
 
-def build() -> Path:
-    """Download (hash-checked), configure and build whisper-cli into CACHE; a failed build leaves no binary."""
+def build(dest: Path = CACHE, march: str | None = None, programs: tuple[str, ...] = ("whisper-cli",)) -> Path:
+    """Download (hash-checked), configure and build `programs` into dest, for plain x86-64 or, with `march`, for
+    that GCC -march (what GGML_NATIVE picks on such a CPU, e.g. amdfam10 for a Phenom II, core2); returns dest's
+    whisper-cli. A failed build leaves no binary."""
     with tempfile.TemporaryDirectory(prefix="ttsrig-whisper-cpp-") as tmp:
         archive = Path(tmp) / "source.tar.gz"
         with urllib.request.urlopen(SOURCE_URL, timeout=120) as response:
@@ -76,16 +78,35 @@ def build() -> Path:
             tar.extractall(tmp, members=members, filter="data")
         [source] = Path(tmp).glob("*/whisper.cpp")
         build_dir = Path(tmp) / "build"
-        _run(["cmake", "-S", str(source), "-B", str(build_dir), *OPTIONS])
-        _run(["cmake", "--build", str(build_dir), "--target", "whisper-cli", "-j", str(os.cpu_count() or 2)])
-        CACHE.mkdir(parents=True, exist_ok=True)
-        staged = CACHE / "whisper-cli.partial"
-        shutil.copy2(build_dir / "bin" / "whisper-cli", staged)
-        staged.replace(CACHE / "whisper-cli")
-    return CACHE / "whisper-cli"
+        flags = [f"-DCMAKE_C_FLAGS=-march={march}", f"-DCMAKE_CXX_FLAGS=-march={march}"] if march else []
+        _run(["cmake", "-S", str(source), "-B", str(build_dir), *OPTIONS, *flags])
+        _run(["cmake", "--build", str(build_dir), "--target", *programs, "-j", str(os.cpu_count() or 2)])
+        dest.mkdir(parents=True, exist_ok=True)
+        for program in programs:
+            staged = dest / f"{program}.partial"
+            shutil.copy2(build_dir / "bin" / program, staged)
+            staged.replace(dest / program)
+    return dest / "whisper-cli"
+
+
+def main() -> int:
+    """`python -m tests.whisper_cpp DEST [--march M]`: the builds behind requirements/evidence/asr-whispercpp-*.txt
+    and tests/bench's whisper.cpp rows (whisper-cli and whisper-quantize)."""
+    import argparse
+
+    parser = argparse.ArgumentParser(description=main.__doc__)
+    parser.add_argument("dest", type=Path)
+    parser.add_argument("--march", help="GCC -march, e.g. amdfam10 (Phenom II) or core2; default: plain x86-64")
+    args = parser.parse_args()
+    print(build(args.dest, args.march, ("whisper-cli", "whisper-quantize")))
+    return 0
 
 
 def _run(cmd: list[str]) -> None:
     done = subprocess.run(cmd, capture_output=True, text=True)
     if done.returncode:
         raise RuntimeError(f"{' '.join(cmd[:3])} ... exit {done.returncode}: {(done.stderr or done.stdout)[-2000:]}")
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
