@@ -1,6 +1,6 @@
-"""The paths a user passes, checked before a command writes anything: each wrong kind of thing (missing,
-a file where a folder belongs or the reverse, unreadable, not UTF-8, a parent that is a file, a read-only
-place) is one TtsrigError naming the path, the cause and the next step.
+"""The paths a user passes, checked before a command writes anything: each wrong kind of thing (a file where
+a folder belongs or the reverse, a device or pipe, a parent that is a file, a read-only place) is one
+TtsrigError naming the path, the cause and the next step. (Reading is envcheck.reading's.)
 
 Standard library only (envcheck imports no other ttsrig package).
 """
@@ -13,6 +13,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Callable, Iterator
 
+from envcheck import atomic
 from envcheck.errors import TtsrigError
 
 
@@ -54,38 +55,19 @@ def output_folder(path: Path, flag: str) -> None:
 
 
 def output_file(path: Path, flag: str, *, make_parents: bool = False) -> None:
-    """A file a command will write (atomically, so an existing one is replaced); refused now when it cannot
-    be. Its folder must exist unless the command makes it (`make_parents`)."""
+    """A file a command will write (atomically, so an existing one is replaced; a named pipe or /dev/null is
+    written into); refused now when it cannot be: a folder, a device or socket, a link of another user's.
+    Its folder must exist unless the command makes it (`make_parents`)."""
     if path.is_dir():
         raise TtsrigError(f"{flag} {path} is a folder: name the file to write in it")
+    target, info = atomic.output_target(path, flag)
+    if atomic.streamable(info):
+        return  # written into as it is: nothing is made beside it
+    path = target
     _writable_from(path, flag, "file")
     if not make_parents and not path.parent.is_dir():
         raise TtsrigError(f"cannot write {flag} {path}: the folder {path.parent} does not exist. Create it or "
                           f"choose another {flag}")
-
-
-def read_bytes(path: Path, what: str, fix: str) -> bytes:
-    """The bytes of a file the user named as `what`; `fix` says where a good one comes from."""
-    if path.is_dir():
-        raise TtsrigError(f"{what} {path} is a folder, not a file: {fix}")
-    try:
-        return path.read_bytes()
-    except FileNotFoundError:
-        raise TtsrigError(f"{what} {path} does not exist: {fix}") from None
-    except OSError as exc:
-        raise TtsrigError(f"cannot read {what} {path} ({exc.strerror or exc}): fix its permissions, or {fix}") \
-            from None
-
-
-def read_text(path: Path, what: str, fix: str) -> str:
-    """A UTF-8 text file the user named as `what`."""
-    data = read_bytes(path, what, fix)
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        line = data.count(b"\n", 0, exc.start) + 1
-        raise TtsrigError(f"{what} {path}:{line} is not UTF-8 text (byte 0x{data[exc.start]:02x}): re-save it as "
-                          f"UTF-8, or {fix}") from None
 
 
 @contextmanager
