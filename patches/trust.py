@@ -3,15 +3,21 @@
 It lives outside any venv and checkout (one list per user), in $TTSRIG_TRUST_FILE or
 $XDG_CONFIG_HOME/ttsrig/trusted-checkpoints.json (~/.config/... by default), written atomically.
 Trust is by content: a file that changes after it was trusted is no longer trusted.
+
+The list decides which pickles get unpickled, that is, whose code runs. So, as ssh does with its keys, a list
+that another user could change is refused before anything in it is believed: the file (and a link to it)
+must belong to this user or root and not be writable by group or others, and so must every folder above
+it (a sticky folder such as /tmp excepted, where others cannot replace what is ours).
 """
 from __future__ import annotations
 
-import json
 import os
+import stat
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from envcheck import reading
 from envcheck.atomic import write_json_atomic
 from envcheck.digests import file_sha256
 from envcheck.errors import TtsrigError
@@ -35,16 +41,55 @@ def _corrupt(path: Path, why: str) -> TtsrigError:
                        f"Fix or delete it, then add files again with `python -m patches trust add FILE`.")
 
 
+def _owner_problem(path: Path, info: os.stat_result, what: str) -> str | None:
+    """Why another user could change `path` (a `what`), with the fix; None when only this user or root can."""
+    if info.st_uid not in (os.getuid(), 0):
+        return (f"{what} {path} belongs to another user (uid {info.st_uid}), who could add their own file to it. "
+                f"Use a list of your own (TTSRIG_TRUST_FILE, or --trust-file)")
+    sticky_folder = stat.S_ISDIR(info.st_mode) and info.st_mode & stat.S_ISVTX
+    if info.st_mode & 0o022 and not stat.S_ISLNK(info.st_mode) and not sticky_folder:
+        return (f"{what} {path} is writable by {'group and others' if info.st_mode & 0o002 else 'its group'} "
+                f"(mode {stat.S_IMODE(info.st_mode):04o}), who could add their own file to it. "
+                f"Fix: chmod go-w {path}")
+    return None
+
+
+def check_owned(path: Path) -> None:
+    """Refuse (one line) a trust list that someone else could change: see the module's docstring."""
+    chain = [Path(os.path.abspath(path))]
+    if os.path.islink(chain[0]):
+        chain.append(Path(os.path.realpath(chain[0])))
+    for place in chain:
+        try:
+            info = os.lstat(place)
+        except FileNotFoundError:
+            info = None
+        if info is not None:
+            problem = _owner_problem(place, info, "the trust list's link" if stat.S_ISLNK(info.st_mode)
+                                     else "the checkpoint trust list")
+            if problem:
+                raise _unsafe(path, problem)
+        for folder in place.parents:
+            try:
+                problem = _owner_problem(folder, os.stat(folder), "its folder")
+            except FileNotFoundError:
+                continue  # made by save(), privately
+            if problem:
+                raise _unsafe(path, problem)
+
+
+def _unsafe(path: Path, problem: str) -> TtsrigError:
+    return TtsrigError(f"refused the checkpoint trust list {path}: {problem}. Nothing in it was trusted (it decides "
+                       "which pickles may run code).")
+
+
 def _read_entries(path: Path) -> dict[str, dict]:
+    check_owned(path)
+    raw = reading.read_bytes(path, "the checkpoint trust list", "point TTSRIG_TRUST_FILE (or --trust-file) at a "
+                             "file you can read, or delete it")
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except IsADirectoryError:
-        raise TtsrigError(f"the checkpoint trust list {path} is a folder. Point TTSRIG_TRUST_FILE (or "
-                          "--trust-file) at a file.") from None
-    except OSError as exc:
-        raise TtsrigError(f"cannot read the checkpoint trust list {path}: {exc.strerror or exc}. Fix its "
-                          "permissions or set TTSRIG_TRUST_FILE to a file you can read.") from None
-    except ValueError as exc:  # invalid JSON or not UTF-8
+        data = reading.loads_json(raw.decode("utf-8"))
+    except ValueError as exc:  # not UTF-8, invalid JSON, or nested without end
         raise _corrupt(path, str(exc).splitlines()[0]) from None
     if not isinstance(data, dict) or not isinstance(data.get("checkpoints"), dict):
         raise _corrupt(path, "no 'checkpoints' object")
@@ -67,6 +112,7 @@ class TrustList:
     def load(cls, path: Path | None = None) -> "TrustList":
         path = path or default_path()
         if not path.exists():  # (a dangling symlink too: save() creates the file it points to)
+            check_owned(path)  # nothing is read, but a link of another user's is named now
             return cls(path)
         return cls(path, _read_entries(path))
 
@@ -118,7 +164,11 @@ class TrustList:
         # Through a symlinked list (e.g. kept in a dotfiles repo): replace the file it points to, not the link.
         path = self.path.resolve() if self.path.is_symlink() else self.path
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
+            for folder in reversed([path.parent, *path.parent.parents]):
+                if not folder.exists():  # the folders made for the list are nobody else's, whatever the umask
+                    folder.mkdir(mode=0o700)
+                    folder.chmod(0o700)
+            check_owned(self.path)
         except OSError as exc:
             raise TtsrigError(f"cannot create {path.parent}: {exc.strerror or exc}. Set TTSRIG_TRUST_FILE "
                               "to a file you can write.") from None
@@ -126,7 +176,8 @@ class TrustList:
             raise TtsrigError(f"the checkpoint trust list {path} is a folder. Point TTSRIG_TRUST_FILE (or "
                               "--trust-file) at a file.")
         try:
-            write_json_atomic(path, {"format": FORMAT, "checkpoints": self.entries})
+            write_json_atomic(path, {"format": FORMAT, "checkpoints": self.entries},
+                              mode=None if path.exists() else 0o600, follow_links=True)
         except OSError as exc:  # a read-only disk, a full one (permission is already one line)
             raise TtsrigError(f"cannot write the checkpoint trust list {path} ({exc.strerror or exc}); it is "
                               "unchanged. Set TTSRIG_TRUST_FILE (or --trust-file) to a file you can write.") from None

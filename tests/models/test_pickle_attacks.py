@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import contextlib
 import io
+import json
+import os
 import subprocess
 import sys
 import zipfile
@@ -19,6 +21,7 @@ import pytest
 import torch
 
 from envcheck.digests import file_sha256
+from envcheck.errors import TtsrigError
 from patches import checkpoints
 from patches.checkpoints import CheckpointError, UntrustedCheckpoint, load_checkpoint
 
@@ -185,3 +188,36 @@ def test_what_is_not_a_checkpoint_is_not_called_tensor_only(tmp_path, capsys):
     out = patches_main(capsys, "inspect", str(text), check_rc=2)
     assert "not a readable torch checkpoint" in out and "Traceback" not in out
     assert "tensor-only" not in out and "needs trust" not in out
+
+
+# -- a trust list someone else can write never decides what runs (issue: trust, second round, class 4) ----
+
+def planted_trust(tmp_path: Path, digest: str, mode: int, owner: int | None) -> Path:
+    """A trust list holding `digest`, as another user (or a careless chmod) left it."""
+    folder = tmp_path / "shared-config"
+    folder.mkdir(mode=0o700)
+    path = folder / "trusted-checkpoints.json"
+    path.write_text(json.dumps({"format": 1, "checkpoints": {digest: {"path": "x", "note": "", "added": "t"}}}))
+    path.chmod(mode)
+    if owner is not None:
+        os.chown(path, owner, owner)
+    return path
+
+
+@pytest.mark.parametrize("case", ["world-writable", "another user's"])
+def test_a_trust_list_another_user_can_change_never_makes_root_run_their_pickle(tmp_path, monkeypatch, case):
+    if case == "another user's" and os.geteuid() != 0:
+        pytest.skip("a file another user owns can only be made by root (CI runs as root)")
+    marker = tmp_path / "ran"
+    bad = tmp_path / "pretrain.pth"
+    bad.write_bytes(posix_system(f"touch {marker}"))
+    trust = planted_trust(tmp_path, file_sha256(bad), *((0o666, None) if case == "world-writable" else (0o644, 65534)))
+    refused = subprocess.run([sys.executable, "-m", "patches", "convert", str(bad)], capture_output=True, text=True,
+                             cwd=ROOT, env={**os.environ, "TTSRIG_TRUST_FILE": str(trust)})
+    assert refused.returncode == 2 and "Traceback" not in refused.stderr, refused.stderr
+    assert "refused the checkpoint trust list" in refused.stderr and len(refused.stderr.strip().splitlines()) == 1
+    assert not marker.exists() and not bad.with_suffix(".safetensors").exists()
+    monkeypatch.setenv("TTSRIG_TRUST_FILE", str(trust))
+    with pytest.raises(TtsrigError, match="refused the checkpoint trust list"):  # the loader every command uses
+        load_checkpoint(bad)
+    assert not marker.exists()
