@@ -31,8 +31,8 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any, Callable
 
-from envcheck import paths
-from envcheck.atomic import write_atomic
+from envcheck import paths, reading
+from envcheck.atomic import write_atomic, write_output
 from envcheck.digests import bytes_sha256
 from envcheck.errors import TtsrigError
 from patches.pickle_scan import is_torch_zip, refused_globals, refused_opcodes, scan_checkpoint
@@ -75,7 +75,7 @@ class CheckpointBytes:
 def _require_file(path: Path) -> None:
     if path.is_dir():
         raise CheckpointError(f"{path} is a folder, not a checkpoint: name the checkpoint file inside it.")
-    if not path.is_file():
+    if not path.exists():
         raise CheckpointError(f"checkpoint {path} does not exist (looked at {path.resolve()}). Check the path, "
                               "or train one with trainers/ or fetch the published pretrain.")
 
@@ -84,9 +84,12 @@ def read_checkpoint(path: str | Path) -> CheckpointBytes:
     """One open, one read (a large checkpoint is held in memory once, never read twice)."""
     path = Path(path).expanduser()
     _require_file(path)
+    fix = "check its permissions (or copy it somewhere you can read)"
     try:
-        with open(path, "rb") as handle:
+        with reading.open_file(path, "checkpoint", fix) as handle:  # a regular file: a pipe would block
             data = handle.read()
+    except TtsrigError as exc:
+        raise CheckpointError(str(exc)) from None
     except OSError as exc:
         raise CheckpointError(f"cannot read {path}: {exc.strerror or exc}. Check its permissions "
                               "(or copy it somewhere you can read).") from None
@@ -151,16 +154,64 @@ def _last_line(exc: BaseException) -> str:
 
 # -- safetensors from bytes -------------------------------------------------------------------------
 
-def _safetensors_metadata(data: bytes) -> dict:
-    """The `__metadata__` of a safetensors file (8-byte little-endian header length, then JSON)."""
+def _safetensors_header(data: bytes) -> dict:
+    """The JSON header of a safetensors file (8-byte little-endian header length, then JSON)."""
     size = int.from_bytes(data[:8], "little") if len(data) >= 8 else -1
     if size < 2 or 8 + size > len(data):
         raise ValueError("no safetensors header")
-    header = json.loads(data[8:8 + size])
+    header = reading.loads_json(data[8:8 + size])
     meta = header.get("__metadata__") if isinstance(header, dict) else None
     if not isinstance(header, dict) or not isinstance(meta or {}, dict):
         raise ValueError("malformed safetensors header")
-    return meta or {}
+    return header
+
+
+def _safetensors_metadata(data: bytes) -> dict:
+    """The `__metadata__` of a safetensors file."""
+    return _safetensors_header(data).get("__metadata__") or {}
+
+
+# Bytes per element of each dtype the safetensors format defines.
+SAFETENSORS_DTYPES = {"BOOL": 1, "U8": 1, "I8": 1, "F8_E5M2": 1, "F8_E4M3": 1, "I16": 2, "U16": 2, "F16": 2,
+                      "BF16": 2, "I32": 4, "U32": 4, "F32": 4, "I64": 8, "U64": 8, "F64": 8}
+
+
+def safetensors_layout_problem(data: bytes) -> str | None:
+    """What makes these bytes no valid safetensors file, or None: the header as the format defines it, each
+    tensor's dtype, shape and byte range, the ranges back to back and filling the data (as safetensors'
+    own reader checks, without building a tensor)."""
+    try:
+        header = _safetensors_header(data)
+    except ValueError as exc:
+        return str(exc)
+    size = int.from_bytes(data[:8], "little")
+    buffer = len(data) - 8 - size
+    ranges = []
+    for name, entry in header.items():
+        if name == "__metadata__":
+            if not all(isinstance(v, str) for v in entry.values()):
+                return "__metadata__ values must be strings"
+            continue
+        if not isinstance(entry, dict) or entry.get("dtype") not in SAFETENSORS_DTYPES:
+            return f"tensor {name[:60]!r} has no known dtype"
+        shape, offsets = entry.get("shape"), entry.get("data_offsets")
+        if not isinstance(shape, list) or not all(type(n) is int and n >= 0 for n in shape):
+            return f"tensor {name[:60]!r} has no valid shape"
+        if not (isinstance(offsets, list) and len(offsets) == 2 and all(type(n) is int for n in offsets)
+                and 0 <= offsets[0] <= offsets[1] <= buffer):
+            return f"tensor {name[:60]!r} lies outside the file's data"
+        elements = 1
+        for n in shape:
+            elements *= n
+        if offsets[1] - offsets[0] != elements * SAFETENSORS_DTYPES[entry["dtype"]]:
+            return f"tensor {name[:60]!r}: its byte range does not fit its shape and dtype"
+        ranges.append(offsets)
+    end = 0
+    for begin, finish in sorted(ranges):
+        if begin != end:
+            return "the tensors' byte ranges overlap or leave gaps"
+        end = finish
+    return None if end == buffer else "the data is longer than the tensors"
 
 
 def _looks_like_safetensors(data: bytes) -> bool:
@@ -178,7 +229,7 @@ def _safetensors_from_bytes(cp: CheckpointBytes, map_location: Any) -> dict:
     try:
         meta = _safetensors_metadata(cp.data)
         tensors = load(cp.data)
-        tree = json.loads(meta[TREE_KEY]) if TREE_KEY in meta else None
+        tree = reading.loads_json(meta[TREE_KEY]) if TREE_KEY in meta else None
     except (SafetensorError, ValueError, TypeError) as exc:
         raise CheckpointError(f"{cp.path} is not a readable safetensors file ({exc}). It may be truncated by an "
                               "interrupted download or copy: fetch or convert it again.") from None
@@ -344,8 +395,9 @@ def _unflatten(node: dict, tensors: dict) -> Any:
     return node["v"]
 
 
-def save_safetensors(obj: dict, path: Path, *, source_sha256: str | None = None) -> Path:
-    """Write any nested checkpoint of tensors and plain values as safetensors, atomically."""
+def save_safetensors(obj: dict, path: Path, *, source_sha256: str | None = None, flag: str | None = None) -> Path:
+    """Write any nested checkpoint of tensors and plain values as safetensors, atomically; `flag`: the option
+    by which the user named `path` (its links are followed, a pipe written into: envcheck.atomic)."""
     from safetensors.torch import save
 
     tensors: dict = {}
@@ -353,7 +405,11 @@ def save_safetensors(obj: dict, path: Path, *, source_sha256: str | None = None)
     meta = {TREE_KEY: json.dumps(tree)}
     if source_sha256:
         meta[SOURCE_KEY] = source_sha256
-    write_atomic(path, save(tensors, metadata=meta))
+    data = save(tensors, metadata=meta)
+    if flag:
+        write_output(path, data, flag)
+    else:
+        write_atomic(path, data)
     return path
 
 
@@ -374,7 +430,7 @@ def _check_output(src: Path, dst: Path) -> None:
     if not dst.parent.is_dir():
         raise CheckpointError(f"cannot write {dst}: the folder {dst.parent} does not exist. Create it or "
                               "choose another -o.")
-    if dst.exists() and recorded_source(_header_bytes(dst)) is None:
+    if dst.is_file() and recorded_source(_header_bytes(dst)) is None:
         raise CheckpointError(f"refused to write over {dst}: it exists and was not written by "
                               "`python -m patches convert`. Move it away or choose another -o.")
 
@@ -382,11 +438,11 @@ def _check_output(src: Path, dst: Path) -> None:
 def _header_bytes(path: Path) -> bytes:
     """The length field and JSON header of a (possible) safetensors file; its tensors are not read."""
     try:
-        with open(path, "rb") as handle:
+        with reading.open_file(path, "checkpoint", "") as handle:
             head = handle.read(8)
             size = int.from_bytes(head, "little") if len(head) == 8 else 0
             return head + handle.read(min(size, 100 << 20))  # safetensors caps headers at 100 MB
-    except OSError:
+    except (OSError, TtsrigError):
         return b""
 
 
@@ -406,7 +462,7 @@ def convert(path: str | Path, out: str | Path | None = None, *, trust: bool = Fa
         raise _already_safetensors(src)
     obj = _load(cp, "cpu", trust, trust_list, notice=lambda _m: None)
     try:
-        save_safetensors(obj, dst, source_sha256=cp.sha256)
+        save_safetensors(obj, dst, source_sha256=cp.sha256, flag="-o")
     except OSError as exc:
         raise CheckpointError(f"cannot write {dst}: {exc.strerror or exc}. Free space or choose another -o.") from None
     return dst
@@ -426,6 +482,10 @@ def describe_checkpoint(cp: CheckpointBytes) -> str:
         except ValueError as exc:
             raise CheckpointError(f"{cp.path} is not a readable safetensors file ({exc}). It may be truncated: "
                                   "fetch or convert it again.") from None
+        problem = safetensors_layout_problem(cp.data)
+        if problem:
+            raise CheckpointError(f"{cp.path} is not a readable safetensors file ({problem}). It may be truncated "
+                                  "or damaged: fetch or convert it again.")
         origin = f", converted from a file with sha256 {source}" if source else ""
         return f"{cp.path}: safetensors, sha256 {cp.sha256}{origin} (loads without running code)"
     kind = "torch zip" if is_torch_zip(cp.data) else "legacy torch/pickle"

@@ -11,6 +11,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING
 
+from envcheck import arguments
 from envcheck.errors import TtsrigError
 from envcheck.tiers import TIER_NAMES
 from patches import dynamo, sitecustomize
@@ -38,13 +39,15 @@ def run_patches(args: argparse.Namespace) -> int:
     env = Env.of(args.venv)
     chosen = [PATCHES[n] for n in (args.only or PATCHES)]
     if args.action == "revert":
-        for patch in chosen:
-            print(patch.revert(env))
+        with env.record_lock():
+            for patch in chosen:
+                print(patch.revert(env))
         return 0
     tier = resolve_tier(env, args.tier)
     if args.action == "apply":
-        for patch in chosen:
-            print(patch.apply(env, tier))
+        with env.record_lock():
+            for patch in chosen:
+                print(patch.apply(env, tier))
         return 0
     return print_status_json(env, tier, chosen) if args.json else print_status(env, tier, chosen)
 
@@ -122,7 +125,7 @@ def run_inspect(args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     from patches.checkpoints import add_trust_argument
 
-    parser = argparse.ArgumentParser(prog="python -m patches", description=__doc__)
+    parser = arguments.Parser(prog="python -m patches", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for action, text in (("apply", "apply the patches this tier needs"),
                          ("status", "applied / not needed / missing / stale, per patch"),

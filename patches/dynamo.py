@@ -12,6 +12,7 @@ import functools
 import json
 from pathlib import Path
 
+from envcheck import crashpoint
 from envcheck.atomic import write_atomic
 from envcheck.digests import bytes_sha256, file_sha256
 from envcheck.errors import TtsrigError
@@ -47,6 +48,8 @@ def status(env: Env, tier: str | None) -> tuple[str, str]:
     path = target_file(env)
     torch = env.version("torch")
     record = env.load_state().get(NAME)
+    if record:
+        record = checked_record(env, record)
     if torch is None or not path.exists():
         return ("not needed", "torch is not installed") if not record else (
             "stale", "torch was removed after the patch was applied")
@@ -76,15 +79,36 @@ def apply(env: Env, tier: str | None) -> str:
                           f"original (known versions: {', '.join(known()['originals'])}). Reinstall torch with "
                           "bin/bootstrap, or add the new version to patches/data/known-files.json after review.")
     patched = transform(original)
-    backup = env.prefix / PATCH_BACKUP_DIR / f"{NAME}-torch-{torch}.orig"
+    backup = backup_file(env, torch)
     backup.parent.mkdir(exist_ok=True)
     write_atomic(backup, original)
-    write_atomic(path, patched, mode=path.stat().st_mode & 0o777)
+    # The record before the file: stopped in between, the record says what to undo and `status` says
+    # stale (apply again); the other order would leave torch patched with nothing saying so.
     state = env.load_state()
     state[NAME] = {"file": known()["path"], "torch": torch, "original_sha256": bytes_sha256(original),
                    "patched_sha256": bytes_sha256(patched), "backup": str(backup.relative_to(env.prefix))}
     env.save_state(state)
+    crashpoint.reached("patches:between-record-and-file")
+    write_atomic(path, patched, mode=path.stat().st_mode & 0o777)
     return f"{NAME}: applied to torch {torch} ({known()['path']})"
+
+
+def backup_file(env: Env, torch: str) -> Path:
+    return env.prefix / PATCH_BACKUP_DIR / f"{NAME}-torch-{torch}.orig"
+
+
+def checked_record(env: Env, record: object) -> dict:
+    """The record's entry, if it names only what apply writes: the patched file and its backup. The record
+    lies in the venv; an edited one must not make revert write elsewhere (it restores bytes to a path)."""
+    fields = ("file", "torch", "original_sha256", "patched_sha256", "backup")
+    if not isinstance(record, dict) or not all(isinstance(record.get(k), str) for k in fields) \
+            or record["file"] != known()["path"] \
+            or record["backup"] != str(backup_file(env, record["torch"]).relative_to(env.prefix)) \
+            or "/" in record["torch"]:
+        raise TtsrigError(f"{NAME}: the patch record {env.state_path} names other files than the patch writes "
+                          "(edited by hand?); nothing was changed. Reinstall torch with bin/bootstrap, delete the "
+                          "record, and apply again.")
+    return record
 
 
 def revert(env: Env) -> str:
@@ -92,8 +116,9 @@ def revert(env: Env) -> str:
     record = state.get(NAME)
     if not record:
         return f"{NAME}: nothing to revert"
-    path = env.site / record["file"]
-    backup = env.prefix / record["backup"]
+    record = checked_record(env, record)
+    path = target_file(env)
+    backup = backup_file(env, record["torch"])
     if path.exists() and file_sha256(path) == record["patched_sha256"]:
         original = backup.read_bytes()
         if bytes_sha256(original) != record["original_sha256"]:

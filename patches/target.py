@@ -5,13 +5,14 @@ module reads and writes the patches' record there (what each patch changed, and 
 """
 from __future__ import annotations
 
-import json
 import sys
 import sysconfig
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterator
 
-from envcheck import locks
+from envcheck import locks, paths, reading
 from envcheck.atomic import write_json_atomic
 from envcheck.errors import TtsrigError
 from envcheck.venv import PATCH_STATE_NAME, recorded_tier, site_packages
@@ -44,7 +45,8 @@ class Env:
         if not self.state_path.exists():
             return {}
         try:
-            data = json.loads(self.state_path.read_text())
+            data = reading.loads_json(reading.read_bytes(self.state_path, "the patch state record", "delete it and "
+                                                         "apply again", follow=False))
             if not isinstance(data, dict):
                 raise ValueError("not an object")
             return data
@@ -55,6 +57,13 @@ class Env:
 
     def save_state(self, state: dict) -> None:
         write_json_atomic(self.state_path, state)
+
+    @contextmanager
+    def record_lock(self) -> Iterator[None]:
+        """One writer of the record at a time: `apply` and `revert` run in another terminal (or by bootstrap)
+        each read the record, change their patch's entry and write it back; two at once would lose one's."""
+        with paths.folder_lock(self.prefix):
+            yield
 
     def tier(self) -> str | None:
         """The tier bin/bootstrap built this venv for, if it did."""

@@ -325,3 +325,62 @@ def test_cpu_has_avx2_reads_cpuid_then_proc_cpuinfo(monkeypatch):
 
     monkeypatch.setattr(probe, "read_proc_cpuinfo", unreadable)
     assert sitecustomize.cpu_has_avx2() is None
+
+
+# -- the record: one writer at a time, consistent when stopped, never a pointer elsewhere ------------------
+
+def _in_child(venv: Path, args: list[str], crash_at: str | None = None) -> int:
+    """`python -m patches ARGS --venv VENV` in a forked child (it keeps this test's known torch hash)."""
+    import multiprocessing
+
+    def child() -> None:
+        if crash_at:
+            os.environ["TTSRIG_CRASH_AT"] = crash_at
+        with open(os.devnull, "w") as quiet:
+            sys.stdout = quiet
+            os._exit(cli.main([*args, "--venv", str(venv)]))
+
+    process = multiprocessing.get_context("fork").Process(target=child)
+    process.start()
+    process.join(60)
+    return process.exitcode
+
+
+def test_two_patch_commands_at_once_never_lose_the_dynamo_record(venv, capsys):
+    for _ in range(25):
+        import multiprocessing
+
+        context = multiprocessing.get_context("fork")
+        jobs = [context.Process(target=_in_child, args=(venv, ["apply", "--only", "dynamo"])),
+                context.Process(target=_in_child, args=(venv, ["revert", "--only", "sitecustomize"]))]
+        for job in jobs:
+            job.start()
+        for job in jobs:
+            job.join(60)
+        record = json.loads((venv / "ttsrig-patches.json").read_text())
+        assert "dynamo" in record, "a concurrent revert wrote back a record without the dynamo entry"
+        assert run(venv, "status", "--only", "dynamo") == 0
+        assert run(venv, "revert", "--only", "dynamo") == 0 and target(venv).read_bytes() == ORIGINAL
+    capsys.readouterr()
+
+
+def test_apply_killed_between_record_and_file_is_finished_by_the_next_apply(venv, capsys):
+    assert _in_child(venv, ["apply", "--only", "dynamo"], crash_at="patches:between-record-and-file") == -9
+    assert target(venv).read_bytes() == ORIGINAL  # killed before the file: the record says what it meant to do
+    assert run(venv, "status", "--only", "dynamo") == 1
+    assert "stale" in capsys.readouterr().out
+    assert run(venv, "apply", "--only", "dynamo") == 0 and dynamo.MARK.encode() in target(venv).read_bytes()
+    assert run(venv, "revert", "--only", "dynamo") == 0 and target(venv).read_bytes() == ORIGINAL
+
+
+@pytest.mark.parametrize("field, value", [("file", "../../../outside.py"), ("backup", "../outside.orig")])
+def test_revert_never_writes_where_an_edited_record_points(venv, tmp_path, capsys, field, value):
+    assert run(venv, "apply", "--only", "dynamo") == 0
+    victim = tmp_path / "outside.py"
+    victim.write_text("precious")
+    record = json.loads((venv / "ttsrig-patches.json").read_text())
+    record["dynamo"][field] = value
+    (venv / "ttsrig-patches.json").write_text(json.dumps(record))
+    assert run(venv, "revert", "--only", "dynamo") == 2
+    assert "names other files than the patch writes" in capsys.readouterr().err
+    assert victim.read_text() == "precious" and dynamo.MARK.encode() in target(venv).read_bytes()

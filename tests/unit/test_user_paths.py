@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from envcheck import cli as envcheck_cli
-from envcheck import isolated, paths
+from envcheck import isolated, paths, reading
 from envcheck.errors import TtsrigError
 from envcheck.isolated import Check
 from patches import cli as patches_cli
@@ -78,13 +78,13 @@ def test_an_output_file_that_is_a_folder_or_in_a_missing_folder_is_refused(tmp_p
 def test_a_text_file_missing_a_folder_or_not_utf8_is_named_with_the_fix(tmp_path):
     fix = "make one with X"
     with pytest.raises(TtsrigError, match=rf"thing {tmp_path / 'no'} does not exist: {fix}"):
-        paths.read_text(tmp_path / "no", "thing", fix)
+        reading.read_text(tmp_path / "no", "thing", fix)
     with pytest.raises(TtsrigError, match=rf"thing {tmp_path} is a folder, not a file: {fix}"):
-        paths.read_text(tmp_path, "thing", fix)
+        reading.read_text(tmp_path, "thing", fix)
     latin = tmp_path / "latin.txt"
     latin.write_bytes("ok\ncaf\u00e9\n".encode("latin-1"))
     with pytest.raises(TtsrigError, match=r"latin.txt:2 is not UTF-8 text \(byte 0xe9\): re-save it as UTF-8"):
-        paths.read_text(latin, "thing", fix)
+        reading.read_text(latin, "thing", fix)
 
 
 @pytest.mark.skipif(AS_ROOT, reason="root reads a chmod 000 file: permission cannot be denied to it")
@@ -93,7 +93,7 @@ def test_an_unreadable_file_is_named_with_the_fix(tmp_path):
     secret.write_text("x")
     secret.chmod(0)
     with pytest.raises(TtsrigError, match="cannot read thing .* fix its permissions"):
-        paths.read_text(secret, "thing", "fix")
+        reading.read_text(secret, "thing", "fix")
 
 
 # -- envcheck scan and evidence -------------------------------------------------------------------
@@ -108,6 +108,33 @@ def test_scan_of_a_folder_or_a_non_utf8_file_says_what_to_give(tmp_path, capsys,
     line = one_line(capsys)
     assert str(target) in line and "name a pip requirements or lock file" in line
     assert ("is a folder, not a file" if kind == "folder" else "is not UTF-8 text") in line
+
+
+def test_scan_never_prints_a_line_of_a_file_an_include_names(tmp_path, capsys):
+    secret = tmp_path / "shadow"
+    secret.write_text("root:$y$j9T$SECRETHASH:19000:0:99999:7:::\n")
+    shared = tmp_path / "project"
+    shared.mkdir()
+    (shared / "requirements.txt").write_text(f"numpy==1.26.4\n-r {secret}\n")  # a file someone shared
+    assert envcheck_cli.main(["scan", str(shared / "requirements.txt"), "--tier", "v3"]) == 2
+    line = one_line(capsys)
+    assert f"{secret}:1, included with -r, is not a requirements file" in line and "SECRET" not in line
+    assert "root:" not in line
+
+
+def test_scan_reads_a_pipe_it_is_given_and_refuses_one_an_include_names(tmp_path, capsys):
+    import threading
+
+    fifo = tmp_path / "frozen"
+    os.mkfifo(fifo)
+    writer = threading.Thread(target=lambda: fifo.write_text("numpy==2.4.6\n"))
+    writer.start()
+    assert envcheck_cli.main(["scan", str(fifo), "--tier", "pre-v2", "--python", "3.11"]) == 1  # `scan <(pip freeze)`
+    writer.join(10)
+    assert "numpy" in capsys.readouterr().out
+    (tmp_path / "top.txt").write_text(f"-r {fifo}\n")
+    assert envcheck_cli.main(["scan", str(tmp_path / "top.txt"), "--tier", "v3"]) == 2  # no writer: no hang
+    assert "named pipe (FIFO), not a regular file" in one_line(capsys)
 
 
 @pytest.fixture
@@ -207,3 +234,45 @@ def test_a_failed_start_removes_only_the_folders_it_made(tmp_path):
             out.mkdir(parents=True)
             raise RuntimeError("after the first output, the folder stays")
     assert out.is_dir()
+
+
+# -- patches inspect on malformed safetensors (issue: trust, second round) --------------------------------
+
+def safetensors_bytes(header: bytes, data: bytes = b"") -> bytes:
+    return len(header).to_bytes(8, "little") + header + data
+
+
+@pytest.mark.parametrize("case, header, data, reason", [
+    ("bytes missing", b'{"w":{"dtype":"F32","shape":[1000],"data_offsets":[0,4000]}}', b"\0" * 16,
+     "lies outside the file's data"),
+    ("shape and size disagree", b'{"w":{"dtype":"F32","shape":[3],"data_offsets":[0,8]}}', b"\0" * 8,
+     "does not fit its shape and dtype"),
+    ("unknown dtype", b'{"w":{"dtype":"F99","shape":[1],"data_offsets":[0,4]}}', b"\0" * 4, "has no known dtype"),
+    ("overlapping", b'{"a":{"dtype":"U8","shape":[4],"data_offsets":[0,4]},"b":{"dtype":"U8","shape":[4],'
+                    b'"data_offsets":[2,6]}}', b"\0" * 6, "overlap or leave gaps"),
+    ("nested without end", b'{"__metadata__":' + b'{"a":' * 5000 + b"1" + b"}" * 5001, b"",
+     "nested more than 64 levels deep"),
+])
+def test_inspect_never_calls_a_malformed_safetensors_file_safe(tmp_path, capsys, case, header, data, reason):
+    bad = tmp_path / "model.safetensors"
+    bad.write_bytes(safetensors_bytes(header, data))
+    assert patches_cli.main(["inspect", str(bad)]) == 2
+    out = capsys.readouterr()
+    assert "loads without running code" not in out.out
+    assert f"{bad} is not a readable safetensors file" in out.err and reason in out.err
+    assert len(out.err.strip().splitlines()) == 1 and "Traceback" not in out.err
+
+
+def test_inspect_of_a_well_formed_safetensors_file_says_it_loads_without_code(tmp_path, capsys):
+    good = tmp_path / "model.safetensors"
+    good.write_bytes(safetensors_bytes(b'{"w":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},'
+                                       b'"__metadata__":{"note":"x"}}', b"\0" * 8))
+    assert patches_cli.main(["inspect", str(good)]) == 0
+    assert "loads without running code" in capsys.readouterr().out
+
+
+def test_inspect_of_a_fifo_is_one_line_not_a_hang(tmp_path, capsys):
+    fifo = tmp_path / "model.pth"
+    os.mkfifo(fifo)
+    assert patches_cli.main(["inspect", str(fifo)]) == 2
+    assert "is a named pipe (FIFO), not a regular file" in one_line(capsys)
