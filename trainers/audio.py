@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
+from envcheck import reading
 from envcheck.atomic import write_atomic
 from envcheck.errors import TtsrigError
 
@@ -14,13 +15,16 @@ SAMPLE_RATE = 24_000
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3", ".opus")
 
 
-def load(path: Path, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
-    """float32 mono at `sample_rate`; stereo is averaged, other rates are resampled (soxr, high quality)."""
+def load(path: Path, sample_rate: int = SAMPLE_RATE, *, within: Path | None = None, follow: bool = True) -> np.ndarray:
+    """float32 mono at `sample_rate`; stereo is averaged, other rates are resampled (soxr, high quality).
+    Only a regular file is read (a pipe would block); `within` and `follow` as envcheck.reading's."""
     import soundfile as sf
     import soxr
 
+    fix = "name an audio file (WAV, FLAC, OGG, MP3)"
     try:
-        data, rate = sf.read(str(path), dtype="float32", always_2d=True)
+        with reading.open_file(Path(path), "audio", fix, within=within, follow=follow) as handle:
+            data, rate = sf.read(handle, dtype="float32", always_2d=True)
     except (sf.LibsndfileError, RuntimeError, OSError) as exc:
         raise TtsrigError(f"cannot read audio {path}: {exc}. Is it a complete audio file? Re-export it as "
                           "WAV or FLAC.") from None
@@ -96,10 +100,16 @@ def normalise(wave: np.ndarray, target_dbfs: float = -20.0, peak_dbfs: float = -
     return (wave * gain).astype(np.float32)
 
 
-def write_wav(path: Path, wave: np.ndarray, rate: int = SAMPLE_RATE) -> None:
+def wav_bytes(wave: np.ndarray, rate: int = SAMPLE_RATE) -> bytes:
+    """A 16-bit PCM WAV file of `wave`."""
     import soundfile as sf
 
     buffer = io.BytesIO()
     sf.write(buffer, wave, rate, format="WAV", subtype="PCM_16")
+    return buffer.getvalue()
+
+
+def write_wav(path: Path, wave: np.ndarray, rate: int = SAMPLE_RATE) -> None:
+    """A WAV in a folder ttsrig writes (made if missing), atomically."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    write_atomic(path, buffer.getvalue())
+    write_atomic(path, wav_bytes(wave, rate))

@@ -11,13 +11,13 @@ readable before training starts.
 """
 from __future__ import annotations
 
-import codecs
 import json
 import math
 import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from envcheck import reading
 from envcheck.atomic import write_atomic
 from envcheck.errors import TtsrigError
 
@@ -47,24 +47,16 @@ class Clip:
         return root / value
 
 
-def read_utf8(path: Path) -> str:
-    """A text file a user made (metadata.csv, a transcript, a manifest), as UTF-8 (a BOM is allowed).
+def read_utf8(path: Path, what: str, *, within: Path | None = None) -> str:
+    """A text file a user made (metadata.csv, a transcript, a manifest), as UTF-8 (a BOM is allowed): a
+    regular file (inside `within`, the data folder, when its links are followed; envcheck.reading).
 
     Not UTF-8 is refused, naming the line: guessing another encoding would put wrong letters into the
     training text without a word."""
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise TtsrigError(f"cannot read {path} ({exc.strerror or exc}): check that it exists and that you may "
-                          "read it") from None
-    start = len(codecs.BOM_UTF8) if data.startswith(codecs.BOM_UTF8) else 0
-    try:
-        return data[start:].decode("utf-8")
-    except UnicodeDecodeError as exc:
-        at = start + exc.start
-        line = data.count(b"\n", 0, at) + 1
-        raise TtsrigError(f"{path}:{line} is not UTF-8 (byte 0x{data[at]:02x}): re-save the file as UTF-8 (an "
-                          f"editor's 'save with encoding', or `iconv -f windows-1252 -t utf-8`) and re-run") from None
+    data = reading.read_bytes(path, what, "check that it exists and that you may read it", within=within,
+                              limit=reading.DATA_LIMIT)
+    return reading.decode_utf8(data, str(path), "re-save the file as UTF-8 (an editor's 'save with encoding', or "
+                               "`iconv -f windows-1252 -t utf-8`) and re-run", bom=True)
 
 
 def write(path: Path, clips: list[Clip]) -> None:
@@ -80,17 +72,17 @@ def read(path: Path) -> list[Clip]:
     if path.is_dir():
         raise TtsrigError(f"manifest {path} is a folder, not a manifest: pass a manifest.jsonl (make one with "
                           "`python -m trainers.prepare IN OUT`)")
-    if not path.is_file():
+    if not path.exists():
         raise TtsrigError(f"manifest {path} does not exist: make one with `python -m trainers.prepare IN OUT`")
     clips = []
-    for number, line in enumerate(read_utf8(path).splitlines(), start=1):
+    for number, line in enumerate(read_utf8(path, "manifest").splitlines(), start=1):
         if not line.strip():
             continue
         try:
-            raw = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise TtsrigError(f"{path}:{number} is not JSON ({exc.msg}); fix or delete that line, or re-run "
-                              "trainers.prepare") from None
+            raw = reading.loads_json(line)
+        except ValueError as exc:
+            raise TtsrigError(f"{path}:{number} is not JSON ({getattr(exc, 'msg', exc)}); fix or delete that line, "
+                              "or re-run trainers.prepare") from None
         clips.append(clip_of(raw, f"{path}:{number}"))
     if not clips:
         raise TtsrigError(f"manifest {path} has no clips")

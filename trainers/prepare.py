@@ -15,15 +15,21 @@ names it gives them (`wavs/ID.wav`, `mels/KIND/ID.safetensors`).
 from __future__ import annotations
 
 import argparse
+import errno
 import json
 import os
 import re
 import sys
+import time
 from collections import Counter, defaultdict
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from envcheck import paths, run_lock
+from envcheck import interrupt
+
+interrupt.when_run(__name__, "trainers.prepare", "run the same command again to continue where it stopped")
+
+from envcheck import arguments, crashpoint, paths, reading, run_lock
 from envcheck.atomic import write_atomic, write_json_atomic
 from envcheck.digests import bytes_sha256, file_sha256
 from envcheck.errors import TtsrigError
@@ -63,6 +69,7 @@ class Source:
     audio: Path
     text: str | None
     speaker: str
+    root: Path | None = None  # INPUT: the audio is read only when it lies inside it
 
 
 @dataclass
@@ -73,9 +80,9 @@ class Outcome:
 
 # -- finding recordings and transcripts -----------------------------------------------------------
 
-def read_metadata(path: Path) -> dict[str, str]:
+def read_metadata(path: Path, root: Path) -> dict[str, str]:
     texts: dict[str, str] = {}
-    for number, line in enumerate(manifest.read_utf8(path).splitlines(), start=1):
+    for number, line in enumerate(manifest.read_utf8(path, "metadata", within=root).splitlines(), start=1):
         if not line.strip():
             continue
         parts = line.split("|")
@@ -89,15 +96,22 @@ def read_metadata(path: Path) -> dict[str, str]:
 
 def discover(root: Path, speaker: str | None, skip: Path | None = None) -> tuple[list[Source], list[list[str]]]:
     """Recordings and transcripts under root; files whose real path lies in `skip` (an OUTPUT inside INPUT:
-    prepare's own clips) are not recordings."""
+    prepare's own clips) are not recordings. A link may point anywhere inside root, never out of it: its
+    target's bytes and text would go into OUTPUT (see envcheck.reading)."""
     if not root.is_dir():
         raise TtsrigError(f"{root} is not a folder of recordings")
     files = sorted(p for p in root.rglob("*") if p.suffix.lower() in audio.AUDIO_SUFFIXES and p.is_file()
                    and not (skip and p.resolve().is_relative_to(skip)))
+    for f in files:
+        real = reading.outside(f, root)
+        if real is not None:
+            raise TtsrigError(f"recording {f} is a link to {real}, outside INPUT {root}: prepare reads only files "
+                              "inside INPUT (a shared data set could otherwise copy any file it links to into your "
+                              f"outputs). Copy the file into {root}, or remove the link.")
     by_stem: dict[str, list[Path]] = defaultdict(list)
     for f in files:
         by_stem[f.stem].append(f)
-    metadata = read_metadata(root / "metadata.csv") if (root / "metadata.csv").is_file() else {}
+    metadata = read_metadata(root / "metadata.csv", root) if os.path.lexists(root / "metadata.csv") else {}
     rejected = [["no audio for a metadata.csv line", i] for i in metadata if i not in by_stem]
     sources = []
     for f in files:
@@ -105,10 +119,10 @@ def discover(root: Path, speaker: str | None, skip: Path | None = None) -> tuple
         text = metadata.get(f.stem) if len(by_stem[f.stem]) == 1 else None
         for suffix in (".txt", ".lab"):
             beside = f.with_suffix(suffix)
-            if text is None and beside.is_file():
-                text = manifest.read_utf8(beside).strip()
+            if text is None and os.path.lexists(beside):
+                text = manifest.read_utf8(beside, "transcript", within=root).strip()
         folder = rel.parts[0] if len(rel.parts) > 1 and rel.parts[0] != "wavs" else None
-        sources.append(Source(rel.as_posix(), f, text, folder or speaker or root.resolve().name))
+        sources.append(Source(rel.as_posix(), f, text, folder or speaker or root.resolve().name, root))
     return sources, rejected
 
 
@@ -194,6 +208,8 @@ def may_split(source: Source, settings: Settings) -> bool:
         return True
     import soundfile as sf
 
+    if not reading.is_regular(source.audio):
+        return False  # refused when read
     try:
         info = sf.info(str(source.audio))
     except (RuntimeError, OSError):
@@ -231,11 +247,20 @@ def is_rejection_list(value: object) -> bool:
 
 # -- one recording --------------------------------------------------------------------------------
 
+# A clip's files are named ID.wav and ID.safetensors, and a file name may have 255 bytes: a longer id (deep
+# sub-folders, long names) keeps its start and ends in a hash of the whole, so it stays unique and stable.
+MAX_ID_BYTES = 200
+
+
 def clip_id(key: str, index: int | None) -> str:
     stem = key.rsplit(".", 1)[0]
     stem = stem[5:] if stem.startswith("wavs/") else stem
     stem = stem.replace("/", "__").replace(" ", "_")
-    return stem if index is None else f"{stem}-{index:03d}"
+    full = stem if index is None else f"{stem}-{index:03d}"
+    if len(full.encode()) <= MAX_ID_BYTES:
+        return full
+    start = full.encode()[:MAX_ID_BYTES - 17].decode(errors="ignore")
+    return f"{start}-{bytes_sha256(full.encode())[:16]}"
 
 
 def fingerprint(source: Source, settings: Settings) -> str:
@@ -246,28 +271,45 @@ def fingerprint(source: Source, settings: Settings) -> str:
 
 
 def save_clip(out: Path, cid: str, wave, text: str, source: Source, settings: Settings, device: str) -> Clip:
+    """A clip's WAV and mels, all or none: when one write fails (a full disk) the others are removed."""
     import torch
     from safetensors.torch import save
 
     from trainers import mels
 
     wave = audio.normalise(wave, settings.loudness_dbfs)
-    audio.write_wav(out / "wavs" / f"{cid}.wav", wave)
     clip = Clip(cid, f"wavs/{cid}.wav", text, round(len(wave) / audio.SAMPLE_RATE, 3), source.speaker, source.key)
-    # mels of the samples as written (16-bit), so a mel recomputed from the WAV is the same
-    tensor = torch.from_numpy(audio.load(out / clip.audio))
-    for kind in settings.mels:
-        rel = f"mels/{kind}/{cid}.safetensors"
-        (out / rel).parent.mkdir(parents=True, exist_ok=True)
-        write_atomic(out / rel, save({"mel": mels.MELS[kind](tensor, device).contiguous()}))
-        setattr(clip, f"mel_{kind}", rel)
+    try:
+        audio.write_wav(out / clip.audio, wave)
+        # mels of the samples as written (16-bit), so a mel recomputed from the WAV is the same
+        tensor = torch.from_numpy(audio.load(out / clip.audio, follow=False))
+        for kind in settings.mels:
+            rel = f"mels/{kind}/{cid}.safetensors"
+            (out / rel).parent.mkdir(parents=True, exist_ok=True)
+            crashpoint.reached("prepare:between-clip-files")
+            write_atomic(out / rel, save({"mel": mels.MELS[kind](tensor, device).contiguous()}))
+            setattr(clip, f"mel_{kind}", rel)
+    except BaseException:
+        for path in [out / clip.audio] + [out / f"mels/{kind}/{cid}.safetensors" for kind in settings.mels]:
+            path.unlink(missing_ok=True)
+        raise
     return clip
 
 
 def process(source: Source, settings: Settings, transcriber, out: Path, device: str) -> Outcome:
+    """The clips of one recording; when it stops midway, the clips it already wrote are removed again."""
     result = Outcome()
     try:
-        wave = audio.load(source.audio)
+        return _process(source, settings, transcriber, out, device, result)
+    except BaseException:
+        for path in (p for clip in result.clips for p in outputs_of(clip, out)):
+            path.unlink(missing_ok=True)
+        raise
+
+
+def _process(source: Source, settings: Settings, transcriber, out: Path, device: str, result: Outcome) -> Outcome:
+    try:
+        wave = audio.load(source.audio, within=source.root)
     except TtsrigError as exc:
         result.rejected.append(["unreadable audio", f"{source.key}: {exc}"])
         return result
@@ -312,10 +354,62 @@ def process(source: Source, settings: Settings, transcriber, out: Path, device: 
 
 def load_state(out: Path) -> dict:
     try:
-        state = json.loads((out / STATE).read_text())
-    except (OSError, ValueError):
+        state = reading.loads_json(reading.read_bytes(out / STATE, "prepare's state", "", limit=reading.DATA_LIMIT,
+                                                      follow=False))
+    except (TtsrigError, ValueError):
         return {}
     return state if isinstance(state, dict) and isinstance(state.get("sources", {}), dict) else {}
+
+
+PENDING = "pending_removal"  # in a stopped run's state: clips of replaced recordings, for the next run to remove
+SAVE_EVERY_S = 30.0
+
+
+class Progress:
+    """A run's work so far, kept in the state file while it runs (every SAVE_EVERY_S and when it stops,
+    however it stops): a run stopped by a full disk, Ctrl-C or a crash is continued by the next, which
+    redoes only the recording that was in hand. The first change to OUTPUT removes manifest.jsonl and
+    summary.json, which describe the set before this run: a trainer never reads a manifest of half-changed
+    clips (prepare writes the manifest again at the end)."""
+
+    def __init__(self, out: Path, earlier: dict) -> None:
+        self.out, self.saved_at = out, time.monotonic()
+        self.state = {"settings": earlier.get("settings"), "sources": dict(earlier.get("sources", {})),
+                      PENDING: list(earlier.get(PENDING) or [])}
+        self.started = False
+
+    def changing(self, key: str) -> None:
+        if not self.started:
+            self.started = True
+            for name in ("manifest.jsonl", "summary.json"):
+                (self.out / name).unlink(missing_ok=True)
+        before = self.state["sources"].pop(key, None)  # its files are being replaced
+        if isinstance(before, dict) and isinstance(before.get("clips"), list):
+            self.state[PENDING] += before["clips"]
+
+    def done(self, key: str, entry: dict) -> None:
+        self.state["sources"][key] = entry
+        if time.monotonic() - self.saved_at > SAVE_EVERY_S:
+            self.save()
+
+    def save(self) -> None:
+        if not self.started:
+            return
+        try:
+            write_json_atomic(self.out / STATE, self.state)
+            self.saved_at = time.monotonic()
+        except (OSError, TtsrigError):
+            pass  # a full disk: the last saved state stays, and the failure itself is what gets reported
+
+
+def stopped_writing(exc: OSError, out: Path, done: int, total: int) -> TtsrigError:
+    full = exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
+    cause = "the disk is full" if full else f"writing failed ({exc.strerror or exc})"
+    fix = "Free space on that disk" if full else "Fix the cause"
+    manifest_gone = "" if (out / "manifest.jsonl").exists() else " There is no manifest until a run finishes."
+    return TtsrigError(f"stopped: {cause} in OUTPUT {out} after {done} of {total} recordings; their clips are kept "
+                       f"and the half-written clip was removed.{manifest_gone} {fix}, then run the same command "
+                       "again: it continues where this one stopped.")
 
 
 def outputs_of(clip: Clip, out: Path) -> list[Path]:
@@ -333,14 +427,15 @@ def make_output(out: Path) -> None:
         write_json_atomic(out / STATE, {"settings": None, "sources": {}})
 
 
-def remove_stale(old: dict, clips: list[Clip], out: Path) -> None:
+def remove_stale(old: dict, clips: list[Clip], out: Path, pending: object = None) -> None:
     """Delete the clips of changed and removed recordings: only files an earlier run's state says prepare
     wrote, under the names it gives them, and never one that this run wrote (a renamed recording may now
-    own the same id). Compared without case: on a case-insensitive disk wavs/A.wav is wavs/a.wav."""
+    own the same id). Compared without case: on a case-insensitive disk wavs/A.wav is wavs/a.wav. `pending`:
+    clips a stopped run replaced before it could remove them."""
     keep = {str(p).casefold() for c in clips for p in outputs_of(c, out)}
-    for entry in old.values():
-        earlier = owned_clips(entry.get("clips")) if isinstance(entry, dict) else None
-        for path in (p for c in earlier or [] for p in outputs_of(c, out)):
+    entries = [entry.get("clips") for entry in old.values() if isinstance(entry, dict)] + [pending]
+    for listed in entries:
+        for path in (p for c in owned_clips(listed) or [] for p in outputs_of(c, out)):
             if str(path).casefold() not in keep:
                 path.unlink(missing_ok=True)
 
@@ -366,36 +461,48 @@ def prepare_into(root: Path, out: Path, settings: Settings, sources: list[Source
     """prepare's work in OUTPUT, which it holds meanwhile: each recording's clips, the manifest, the state."""
     from tqdm import tqdm
 
-    old = load_state(out).get("sources", {})
+    earlier = load_state(out)
+    old = earlier.get("sources", {})
     state: dict = {"settings": asdict(settings), "sources": {}}
+    progress_record = Progress(out, earlier)
     clips: list[Clip] = []
     reused = processed = 0
-    for source in tqdm(sources, desc="recordings", unit="file", disable=not progress):
-        try:
-            fp = fingerprint(source, settings)
-        except OSError as exc:
-            rejected.append(["unreadable audio", f"{source.key}: {exc.strerror or exc}"])
-            continue
-        before = old.get(source.key)
-        kept = owned_clips(before.get("clips")) if isinstance(before, dict) else None
-        if kept is not None and before.get("fingerprint") == fp and is_rejection_list(before.get("rejected")):
-            if all(p.is_file() for c in kept for p in outputs_of(c, out)):
-                state["sources"][source.key] = before
-                clips += kept
-                rejected += before["rejected"]
-                reused += 1
+    try:
+        for source in tqdm(sources, desc="recordings", unit="file", disable=not progress):
+            try:
+                fp = fingerprint(source, settings)
+            except OSError as exc:
+                rejected.append(["unreadable audio", f"{source.key}: {exc.strerror or exc}"])
                 continue
-        outcome = process(source, settings, transcriber, out, device)
-        processed += 1
-        state["sources"][source.key] = {"fingerprint": fp, "clips": [asdict(c) for c in outcome.clips],
-                                        "rejected": outcome.rejected}
-        clips += outcome.clips
-        rejected += outcome.rejected
-    remove_stale(old, clips, out)
-    manifest.write(out / "manifest.jsonl", clips)
-    write_json_atomic(out / STATE, state)
-    summary = summarise(clips, rejected, reused, processed, out)
-    write_json_atomic(out / "summary.json", summary)
+            before = old.get(source.key)
+            kept = owned_clips(before.get("clips")) if isinstance(before, dict) else None
+            if kept is not None and before.get("fingerprint") == fp and is_rejection_list(before.get("rejected")):
+                if all(p.is_file() for c in kept for p in outputs_of(c, out)):
+                    state["sources"][source.key] = before
+                    clips += kept
+                    rejected += before["rejected"]
+                    reused += 1
+                    continue
+            progress_record.changing(source.key)  # the manifest no longer describes OUTPUT from here on
+            outcome = process(source, settings, transcriber, out, device)
+            processed += 1
+            state["sources"][source.key] = {"fingerprint": fp, "clips": [asdict(c) for c in outcome.clips],
+                                            "rejected": outcome.rejected}
+            progress_record.done(source.key, state["sources"][source.key])
+            clips += outcome.clips
+            rejected += outcome.rejected
+        remove_stale(old, clips, out, earlier.get(PENDING))
+        # The state, then the manifest: the manifest is the set's record, so it is written last.
+        write_json_atomic(out / STATE, state)
+        crashpoint.reached("prepare:between-state-and-manifest")
+        manifest.write(out / "manifest.jsonl", clips)
+        summary = summarise(clips, rejected, reused, processed, out)
+        write_json_atomic(out / "summary.json", summary)
+    except BaseException as exc:
+        progress_record.save()  # what is done stays done: the next run continues from here
+        if isinstance(exc, OSError):
+            raise stopped_writing(exc, out, reused + processed, len(sources)) from None
+        raise
     if not clips:
         reasons = "; ".join(f"{r}: {n}" for r, n in summary["rejected"].items())
         hint = f" To transcribe, {transcribe.HOW_TO_GET_ONE}." if "no transcript" in summary["rejected"] else ""
@@ -429,17 +536,17 @@ def render(summary: dict) -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m trainers.prepare", description=__doc__,
+    p = arguments.Parser(prog="python -m trainers.prepare", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("input", type=Path, help="folder of recordings and transcripts")
     p.add_argument("output", type=Path, help="folder for the training set (created)")
-    p.add_argument("--min-seconds", type=float, default=1.0, help="shortest clip kept (default 1)")
-    p.add_argument("--max-seconds", type=float, default=30.0, help="longest clip kept (default 30)")
+    p.add_argument("--min-seconds", type=arguments.number(), default=1.0, help="shortest clip kept (default 1)")
+    p.add_argument("--max-seconds", type=arguments.number(), default=30.0, help="longest clip kept (default 30)")
     p.add_argument("--mels", default="f5,styletts2", help="mels to pre-compute: f5, styletts2, both "
                    "(comma-separated; default both) or none")
     p.add_argument("--speaker", help="speaker name when INPUT has no speaker sub-folders (default: its name)")
-    p.add_argument("--top-db", type=float, default=40.0, help="silence = quieter than the peak by this much")
-    p.add_argument("--loudness", type=float, default=-20.0, help="RMS level of every clip, dBFS (default -20)")
+    p.add_argument("--top-db", type=arguments.number(0, 120, above=True), default=40.0, help="silence = quieter than the peak by this much")
+    p.add_argument("--loudness", type=arguments.number(-60, 0), default=-20.0, help="RMS level of every clip, dBFS (default -20)")
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"), help="where mels are computed")
     p.add_argument("--transcribe", default="auto", choices=("auto", "none", "faster-whisper", "whisper.cpp"),
                    help="backend for recordings without transcripts (default: the first installed)")

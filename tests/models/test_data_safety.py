@@ -251,7 +251,7 @@ def test_transcripts_that_are_not_utf8_are_named_with_their_line(tmp_path):
     root = lj_dataset(tmp_path / "in")
     (root / "metadata.csv").write_bytes("s0|caf\u00e9 one\ns1|na\u00efve two\n".encode("utf-8")
                                         + "s2|d\u00e9j\u00e0 vu\n".encode("latin-1"))
-    message = refused(root, tmp_path / "set", r"metadata.csv:3 is not UTF-8 \(byte 0xe9\).*re-save")
+    message = refused(root, tmp_path / "set", r"metadata.csv:3 is not UTF-8 text \(byte 0xe9\).*re-save")
     assert "iconv" in message
     stderr = one_line_exit_2(cli(str(root), str(tmp_path / "set2")))
     assert "metadata.csv:3 is not UTF-8" in stderr
@@ -306,6 +306,16 @@ def test_a_malformed_manifest_line_is_named(tmp_path, change, words):
     with pytest.raises(TtsrigError, match="manifest.jsonl:2") as err:
         manifest.read(path)
     assert words in str(err.value) and "\n" not in str(err.value)
+
+
+def test_a_manifest_line_nested_without_end_is_named_not_a_recursion_error(tmp_path):
+    path = tmp_path / "manifest.jsonl"
+    path.write_text(json.dumps(CLIP) + "\n" + '{"id": ' + "[" * 100_000 + "]" * 100_000 + "}\n")
+    with pytest.raises(TtsrigError, match=r"manifest.jsonl:2 is not JSON \(nested more than 64 levels deep\)"):
+        manifest.read(path)
+    proc = subprocess.run([sys.executable, "-m", "trainers.f5", str(path), "--out", str(tmp_path / "run"),
+                           "--pretrained", "none"], capture_output=True, text=True, cwd=ROOT)
+    one_line_exit_2(proc)
 
 
 def test_manifest_paths_stay_in_its_folder_unless_written_absolute(tmp_path):
@@ -406,3 +416,128 @@ def test_output_on_a_read_only_disk_is_refused_before_any_clip(tmp_path, monkeyp
     assert code == 2 and len(err.strip().splitlines()) == 1 and "Traceback" not in err, err
     assert f"cannot make OUTPUT {tmp_path / 'set'}" in err and "read-only file system" in err
     assert not (tmp_path / "set").exists()
+
+
+# -- issue: trust, second round (links out of the data, a full disk, a crash, long names) --------------
+
+SECRET = "root:$y$j9T$SECRETHASH:19000:0:99999:7:::"
+
+
+def no_secret_under(folder: Path) -> None:
+    for path in folder.rglob("*") if folder.exists() else []:
+        if path.is_file():
+            assert b"SECRETHASH" not in path.read_bytes(), f"{path} holds the linked file's text"
+
+
+@pytest.mark.parametrize("linked", ["transcript", "metadata.csv", "recording"])
+def test_a_file_linked_from_outside_input_is_refused_and_never_copied(tmp_path, linked):
+    root, out = tmp_path / "in", tmp_path / "set"
+    secret = tmp_path / "shadow"  # a file of the user's (or the system's) that the data set links to
+    secret.write_text(SECRET + "\n")
+    if linked == "metadata.csv":
+        lj_dataset(root)
+        (root / "metadata.csv").unlink()
+        (root / "metadata.csv").symlink_to(secret)
+    else:
+        synth.transcribed(root, SENTENCES[:2])
+        name = "c1.txt" if linked == "transcript" else "c1.wav"
+        (root / name).unlink()
+        (root / name).symlink_to(secret if linked == "transcript" else synth.write(tmp_path / "elsewhere.wav",
+                                                                                   synth.speech("a private word")))
+    message = refused(root, out, rf"is a link to {tmp_path}/(shadow|elsewhere.wav), outside")
+    assert "SECRETHASH" not in message and "Copy the file into" in message
+    no_secret_under(out)
+    assert not (out / "manifest.jsonl").exists()
+
+
+def test_links_that_stay_inside_input_are_followed(tmp_path):
+    root, out = tmp_path / "in", tmp_path / "set"
+    synth.transcribed(root, SENTENCES[:2])
+    (root / "shared").mkdir()
+    (root / "c1.txt").rename(root / "shared" / "c1.txt")
+    (root / "c1.txt").symlink_to(Path("shared") / "c1.txt")
+    assert run(root, out)["clips"] == 2
+    assert {c.text for c in manifest.read(out / "manifest.jsonl")} == set(SENTENCES[:2])
+
+
+def test_a_fifo_transcript_is_one_line_not_a_hang(tmp_path):
+    root = tmp_path / "in"
+    synth.transcribed(root, SENTENCES[:1])
+    (root / "c0.txt").unlink()
+    os.mkfifo(root / "c0.txt")
+    with pytest.raises(TtsrigError, match=r"c0.txt is a named pipe \(FIFO\), not a regular file"):
+        run(root, tmp_path / "set")  # (not `refused`: hashing the tree would itself wait on the pipe)
+    assert not (tmp_path / "set").exists()
+
+
+def test_a_clip_id_near_the_file_name_limit_gets_a_short_stable_one(tmp_path):
+    root, out = tmp_path / "in", tmp_path / "set"
+    deep = root / ("speaker-" + "x" * 120) / ("chapter-" + "y" * 100)
+    synth.write(deep / ("take " + "z" * 230 + ".wav"), synth.speech(SENTENCES[0]))  # a 238-byte file name
+    (deep / ("take " + "z" * 230 + ".txt")).write_text(SENTENCES[0])
+    assert run(root, out)["clips"] == 1
+    [clip] = manifest.read(out / "manifest.jsonl")
+    assert len(clip.id.encode()) <= prepare.MAX_ID_BYTES and clip.id.startswith("speaker-xxx")
+    assert all(p.is_file() for p in prepare.outputs_of(clip, out))
+    assert run(root, out)["recordings_reused"] == 1  # the same id again: reused, not remade
+
+
+needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="mounting a small tmpfs needs root (CI runs as root)")
+
+
+@needs_root
+def test_a_full_disk_stops_in_one_line_keeps_what_is_done_and_the_next_run_continues(tmp_path):
+    root = synth.transcribed(tmp_path / "in", SENTENCES * 2)  # six recordings
+    sizing = tmp_path / "sizing"
+    run(root, sizing, mels=("f5", "styletts2"))
+    clips = sorted(sizing.glob("wavs/*.wav"))
+    per_clip = sum(p.stat().st_size for c in clips[:1]
+                   for p in [c, sizing / "mels/f5" / (c.stem + ".safetensors"),
+                             sizing / "mels/styletts2" / (c.stem + ".safetensors")])
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    # room for the state file and about two and a half clips (tmpfs counts whole 4 KiB pages)
+    size = 64 * 1024 + int(2.5 * per_clip)
+    subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(disk)], check=True)
+    try:
+        out = disk / "set"
+        before = tree(root)
+        with pytest.raises(TtsrigError) as stopped:
+            run(root, out, mels=("f5", "styletts2"))
+        message = str(stopped.value)
+        assert "the disk is full" in message and "run the same command again" in message and "\n" not in message
+        assert tree(root) == before
+        state = json.loads((out / prepare.STATE).read_text())
+        listed = {p for entry in state["sources"].values() for c in entry["clips"]
+                  for p in (c["audio"], c.get("mel_f5"), c.get("mel_styletts2")) if p}
+        written = {p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file()} - {prepare.STATE}
+        assert written == listed, "a clip the state does not list was left on the disk (or one it lists is gone)"
+        assert listed and not (out / "manifest.jsonl").exists()
+        done = len(state["sources"])
+        subprocess.run(["mount", "-o", f"remount,size={64 << 20}", str(disk)], check=True)
+        summary = run(root, out, mels=("f5", "styletts2"))
+        assert summary["clips"] == 6 and summary["recordings_reused"] == done
+        assert summary["recordings_processed"] == 6 - done
+        for clip in manifest.read(out / "manifest.jsonl"):
+            assert all(p.is_file() for p in prepare.outputs_of(clip, out))
+    finally:
+        subprocess.run(["umount", str(disk)], check=False)
+
+
+@pytest.mark.parametrize("point", ["prepare:between-clip-files", "prepare:between-state-and-manifest"])
+def test_a_run_killed_mid_write_leaves_no_manifest_of_mixed_clips_and_the_next_run_finishes(tmp_path, point):
+    root, out = lj_dataset(tmp_path / "in"), tmp_path / "set"
+    assert cli(str(root), str(out)).returncode == 0
+    for i, text in enumerate(SENTENCES):  # every recording changes: the old manifest no longer fits
+        synth.write(root / "wavs" / f"s{i}.wav", synth.speech(text + " again"))
+    killed = subprocess.run([sys.executable, "-m", "trainers.prepare", str(root), str(out), "--quiet", "--mels",
+                             "f5", "--transcribe", "none"], capture_output=True, text=True, cwd=ROOT,
+                            env={**os.environ, "TTSRIG_CRASH_AT": point})
+    assert killed.returncode == -9, killed.stderr[-2000:]
+    assert not (out / "manifest.jsonl").exists(), "the old manifest survived next to changed clips"
+    again = cli(str(root), str(out))
+    assert again.returncode == 0, again.stderr
+    clips = manifest.read(out / "manifest.jsonl")
+    assert len(clips) == 3 and not list(out.rglob("*ttsrig-tmp"))
+    for clip in clips:
+        assert all(p.is_file() for p in prepare.outputs_of(clip, out))
