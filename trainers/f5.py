@@ -26,11 +26,15 @@ import time
 from dataclasses import MISSING, asdict, dataclass, field, fields
 from pathlib import Path
 
+from envcheck import interrupt
+
+interrupt.when_run(__name__, "trainers.f5", "continue with --resume")  # before torch: its import takes seconds
+
 import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from envcheck import paths
+from envcheck import arguments, reading
 from envcheck.atomic import write_atomic, write_json_atomic
 from envcheck.errors import TtsrigError
 from patches.checkpoints import CheckpointError, add_trust_argument, load_checkpoint
@@ -208,8 +212,11 @@ class Trainer:
     def latest_state(self) -> Path | None:
         return run_state.latest_state(self.out, "step")
 
-    def save(self, name: str) -> Path:
+    def inference_weights(self) -> bytes:
         weights_src = self.ema.ema_model if self.ema is not None else self.model
+        return f5_model.inference_bytes(weights_src, self.step, self.arch, self.cfg.vocab)
+
+    def save(self, name: str) -> Path:
         state = {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
                  "step": torch.tensor(self.step), "epoch": self.epoch, "batch_in_epoch": self.batch_in_epoch,
                  "rng": run_state.rng_state(), "history": self.history, "config": json.dumps(asdict(self.cfg)),
@@ -218,8 +225,7 @@ class Trainer:
             state["ema"] = self.ema.state_dict()
         if self.scaler is not None:
             state["scaler"] = self.scaler.state_dict()
-        weights = f5_model.inference_bytes(weights_src, self.step, self.arch, self.cfg.vocab)
-        path = run_state.write_pair(self.out, name, ".safetensors", weights, state, "step")
+        path = run_state.write_pair(self.out, name, ".safetensors", self.inference_weights(), state, "step")
         self.prune()
         return path
 
@@ -251,6 +257,10 @@ class Trainer:
         self.batch_in_epoch = int(state["batch_in_epoch"])
         self.history = list(state["history"])
         run_state.set_rng_state(state["rng"])
+        restored = run_state.restore_weights(path, ".safetensors", self.inference_weights)
+        if restored:
+            print(f"note: {restored.name} was missing beside {path.name} (a run stopped between its two writes); "
+                  "written again from that state", file=sys.stderr)
 
     # training
 
@@ -353,7 +363,7 @@ def default(name: str):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m trainers.f5", description=__doc__,
+    p = arguments.Parser(prog="python -m trainers.f5", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("manifest", help="manifest.jsonl from `python -m trainers.prepare`")
     p.add_argument("--out", required=True, help="run folder (checkpoints, train-log.tsv, run.json)")
@@ -362,16 +372,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--vocab", help="vocab.txt (default: the one shipped with f5-tts, which the pretrain uses)")
     p.add_argument("--model-config", help="JSON file with the DiT arch (default F5TTS_v1_Base)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out where it stopped")
+    count, positive = arguments.whole(0), arguments.whole(1)
     for name, kind, text in (
-            ("epochs", int, "epochs in total"), ("lr", float, "learning rate after warmup"),
-            ("warmup_steps", int, "linear warmup length in optimiser steps"),
-            ("min_lr_ratio", float, "with --decay: the floor, as a share of --lr"),
-            ("frames_per_batch", int, "mel frames per batch (lower it when CUDA runs out of memory)"),
-            ("max_samples", int, "clips per batch at most"), ("grad_clip", float, "gradient norm limit"),
-            ("weight_decay", float, "AdamW weight decay"), ("ema_beta", float, "EMA decay"),
-            ("keep", int, "resume states kept (0 = all)"),
-            ("keep_weights", int, "per-epoch inference weights kept (0 = all)"), ("seed", int, "seed"),
-            ("num_workers", int, "DataLoader workers (default 0 on pre-v2 CPUs, else 2)")):
+            ("epochs", positive, "epochs in total"),
+            ("lr", arguments.number(0, above=True), "learning rate after warmup"),
+            ("warmup_steps", count, "linear warmup length in optimiser steps"),
+            ("min_lr_ratio", arguments.number(0, 1), "with --decay: the floor, as a share of --lr"),
+            ("frames_per_batch", positive, "mel frames per batch (lower it when CUDA runs out of memory)"),
+            ("max_samples", positive, "clips per batch at most"),
+            ("grad_clip", arguments.number(0, above=True), "gradient norm limit"),
+            ("weight_decay", arguments.number(0), "AdamW weight decay"),
+            ("ema_beta", arguments.number(0, 1, above=True), "EMA decay"),
+            ("keep", count, "resume states kept (0 = all)"),
+            ("keep_weights", count, "per-epoch inference weights kept (0 = all)"), ("seed", int, "seed"),
+            ("num_workers", count, "DataLoader workers (default 0 on pre-v2 CPUs, else 2)")):
         p.add_argument("--" + name.replace("_", "-"), type=kind, default=default(name),
                        help=f"{text} (default {default(name)})")
     p.add_argument("--decay", action="store_true", help="decay the LR linearly after warmup (default: constant)")
@@ -389,11 +403,7 @@ def config_from(args: argparse.Namespace) -> Config:
     arch = {}
     if args.model_config:
         fix = "name a JSON file of the DiT arch (like F5TTS_v1_Base's), or leave --model-config out"
-        text = paths.read_text(Path(args.model_config), "--model-config", fix)
-        try:
-            arch = json.loads(text)
-        except ValueError as exc:
-            raise TtsrigError(f"--model-config {args.model_config} is not JSON ({exc}): {fix}") from None
+        arch = reading.read_json(Path(args.model_config), "--model-config", fix)
         arch = f5_arch.check_arch(arch, f"--model-config {args.model_config}")
     if hub.is_hub_file(args.pretrained):
         hub.parse(args.pretrained)  # a malformed id is refused before the model is built

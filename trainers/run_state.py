@@ -1,16 +1,21 @@
 """What both trainers do with a run folder: a checkpoint is a pair (inference weights + resume state) written
-all or nothing, the newest readable state is the one to resume, and the RNG states travel with it."""
+all or nothing, the newest readable state is the one to resume, and the RNG states travel with it.
+
+The state is the pair's record, so it is written second: a run stopped between the two writes leaves the
+weights without their state, and --resume continues from the state before, redoing that epoch exactly
+(and writing the same weights again). A state whose weights are missing (a run of an older ttsrig stopped
+there, or a file deleted by hand) gets them back from its own model when the run resumes."""
 from __future__ import annotations
 
 import random
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator, Protocol
+from typing import Callable, Iterator, Protocol
 
 import numpy as np
 import torch
 
-from envcheck import paths, run_lock
+from envcheck import crashpoint, paths, reading, run_lock
 from envcheck.atomic import write_atomic
 from envcheck.errors import TtsrigError
 from patches.checkpoints import save_safetensors
@@ -71,6 +76,8 @@ def latest_state(out: Path, counter: str) -> Path | None:
 
     best, best_count = None, -1
     for path in out.glob(f"*{STATE_SUFFIX}"):
+        if not reading.is_regular(path, follow=False):
+            continue  # the run's own files are regular: a pipe or link here is no state of it
         try:
             with safe_open(str(path), framework="pt") as fh:
                 count = int(fh.get_tensor(counter).item())
@@ -82,20 +89,33 @@ def latest_state(out: Path, counter: str) -> Path | None:
 
 
 def write_pair(out: Path, name: str, weights_suffix: str, weights: bytes, state: dict, counter: str) -> Path:
-    """`name.state.safetensors` then `name + weights_suffix`; when either write fails neither stays."""
+    """`name + weights_suffix`, then `name.state.safetensors` (the record: see the module's docstring); when
+    either write fails neither stays."""
     weights_path, state_path = out / f"{name}{weights_suffix}", out / f"{name}{STATE_SUFFIX}"
     try:
-        save_safetensors(state, state_path)
+        write_atomic(weights_path, weights)
         try:
-            write_atomic(weights_path, weights)
+            crashpoint.reached("train:between-weights-and-state")
+            save_safetensors(state, state_path)
         except BaseException:
-            state_path.unlink(missing_ok=True)  # a pair or nothing
+            weights_path.unlink(missing_ok=True)  # a pair or nothing
             raise
     except OSError as exc:
         last = latest_state(out, counter)
         raise TtsrigError(f"could not write checkpoint {name} ({exc.strerror or exc}; disk full?). Nothing "
                           f"half-written; the last good checkpoint is {last or 'none yet'}. Free space "
                           "(envcheck's disk check) and --resume.") from None
+    return weights_path
+
+
+def restore_weights(state_path: Path, weights_suffix: str, weights: Callable[[], bytes]) -> Path | None:
+    """After resuming from `state_path`: its pair's inference weights, written from the resumed model
+    (`weights()`) when they are missing; the path written, or None when they were there."""
+    name = state_path.name[:-len(STATE_SUFFIX)]
+    weights_path = state_path.with_name(name + weights_suffix)
+    if weights_path.exists():
+        return None
+    write_atomic(weights_path, weights())
     return weights_path
 
 

@@ -29,10 +29,15 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from envcheck import interrupt
+
+interrupt.when_run(__name__, "trainers.styletts2", "continue with --resume")  # before torch: seconds
+
 import numpy as np
 import torch
 import torch.nn.functional as F
 
+from envcheck import arguments
 from envcheck.atomic import write_atomic
 from envcheck.errors import TtsrigError
 from patches.checkpoints import CheckpointError, add_trust_argument, load_checkpoint
@@ -501,17 +506,20 @@ class Trainer:
     def latest_state(self) -> Path | None:
         return run_state.latest_state(self.out, "iters")
 
+    def inference_weights(self) -> bytes:
+        """The `.pth` say-default reads: the modules inference uses (not the discriminators), tensors only."""
+        net = {key: self.model[key].state_dict() for key in self.model if key not in ("mpd", "msd", "wd")}
+        buffer = io.BytesIO()
+        torch.save({"net": net, "epoch": self.epoch, "iters": self.iters}, buffer)
+        return buffer.getvalue()
+
     def save(self, name: str) -> Path:
         net = {key: self.model[key].state_dict() for key in self.model}
-        inference = {"net": {k: v for k, v in net.items() if k not in ("mpd", "msd", "wd")},
-                     "epoch": self.epoch, "iters": self.iters}
-        buffer = io.BytesIO()
-        torch.save(inference, buffer)
         state = {"net": net, "optimizers": {k: o.state_dict() for k, o in self.optimizers.items()},
                  "epoch": self.epoch, "iters": torch.tensor(self.iters), "history": self.history,
                  "running_std": self.running_std, "rng": run_state.rng_state(self.rng),
                  "model_params": json.dumps(self.config["model_params"], sort_keys=True)}
-        path = run_state.write_pair(self.out, name, ".pth", buffer.getvalue(), state, "iters")
+        path = run_state.write_pair(self.out, name, ".pth", self.inference_weights(), state, "iters")
         keep = int(self.config.get("keep", 3))
         states = sorted(self.out.glob("epoch_2nd_*.state.safetensors"))
         for old in states[:-keep] if keep else []:
@@ -531,6 +539,10 @@ class Trainer:
         self.epoch, self.iters = int(state["epoch"]), int(state["iters"])
         self.history, self.running_std = list(state["history"]), list(state["running_std"])
         run_state.set_rng_state(state["rng"], self.rng)
+        restored = run_state.restore_weights(path, ".pth", self.inference_weights)
+        if restored:
+            print(f"note: {restored.name} was missing beside {path.name} (a run stopped between its two writes); "
+                  "written again from that state", file=sys.stderr)
 
     # the loop
 
@@ -588,13 +600,13 @@ class Trainer:
 # -- command line ---------------------------------------------------------------------------------
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m trainers.styletts2", description=__doc__,
+    p = arguments.Parser(prog="python -m trainers.styletts2", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("manifest", type=Path, help="manifest.jsonl from trainers.prepare (with StyleTTS2 mels)")
     p.add_argument("--out", type=Path, required=True, help="run folder (config.yml, checkpoints, train-log.tsv)")
     p.add_argument("--pretrained-dir", type=Path, help="folder with the pretrained pieces in the upstream layout")
     p.add_argument("--wavlm", help="WavLM for the SLM losses: a local transformers folder or a hub id")
-    p.add_argument("--epochs", type=int, help="default 20")
+    p.add_argument("--epochs", type=arguments.whole(1), help="default 20")
     p.add_argument("--set", action="extend", nargs="+", default=[], metavar="KEY=VALUE",
                    help="override any config value, e.g. --set batch_size=4 --set loss_params.lambda_slm=0")
     p.add_argument("--slm-adversarial", action="store_true", help="SLM adversarial training from the first epoch "

@@ -227,6 +227,35 @@ def test_ctrl_c_saves_and_resume_continues(dataset, tmp_path, tiny_json):
     assert log[-1].startswith("3\t") or int(log[-1].split("\t")[0]) >= 3
 
 
+def test_a_run_killed_between_an_epochs_two_writes_resumes_to_the_same_weights(dataset, tmp_path, tiny_json):
+    """The weights are written first and the resume state, the pair's record, second: killed in between,
+    --resume redoes that epoch from the state before and writes the same weights."""
+    straight = run_cli(*cli_args(dataset, tmp_path / "straight", tiny_json, "--epochs", "2"))
+    assert straight.returncode == 0, straight.stderr[-2000:]
+    out = tmp_path / "crashed"
+    assert run_cli(*cli_args(dataset, out, tiny_json, "--epochs", "1")).returncode == 0
+    killed = run_cli(*cli_args(dataset, out, tiny_json, "--epochs", "2", "--resume"),
+                     env={**os.environ, "TTSRIG_CRASH_AT": "train:between-weights-and-state"})
+    assert killed.returncode == -9, killed.stderr[-2000:]
+    assert (out / "epoch_0002.safetensors").is_file() and not (out / "epoch_0002.state.safetensors").exists()
+    resumed = run_cli(*cli_args(dataset, out, tiny_json, "--epochs", "2", "--resume"))
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    a, b = load_file(tmp_path / "straight/epoch_0002.safetensors"), load_file(out / "epoch_0002.safetensors")
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    assert (out / "epoch_0002.state.safetensors").is_file()
+
+
+def test_a_state_whose_weights_are_missing_gets_them_back_on_resume(dataset, tmp_path, tiny_json):
+    out = tmp_path / "run"
+    assert run_cli(*cli_args(dataset, out, tiny_json, "--epochs", "1")).returncode == 0
+    written = (out / "epoch_0001.safetensors").read_bytes()
+    (out / "epoch_0001.safetensors").unlink()  # as a run of an older ttsrig killed between its writes left it
+    resumed = run_cli(*cli_args(dataset, out, tiny_json, "--epochs", "1", "--resume"))
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert "epoch_0001.safetensors was missing beside epoch_0001.state.safetensors" in resumed.stderr
+    assert (out / "epoch_0001.safetensors").read_bytes() == written
+
+
 def edited_manifest(dataset: Path, tmp_path: Path, change) -> Path:
     lines = [json.loads(line) for line in dataset.read_text().splitlines()]
     for line in lines:

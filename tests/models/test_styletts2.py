@@ -179,8 +179,14 @@ def test_resume_continues_where_the_run_stopped(run_two_epochs, pieces, dataset,
     assert first.returncode == 0, first.stderr[-3000:]
     again = train(dataset, run, pieces, "--trust-checkpoint", "--epochs", "1")
     assert again.returncode == 2 and "already holds a run" in again.stderr
+    written = torch.load(run / "epoch_2nd_00001.pth", weights_only=True)
+    (run / "epoch_2nd_00001.pth").unlink()  # as a run stopped between an epoch's two writes by an older ttsrig
     resumed = train(dataset, run, None, "--resume", "--epochs", "2")
     assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert "epoch_2nd_00001.pth was missing beside epoch_2nd_00001.state.safetensors" in resumed.stderr
+    restored = torch.load(run / "epoch_2nd_00001.pth", weights_only=True)
+    assert restored["iters"] == written["iters"] and restored["net"].keys() == written["net"].keys()
+    assert all(torch.equal(v, restored["net"][k][n]) for k in written["net"] for n, v in written["net"][k].items())
     assert [r["epoch"] for r in log_rows(run)] == ["1", "2"]
     a = torch.load(straight / "epoch_2nd_00002.pth", weights_only=True)
     b = torch.load(run / "epoch_2nd_00002.pth", weights_only=True)
@@ -331,7 +337,7 @@ def test_resume_with_a_config_lacking_a_deeper_setting_is_one_line(pieces, datas
 
 
 @pytest.mark.parametrize("setting, expected", [("epochs", "write it as section.key=value"),
-                                               ("epochs=[1", "the value is not YAML")])
+                                               ("epochs=[1", "the value is not valid YAML")])
 def test_resume_with_a_malformed_set_is_one_line(pieces, tmp_path, capsys, setting, expected):
     run = tmp_path / "run"
     run.mkdir()
