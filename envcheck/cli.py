@@ -16,12 +16,13 @@ import re
 import sys
 from pathlib import Path
 
+from envcheck import arguments
 from envcheck import probe as probe_mod
 from envcheck.errors import TtsrigError
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="envcheck", description=__doc__,
+    parser = arguments.Parser(prog="envcheck", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--venv", help="the venv to check (default: the one envcheck runs in, else ./.venv)")
     parser.add_argument("--emulate", metavar="CPU_MODEL",
@@ -31,7 +32,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--checkpoints", metavar="DIR", help="where checkpoints go, for the disk check "
                         "(default: runs/ in the checkout)")
     parser.add_argument("--only", nargs="+", metavar="NAME", help="run only these probes and smoke checks")
-    parser.add_argument("--jobs", type=int, help="checks run at once (default: the number of cores)")
+    parser.add_argument("--jobs", type=arguments.whole(1), help="checks run at once (default: the number of cores)")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     p = commands.add_parser("probe", help="classify this CPU into a ttsrig tier (pre-v2, v2, v3)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
@@ -140,7 +141,7 @@ def run_evidence(args: argparse.Namespace) -> int:
     import platform
     import time
     from envcheck import digests, evidence, isolated, paths
-    from envcheck.atomic import write_atomic
+    from envcheck.atomic import write_output
 
     check_interpreter(Path(args.python))
     if args.out:  # refused now, not after minutes of checks
@@ -166,7 +167,7 @@ def run_evidence(args: argparse.Namespace) -> int:
     print(text, end="")
     if args.out:
         try:
-            write_atomic(Path(args.out), text.encode())
+            write_output(Path(args.out), text.encode(), "--out")
         except OSError as exc:  # e.g. the disk filled during the checks
             raise TtsrigError(f"cannot write --out {args.out} ({exc.strerror or exc}); the record is printed "
                               "above. Free space or choose another --out") from None

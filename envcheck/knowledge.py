@@ -7,11 +7,12 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from envcheck import paths, wheels
+from envcheck import reading, wheels
 from envcheck.errors import TtsrigError
 from envcheck.locks import logical_lines
 
@@ -78,12 +79,14 @@ class Line:
 
 def read_requirements(path: Path, _seen: frozenset[Path] = frozenset()) -> list[Line]:
     """Requirements of a pip requirements or lock file: continuations joined, hashes and options skipped,
-    `-r` includes followed."""
-    path = path.resolve()
+    `-r` includes followed. Only the file the user named is quoted in a message: an include may name any
+    file on the machine (`-r /etc/shadow`), and its lines are not theirs to see in a terminal or a report."""
+    included = bool(_seen)  # else the user's own file: a pipe (`scan <(pip freeze)`) is read too
+    path = path.resolve() if included else Path(os.path.abspath(path))
     if path in _seen:
         return []
-    text = paths.read_text(path, "requirements file", "name a pip requirements or lock file (such as the "
-                           "locks under requirements/)")
+    text = reading.read_text(path, "requirements file", "name a pip requirements or lock file (such as the "
+                             "locks under requirements/)", limit=reading.DATA_LIMIT, streams=not included)
     found: list[Line] = []
     for logical in logical_lines(text):
         entry, where = logical.text, f"{path.name}:{logical.line}"
@@ -96,6 +99,10 @@ def read_requirements(path: Path, _seen: frozenset[Path] = frozenset()) -> list[
         try:
             found.append(Line(where, Requirement(entry)))
         except InvalidRequirement as exc:
+            if included:
+                raise TtsrigError(f"{path}:{logical.line}, included with -r, is not a requirements file (line "
+                                  f"{logical.line} is no requirement; its text is not shown). Fix or remove that "
+                                  "-r line.") from None
             raise TtsrigError(f"{where}: {entry!r} is not a requirement ({exc})") from None
     return found
 

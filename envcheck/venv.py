@@ -9,11 +9,11 @@ Standard library only: bin/bootstrap uses it before anything is installed.
 """
 from __future__ import annotations
 
-import json
 import re
 from pathlib import Path
 
 from envcheck.atomic import write_json_atomic
+from envcheck.reading import loads_json
 
 STATE_NAME = "ttsrig-state.json"
 PATCH_STATE_NAME = "ttsrig-patches.json"
@@ -65,7 +65,7 @@ def read_state(venv: Path) -> dict | None:
     if not path.exists():
         return {}
     try:
-        state = json.loads(path.read_text())
+        state = loads_json(path.read_text())
     except (OSError, ValueError):
         return None
     return state if isinstance(state, dict) else None

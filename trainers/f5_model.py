@@ -10,7 +10,7 @@ from pathlib import Path
 
 import torch
 
-from envcheck import paths
+from envcheck import reading
 from envcheck.errors import TtsrigError
 from patches import f5_core
 from patches.checkpoints import load_checkpoint
@@ -45,7 +45,7 @@ def build_model(arch: dict, vocab_path: str):
     from f5_tts.model.utils import get_tokenizer
 
     # one line for a missing, folder or non-UTF-8 vocab (upstream's reader would raise a traceback)
-    paths.read_text(Path(vocab_path), "vocab file", "pass the vocab.txt the model was trained with (--vocab, or "
+    reading.read_text(Path(vocab_path), "vocab file", "pass the vocab.txt the model was trained with (--vocab, or "
                     "vocab in the voice config), or leave it out for the pretrain's")
     vocab, size = get_tokenizer(vocab_path, "custom")
     transformer = model_pkg.DiT(**arch, text_num_embeds=size, mel_dim=mels.F5_MELS)
@@ -74,8 +74,8 @@ def inference_bytes(model: torch.nn.Module, step: int, arch: dict, vocab_path: s
 def recorded_arch(path: str) -> tuple[dict, str | None] | None:
     """(arch, vocab path or None) from a safetensors checkpoint's metadata, checked like a run.json; None
     when the file is not safetensors or has no architecture in it (the published pretrain, older runs)."""
-    if not path.endswith(".safetensors"):
-        return None
+    if not path.endswith(".safetensors") or not reading.is_regular(Path(path)):
+        return None  # not safetensors, or no regular file: the loader says what is wrong with it
     from safetensors import SafetensorError, safe_open
 
     try:
@@ -87,7 +87,7 @@ def recorded_arch(path: str) -> tuple[dict, str | None] | None:
         return None
     where = f"{path} (metadata {ARCH_KEY})"
     try:
-        arch = json.loads(metadata[ARCH_KEY])
+        arch = reading.loads_json(metadata[ARCH_KEY])
     except ValueError as exc:
         raise TtsrigError(f"{where} is not JSON ({exc}); set model_config to the checkpoint's architecture.") from None
     return f5_arch.from_run({"arch": arch, "vocab": metadata.get(VOCAB_KEY) or None}, where)

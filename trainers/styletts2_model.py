@@ -9,12 +9,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
-import yaml
 
+from envcheck import reading
 from envcheck.errors import TtsrigError
 from patches.checkpoints import load_checkpoint
 from patches.quiet import silenced
-from trainers.config_check import COUNT, FLAG, NUMBER, POSITIVE, TEXT, check, one_of, optional
+from trainers.config_check import COUNT, FLAG, NUMBER, POSITIVE, TEXT, check, one_of, optional, read_yaml
 
 
 def strip_prefix(state: dict, prefix: str = "module.") -> dict:
@@ -46,17 +46,9 @@ WAVLM_REFUSED = ("auto_map", "custom_pipelines", "quantization_config", "trust_r
                  "_attn_implementation", "_attn_implementation_internal")
 
 
-def _yaml(path: Path) -> dict:
-    try:
-        return yaml.safe_load(Path(path).read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
-        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise TtsrigError(f"cannot read {path}: {first}") from None
-
-
 def model_params(config_path: Path, fields: dict, piece: str) -> dict:
     """The checked `model_params` of a piece's config.yml."""
-    config = _yaml(config_path)
+    config = read_yaml(config_path, f"the {piece} config", f"Use the upstream repository's {piece} config.yml.")
     if not isinstance(config, dict) or "model_params" not in config:
         raise TtsrigError(f"{config_path} has no model_params: it is not the {piece} config. Use the upstream "
                           f"repository's file (see python -m trainers.styletts2 --help for the layout).")
@@ -137,11 +129,8 @@ def load_wavlm(source: str):
     from trainers.styletts2_pieces import wavlm_folder
 
     folder = wavlm_folder(source)
-    try:
-        settings = json.loads((folder / "config.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise TtsrigError(f"WavLM {source}: cannot read {folder / 'config.json'} ({exc}). Use microsoft/"
-                          "wavlm-base-plus or a folder saved from it (--wavlm PATH).") from None
+    settings = reading.read_json(folder / "config.json", f"WavLM {source}:", "use microsoft/wavlm-base-plus or a "
+                                 "folder saved from it (--wavlm PATH)")
     if not isinstance(settings, dict) or settings.get("model_type") != "wavlm":
         kind = settings.get("model_type") if isinstance(settings, dict) else None
         raise TtsrigError(f"WavLM {source}: its config.json says model_type {kind!r}, not 'wavlm'; the SLM "

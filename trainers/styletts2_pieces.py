@@ -19,9 +19,9 @@ from pathlib import Path
 
 import yaml
 
-from envcheck import paths
 from envcheck.atomic import write_atomic
 from envcheck.errors import TtsrigError
+from trainers import config_check
 
 HF = "https://huggingface.co/yl4579/StyleTTS2-LibriTTS/resolve/main"
 GH = "https://github.com/yl4579/StyleTTS2/raw/main"
@@ -140,20 +140,16 @@ def _set(config: dict, dotted: str, raw: str) -> None:
         node = node[key]
     if keys[-1] not in node:
         raise TtsrigError(f"--set {dotted}: no such setting (see config.yml in the run folder for the names)")
-    try:
-        node[keys[-1]] = yaml.safe_load(raw)
-    except yaml.YAMLError as exc:
-        raise TtsrigError(f"--set {dotted}={raw}: the value is not YAML ({str(exc).splitlines()[0]}); quote text, "
-                          "write lists as [a, b]") from None
+    node[keys[-1]] = config_check.load_yaml(raw, f"--set {dotted}={raw}: the value", "Quote text, write lists as [a, b].")
 
 
 def make_config(pieces: Pieces, overrides: list[str] = (), slm_adversarial: bool = False) -> dict:
     """The pretrain's model_params (they must match its weights) + fine-tune defaults + --set overrides."""
-    try:
-        pretrain = yaml.safe_load(pieces.paths["config"].read_text(encoding="utf-8"))
-        model_params = copy.deepcopy(pretrain["model_params"])
-    except (OSError, UnicodeDecodeError, yaml.YAMLError, KeyError, TypeError) as exc:
-        raise TtsrigError(f"{pieces.paths['config']} is not a StyleTTS2 config ({exc})") from None
+    fix = "Use the LibriTTS pretrain's Models/LibriTTS/config.yml."
+    pretrain = config_check.read_yaml(pieces.paths["config"], "the pretrain's config", fix)
+    if not isinstance(pretrain, dict) or not isinstance(pretrain.get("model_params"), dict):
+        raise TtsrigError(f"{pieces.paths['config']} is not a StyleTTS2 config (no model_params section). {fix}")
+    model_params = copy.deepcopy(pretrain["model_params"])
     model_params.setdefault("slm", {})["model"] = pieces.wavlm
     config = copy.deepcopy(FINE_TUNE_DEFAULTS)
     config["model_params"] = model_params
@@ -219,10 +215,7 @@ def read_run_config(path: Path) -> dict:
     if not path.exists():
         raise TtsrigError(f"nothing to resume: {path} does not exist. Name the run folder trainers.styletts2 made "
                           "with --out, or leave out --resume to start a run")
-    try:
-        config = yaml.safe_load(paths.read_text(path, "the run's config", fix))
-    except yaml.YAMLError as exc:
-        raise TtsrigError(f"the run's config {path} is not valid YAML ({str(exc).splitlines()[0]}): {fix}") from None
+    config = config_check.read_yaml(path, "the run's config", fix)
     if config is None:
         raise TtsrigError(f"the run's config {path} is empty: {fix}")
     if not isinstance(config, dict):

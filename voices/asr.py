@@ -18,6 +18,7 @@ from typing import Protocol
 
 import numpy as np
 
+from envcheck import reading
 from envcheck.errors import TtsrigError
 from trainers import transcribe
 from trainers.device import pick as pick_device  # faster-whisper's CTranslate2 runs on the GPU too
@@ -129,9 +130,9 @@ GGML_WEIGHT_TYPES = {0: "f32", 1: "f16", 2: "q4_0", 3: "q4_1", 7: "q8_0", 8: "q5
 def ggml_weight_type(path: Path) -> str | None:
     """"f16", "q8_0", ... for a ggml Whisper model file; None when it is not one (whisper-cli says why)."""
     try:
-        with open(path, "rb") as file:
+        with reading.open_file(Path(path), "whisper model", "") as file:  # a regular file: a pipe would block
             header = file.read(48)
-    except OSError:
+    except (OSError, TtsrigError):
         return None
     if len(header) < 48 or struct.unpack_from("<i", header)[0] != transcribe.GGML_MAGIC:
         return None

@@ -33,6 +33,7 @@ import json
 import os
 import stat
 import sys
+import threading
 import time
 from contextlib import contextmanager
 from functools import partial
@@ -40,8 +41,13 @@ from pathlib import Path
 from typing import BinaryIO, Iterator
 from urllib.parse import unquote, urlsplit
 
-from envcheck import paths, run_lock
+from envcheck import interrupt
+
+interrupt.when_run(__name__, "audition")  # before numpy and the ASR backends load
+
+from envcheck import arguments, crashpoint, paths, reading, run_lock
 from envcheck.atomic import write_atomic, write_json_atomic
+from envcheck.digests import bytes_sha256
 from envcheck.errors import TtsrigError
 from patches.checkpoints import CheckpointError, add_trust_argument
 from voices import asr, markers, screen, verdicts
@@ -125,7 +131,7 @@ def verdicts_to_show(out: Path, given: str | None) -> dict:
     source = Path(given).expanduser()
     if not source.exists():
         raise TtsrigError(f"--verdicts {given} does not exist: name a verdicts.json, or leave --verdicts out")
-    shown = verdicts.read(source, missing_ok=False)
+    shown = verdicts.read(source, missing_ok=False, own=False)
     if own.exists() and shown != current and source.resolve() != own.resolve():
         raise TtsrigError(f"--verdicts {given} would hide the verdicts already in {own}: leave --verdicts out "
                           "to keep them, or move that file away first")
@@ -157,13 +163,20 @@ def read_passage(given: str | None) -> str:
     return passage
 
 
+MAX_STEM_BYTES = 150  # of a checkpoint's name in a WAV's: a file name may have 255 bytes
+
+
 def take_name(index: int, checkpoint: Path, take: int, takes: int) -> str:
     """One file per checkpoint and take; a single take keeps the name it always had."""
-    return f"{index:02d}-{checkpoint.stem}" + (f"-take{take + 1}" if takes > 1 else "") + ".wav"
+    stem = checkpoint.stem
+    if len(stem.encode()) > MAX_STEM_BYTES:  # a very long checkpoint name: its start and a hash of the whole
+        stem = stem.encode()[:MAX_STEM_BYTES - 13].decode(errors="ignore") + "-" + bytes_sha256(stem.encode())[:12]
+    return f"{index:02d}-{stem}" + (f"-take{take + 1}" if takes > 1 else "") + ".wav"
 
 
 def render_take(speaker: object, passage: str, seed: int, out: Path, name: str) -> dict:
-    """Render the passage once with one seed, write the WAV, and what the screen can use of the render."""
+    """Render the passage once with one seed, write the WAV, and what the screen can use of the render
+    (with the WAV's sha256: renders.json, written after it, names exactly these bytes)."""
     import numpy as np
 
     from trainers import audio
@@ -172,9 +185,11 @@ def render_take(speaker: object, passage: str, seed: int, out: Path, name: str) 
     started = time.monotonic()
     wave = speaker.render(passage, seed)
     took = time.monotonic() - started
-    audio.write_wav(out / name, np.clip(wave, -1.0, 1.0))
+    data = audio.wav_bytes(np.clip(wave, -1.0, 1.0))
+    write_atomic(out / name, data)
     seconds = len(wave) / audio.SAMPLE_RATE
-    entry = {"file": name, "seed": seed, "seconds": round(seconds, 2), "rtf": round(took / max(1e-9, seconds), 3),
+    entry = {"file": name, "sha256": bytes_sha256(data), "seed": seed, "seconds": round(seconds, 2),
+             "rtf": round(took / max(1e-9, seconds), 3),
              # where each sentence but the last ends: the screen looks for words cut off there
              "sentence_ends": [round(e / audio.SAMPLE_RATE, 4)
                                for e in signalcheck.sentence_ends(speaker.piece_lengths)]}
@@ -220,30 +235,45 @@ def render(args: argparse.Namespace) -> int:
         from voices import say
 
         device = say.pick_device(args.device)
-        renders = []
+
+        def settings_for(checkpoint: Path) -> dict:
+            return say.settings(args.engine, argparse.Namespace(
+                voice_config=args.voice_config, checkpoint=str(checkpoint), ref=args.ref,
+                ref_text=getattr(args, "ref_text", None)))
+
+        cfg = settings_for(checkpoints[0])
+        clip = voice_config.resolve(cfg.get("reference"))
+        # renders.json is the folder's record: from now on it lists only renders of this run, each after its
+        # WAV is written, and says `complete` at the end; stopped midway, it still describes what is there.
+        data = {"engine": args.engine, "passage": passage, "reference": str(Path(clip).resolve()) if clip else "None",
+                "reference_text": reference_text(args, cfg), "seed": args.seed, "takes": args.takes, "renders": [],
+                "complete": False, "planned": len(checkpoints) * args.takes,
+                "markers": markers.MARKERS, "verdict_labels": markers.VERDICTS, "guidance": markers.GUIDANCE}
+        record(out, data, shown)
         for index, (checkpoint, label) in enumerate(zip(checkpoints, labels), start=1):
-            ns = argparse.Namespace(voice_config=args.voice_config, checkpoint=str(checkpoint), ref=args.ref,
-                                    ref_text=getattr(args, "ref_text", None))
-            cfg = say.settings(args.engine, ns)
-            speaker = say.Speaker(args.engine, cfg, device, args.trust_checkpoint)
+            speaker = say.Speaker(args.engine, settings_for(checkpoint), device, args.trust_checkpoint)
             for take in range(args.takes):
                 name = take_name(index, checkpoint, take, args.takes)
                 entry = render_take(speaker, passage, args.seed + take, out, name)
-                renders.append({"checkpoint": str(checkpoint), "label": label, "take": take, **entry})
+                crashpoint.reached("audition:between-wav-and-record")
+                data["renders"].append({"checkpoint": str(checkpoint), "label": label, "take": take, **entry})
+                record(out, data, shown)
                 print(f"{name}: {entry['seconds']} s (real-time factor {entry['rtf']})")
             del speaker  # the next checkpoint (or the ASR) gets its memory
-        clip = voice_config.resolve(cfg.get("reference"))
-        data = {"engine": args.engine, "passage": passage, "reference": str(Path(clip).resolve()) if clip else "None",
-                "reference_text": reference_text(args, cfg), "seed": args.seed, "takes": args.takes, "renders": renders,
-                "markers": markers.MARKERS, "verdict_labels": markers.VERDICTS, "guidance": markers.GUIDANCE}
-        write_json_atomic(out / verdicts.RENDERS, data)
-        write_page(out, data, shown)
+        data["complete"] = True
+        record(out, data, shown)
         if shown and not (out / verdicts.FILE).exists():  # --verdicts FILE: `serve` shows them and saves into them
             write_json_atomic(out / verdicts.FILE, shown)
         if args.screen:
             screen_after_render(args, out, data, shown)
     print(f"wrote {out / 'index.html'}: listen with `voices/audition serve {out}`")
     return 0
+
+
+def record(out: Path, data: dict, shown: dict) -> None:
+    """renders.json as it now stands, and the page of exactly those renders."""
+    write_json_atomic(out / verdicts.RENDERS, data)
+    write_page(out, data, shown)
 
 
 def screen_after_render(args: argparse.Namespace, out: Path, data: dict, shown: dict) -> None:
@@ -391,7 +421,7 @@ class Handler(http.server.SimpleHTTPRequestHandler):
             return None
         try:
             labels, features = verdicts.known(verdicts.read_renders(self.server.folder))
-            changes = verdicts.checked_changes(json.loads(body.decode("utf-8")), labels, features)
+            changes = verdicts.checked_changes(reading.loads_json(body.decode("utf-8")), labels, features)
         except (UnicodeDecodeError, ValueError) as exc:
             return self.refuse(400, f"not accepted: {exc}")
         except TtsrigError as exc:
@@ -433,20 +463,58 @@ class Handler(http.server.SimpleHTTPRequestHandler):
     def log_request(self, code="-", size="-") -> None:  # noqa: ANN001 (quiet: saves and refusals say enough)
         pass
 
+    def log_error(self, format: str, *args: object) -> None:  # noqa: A002 (http.server's signature)
+        # http.server's only errors here: a client that sent nothing within `timeout`, or a request line it
+        # cannot parse (already answered with 400). Counted, not printed: clients that hold connections open
+        # would otherwise fill the terminal with one line each.
+        self.server.count_dropped()
+
 
 def printable(text: str) -> str:
     return "".join(c if c.isprintable() else ascii(c)[1:-1] for c in text)
 
 
 class AuditionServer(http.server.ThreadingHTTPServer):
-    """A ThreadingHTTPServer that knows its folder (resolved once: links in its path are the user's own)."""
+    """A ThreadingHTTPServer that knows its folder (resolved once: links in its path are the user's own).
+
+    Connections that time out, or that their client drops, are counted and said once when `serve` stops,
+    never printed one by one or as tracebacks; at most MAX_CLIENTS are served at once (a page needs a few),
+    and one more is closed at once instead of holding a thread."""
 
     daemon_threads = True
     request_queue_size = 64  # a page loads a few WAVs at once; several browsers may save at once
+    MAX_CLIENTS = 64
 
     def __init__(self, address: tuple[str, int], folder: Path) -> None:
         self.folder = folder
+        self.dropped = 0
+        self.clients = threading.BoundedSemaphore(self.MAX_CLIENTS)
+        self.counter_lock = threading.Lock()
         super().__init__(address, partial(Handler, directory=str(folder)))
+
+    def count_dropped(self) -> None:
+        with self.counter_lock:
+            self.dropped += 1
+
+    def process_request(self, request, client_address) -> None:  # noqa: ANN001 (socketserver's signature)
+        if not self.clients.acquire(blocking=False):
+            self.count_dropped()
+            self.shutdown_request(request)
+            return
+        super().process_request(request, client_address)
+
+    def process_request_thread(self, request, client_address) -> None:  # noqa: ANN001
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self.clients.release()
+
+    def handle_error(self, request, client_address) -> None:  # noqa: ANN001 (socketserver's signature)
+        error = sys.exc_info()[1]
+        if isinstance(error, (ConnectionError, TimeoutError)):
+            self.count_dropped()  # a client that went away mid-answer: nothing to tell the user
+            return
+        sys.stderr.write(f"error answering a request: {printable(str(error) or type(error).__name__)}\n")
 
 
 def audition_folder(folder: Path) -> Path:
@@ -480,6 +548,9 @@ def server(folder: Path, port: int = 0) -> AuditionServer:
 
 def serve(args: argparse.Namespace) -> int:
     httpd = server(Path(args.folder), args.port)
+    note = verdicts.incomplete(Path(args.folder), verdicts.read_renders(Path(args.folder)))
+    if note:
+        print(f"note: {note}", file=sys.stderr)
     print(f"listening on http://127.0.0.1:{httpd.server_address[1]}/index.html (Ctrl-C to stop)", flush=True)
     try:
         httpd.serve_forever()
@@ -487,11 +558,14 @@ def serve(args: argparse.Namespace) -> int:
         pass
     finally:
         httpd.server_close()
+        if httpd.dropped:
+            print(f"{httpd.dropped} connection(s) ended without an answer (timed out, closed by the client, "
+                  f"malformed, or beyond {httpd.MAX_CLIENTS} at once); no verdict was lost", file=sys.stderr)
     return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="audition", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = arguments.Parser(prog="audition", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="command", required=True)
     r = sub.add_parser("render", help="render the passage through each checkpoint")
     r.add_argument("engine", choices=("default", "strong"), help="default = StyleTTS2, strong = F5-TTS")
@@ -501,7 +575,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--ref-text", help="its transcript (F5 needs it; the screen's speaking rate uses it)")
     r.add_argument("--passage", help="a text file to render instead of the marker passage")
     r.add_argument("--seed", type=int, default=0, help="the same for every checkpoint (default 0)")
-    r.add_argument("--takes", type=int, default=1, metavar="N",
+    r.add_argument("--takes", type=arguments.whole(1, 100), default=1, metavar="N",
                    help="renders per checkpoint, with seeds seed, seed+1, ... (default 1)")
     r.add_argument("--verdicts", help="show the verdicts of this file (default: the folder's verdicts.json)")
     r.add_argument("--voice-config", help="voice config (default voices/<engine>.toml)")
@@ -516,7 +590,7 @@ def build_parser() -> argparse.ArgumentParser:
     c.set_defaults(run=screen_folder)
     s = sub.add_parser("serve", help="serve an audition folder and save the verdicts made in the page")
     s.add_argument("folder")
-    s.add_argument("--port", type=int, default=8765, help="port on 127.0.0.1 (default 8765; 0 picks a free one)")
+    s.add_argument("--port", type=arguments.whole(0, 65535), default=8765, help="port on 127.0.0.1 (default 8765; 0 picks a free one)")
     s.set_defaults(run=serve)
     return p
 

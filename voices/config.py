@@ -12,21 +12,31 @@ from __future__ import annotations
 import sys
 import tomllib
 from pathlib import Path
+from typing import Callable
 
+from envcheck import reading
 from envcheck.errors import TtsrigError
 from trainers import hub
-from trainers.config_check import NUMBER, POSITIVE, TEXT, Kind, check, unknown_keys
+from trainers.config_check import (FRACTION, NON_NEGATIVE, NUMBER, POSITIVE, POSITIVE_NUMBER, TEXT, Kind, argument,
+                                   check, unknown_keys)
 
 ROOT = Path(__file__).resolve().parents[1]
 
 # Every setting of each voice and its kind; the values come from the shipped voices/<name>.toml.
 SETTINGS: dict[str, dict[str, Kind]] = {
-    "default": {"checkpoint": TEXT, "config": TEXT, "pretrained_dir": TEXT, "reference": TEXT, "alpha": NUMBER,
-                "beta": NUMBER, "diffusion_steps": POSITIVE, "embedding_scale": NUMBER},
+    # alpha and beta mix the reference's style into the predicted one: outside 0-1 they extrapolate into noise;
+    # a speed of 0 would ask for endless audio, a negative one for none
+    "default": {"checkpoint": TEXT, "config": TEXT, "pretrained_dir": TEXT, "reference": TEXT, "alpha": FRACTION,
+                "beta": FRACTION, "diffusion_steps": POSITIVE, "embedding_scale": NON_NEGATIVE},
     "strong": {"checkpoint": TEXT, "vocab": TEXT, "model_config": TEXT, "vocoder": TEXT, "reference": TEXT,
                "reference_text": TEXT, "steps": POSITIVE, "cfg_strength": NUMBER, "sway_sampling_coef": NUMBER,
-               "speed": NUMBER},
+               "speed": POSITIVE_NUMBER},
 }
+
+
+def option_type(name: str, key: str) -> Callable[[str], object]:
+    """The argparse type of the command-line option that overrides setting `key` of voice `name`."""
+    return argument(SETTINGS[name][key])
 
 
 def shipped(name: str) -> Path:
@@ -34,19 +44,21 @@ def shipped(name: str) -> Path:
 
 
 def _read(file: Path) -> dict:
-    try:
-        return tomllib.loads(file.read_text(encoding="utf-8"))
-    except FileNotFoundError:
+    fix = "check the --voice-config path, or copy a shipped voices/*.toml and edit the copy"
+    if not file.exists():
         raise TtsrigError(f"voice config {file} does not exist: check the --voice-config path, or leave it out "
-                          "for the shipped one") from None
+                          "for the shipped one")
+    if file.is_dir():
+        raise TtsrigError(f"voice config {file} is a folder: name a voice's .toml file (like the shipped "
+                          "voices/default.toml)")
+    raw = reading.read_bytes(file, "voice config", fix, streams=True)  # `--voice-config <(...)` is fine
+    try:
+        return tomllib.loads(raw.decode("utf-8"))
     except UnicodeDecodeError:
         raise TtsrigError(f"voice config {file} is not UTF-8 text: save it as UTF-8 (TOML files are)") from None
-    except IsADirectoryError:
-        raise TtsrigError(f"voice config {file} is a folder: name a voice's .toml file (like the shipped "
-                          "voices/default.toml)") from None
-    except OSError as exc:
-        raise TtsrigError(f"voice config {file} cannot be read: {exc.strerror or exc}. Fix its permissions, or "
-                          "copy a shipped voices/*.toml and edit the copy") from None
+    except RecursionError:
+        raise TtsrigError(f"voice config {file} nests its values without end: it is not a voice's TOML. "
+                          "Start again from the shipped voices/*.toml.") from None
     except tomllib.TOMLDecodeError as exc:
         raise TtsrigError(f"voice config {file} is not valid TOML: {exc}. Fix that line (strings in quotes, "
                           "key = value), or start again from the shipped voices/*.toml.") from None

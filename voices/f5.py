@@ -8,19 +8,18 @@ the model code the trainer shares (trainers.f5_model).
 """
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from envcheck import paths
+from envcheck import reading
 from envcheck.errors import TtsrigError
 from patches.checkpoints import load_checkpoint
 from trainers import f5_arch, f5_model, hub
 from trainers.mels import F5_HOP, F5_MELS
-from trainers.config_check import NUMBER, POSITIVE, check, one_of, optional
+from trainers.config_check import NUMBER, POSITIVE, check, one_of, optional, read_yaml
 
 TARGET_RMS = 0.1  # upstream levels quiet references to this RMS and scales the output back
 
@@ -64,14 +63,7 @@ def _vocos_classes() -> dict[str, type]:
 def vocoder_settings(config_file: Path) -> dict[str, dict]:
     """{section: init_args} of a Vocos config.yaml, refused (one line) unless every section names the
     supported class and plain arguments of it."""
-    import yaml
-
-    try:
-        config = yaml.safe_load(config_file.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
-        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise TtsrigError(f"vocoder config {config_file} cannot be read ({first}). Use the config.yaml of "
-                          f"{VOCOS_DEFAULT}.") from None
+    config = read_yaml(config_file, "vocoder config", f"Use the config.yaml of {VOCOS_DEFAULT}.")
     if not isinstance(config, dict):
         raise TtsrigError(f"vocoder config {config_file} is not a Vocos config (no sections). Use the config.yaml "
                           f"of {VOCOS_DEFAULT}.")
@@ -145,22 +137,15 @@ def architecture(checkpoint: str | None, model_config: str | None,
     metadata), else F5TTS_v1_Base. Each is checked: known names, plain values."""
     if model_config:
         fix = "name a JSON file of the DiT arch (the run.json's arch of a trainers.f5 run), or leave model_config empty"
-        text = paths.read_text(Path(model_config), "model_config", fix)
-        try:
-            arch = json.loads(text)
-        except ValueError as exc:
-            raise TtsrigError(f"model_config {model_config} is not JSON ({exc}): {fix}") from None
+        arch = reading.read_json(Path(model_config), "model_config", fix)
         return f5_arch.check_arch(arch, f"model_config {model_config}"), None
     recorded = f5_model.recorded_arch(weights) if weights else None
     if recorded is not None:
         return recorded
     run = Path(checkpoint).with_name("run.json") if checkpoint and not hub.is_hub_file(checkpoint) else None
     if run is not None and run.is_file():  # a trainers.f5 run says what it trained
-        try:
-            record = json.loads(run.read_text(encoding="utf-8"))
-        except (OSError, ValueError) as exc:
-            raise TtsrigError(f"{run} cannot be read ({exc}); it should be the run.json trainers.f5 wrote. Remove "
-                              "it, or set model_config.") from None
+        record = reading.read_json(run, "the run record", "it should be the run.json trainers.f5 wrote; remove it, "
+                                   "or set model_config")
         return f5_arch.from_run(record, str(run))
     return f5_model.default_arch(), None
 

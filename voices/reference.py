@@ -5,6 +5,7 @@ from pathlib import Path
 
 import numpy as np
 
+from envcheck import reading
 from envcheck.errors import TtsrigError
 from trainers import audio
 
@@ -15,9 +16,10 @@ def checked_path(path: str | Path) -> Path:
     if path.is_dir():
         raise TtsrigError(f"reference clip {path} is a folder: pass --ref CLIP, a WAV or FLAC file of a few seconds "
                           "of the voice")
-    if not path.is_file():
+    if not path.exists():
         raise TtsrigError(f"reference clip {path} does not exist: pass --ref CLIP (a few seconds of the voice) "
                           "or set reference in the voice's config")
+    reading.open_file(path, "reference clip", "pass --ref CLIP, a WAV or FLAC file of a few seconds of the voice").close()
     return path
 
 

@@ -12,12 +12,18 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from functools import partial
 from pathlib import Path
+
+from envcheck import interrupt
+
+interrupt.when_run(__name__, "say")  # before torch, whose import takes seconds
 
 import numpy as np
 import torch
 
-from envcheck import paths
+from envcheck import arguments, paths
+from envcheck.atomic import write_output
 from envcheck.errors import TtsrigError
 from patches.checkpoints import CheckpointError, add_trust_argument
 from trainers import hub
@@ -35,7 +41,7 @@ HOW_TO_GET_ONE = {
 
 
 def build_parser(engine: str) -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog=f"say-{engine}", description=f"{ENGINES[engine]} voice. " + __doc__,
+    p = arguments.Parser(prog=f"say-{engine}", description=f"{ENGINES[engine]} voice. " + __doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("text", nargs="*", help="the text (else --file, else standard input)")
     p.add_argument("--file", help="read the text from this file")
@@ -46,18 +52,19 @@ def build_parser(engine: str) -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, help="make the render repeatable")
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
     p.add_argument("--quiet", action="store_true")
+    kind = partial(voice_config.option_type, engine)  # the same values as in the voice's TOML
     if engine == "strong":
         p.add_argument("--ref-text", help="what the reference clip says")
-        p.add_argument("--steps", type=int)
-        p.add_argument("--cfg-strength", type=float)
-        p.add_argument("--sway", type=float, dest="sway_sampling_coef")
-        p.add_argument("--speed", type=float)
+        p.add_argument("--steps", type=kind("steps"), help="sampling steps (a whole number from 1)")
+        p.add_argument("--cfg-strength", type=kind("cfg_strength"))
+        p.add_argument("--sway", type=kind("sway_sampling_coef"), dest="sway_sampling_coef")
+        p.add_argument("--speed", type=kind("speed"), help="speaking rate, a number above 0 (1 = the reference's)")
     else:
         p.add_argument("--pretrained-dir", help="pretrained pieces in the upstream layout")
-        p.add_argument("--alpha", type=float)
-        p.add_argument("--beta", type=float)
-        p.add_argument("--diffusion-steps", type=int)
-        p.add_argument("--embedding-scale", type=float)
+        p.add_argument("--alpha", type=kind("alpha"), help="timbre, 0 to 1: 0 = the reference's, 1 = predicted from the text")
+        p.add_argument("--beta", type=kind("beta"), help="prosody, 0 to 1: 0 = the reference's, 1 = predicted from the text")
+        p.add_argument("--diffusion-steps", type=kind("diffusion_steps"))
+        p.add_argument("--embedding-scale", type=kind("embedding_scale"))
     add_trust_argument(p)
     return p
 
@@ -84,7 +91,7 @@ def checkpoint_path(engine: str, value: str | None) -> str | None:
     if resolved and Path(resolved).is_dir():
         raise TtsrigError(f"checkpoint {value} is a folder ({resolved}): name the checkpoint file in it, e.g. a "
                           "run's epoch_*.safetensors")
-    if resolved and not Path(resolved).is_file():
+    if resolved and not Path(resolved).exists():
         raise TtsrigError(f"checkpoint {value} does not exist (looked at {resolved}). {HOW_TO_GET_ONE[engine]}.")
     return resolved
 
@@ -191,7 +198,8 @@ def main(argv: list[str] | None = None) -> int:
         from trainers import audio
 
         try:
-            audio.write_wav(output, np.clip(wave, -1.0, 1.0))
+            output.parent.mkdir(parents=True, exist_ok=True)
+            write_output(output, audio.wav_bytes(np.clip(wave, -1.0, 1.0)), "-o")
         except OSError as exc:
             raise TtsrigError(f"cannot write {output}: {exc.strerror or exc}. Choose a writable path with -o.") from None
     except (TtsrigError, CheckpointError) as exc:

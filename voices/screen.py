@@ -23,9 +23,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+from envcheck import interrupt
+
+interrupt.when_run(__name__, "screen")  # before numpy and the ASR backends load
+
+from envcheck import arguments, reading
 from envcheck.atomic import write_json_atomic
 from envcheck.errors import TtsrigError
-from voices import asr, signalcheck, wordcheck
+from voices import asr, signalcheck, verdicts, wordcheck
 
 SCREEN_FILE = "screen.json"
 SCHEMA = 1
@@ -51,16 +56,8 @@ class Context:
 
 def read_renders(folder: Path) -> dict:
     """renders.json of an audition folder, checked enough that screening can rely on it."""
-    source = Path(folder) / "renders.json"
-    if not source.is_file():
-        raise TtsrigError(f"{folder} is not an audition folder (no renders.json): make one with "
-                          "`voices/audition render ENGINE CHECKPOINTS --out FOLDER`")
-    try:
-        data = json.loads(source.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise TtsrigError(f"{source} cannot be read as JSON ({exc}): render the folder again") from None
-    if not isinstance(data, dict):
-        data = {}
+    source = Path(folder) / verdicts.RENDERS
+    data = verdicts.read_renders(folder)
     renders = data.get("renders")
     listed = isinstance(renders, list) and renders and all(isinstance(r, dict) and isinstance(r.get("file"), str)
                                                            for r in renders)
@@ -82,11 +79,12 @@ def training_loss(checkpoint: str) -> dict | None:
     if epoch is None or not log.is_file():
         return None
     try:
-        header, *rows = [line.split("\t") for line in log.read_text(encoding="utf-8").splitlines() if line.strip()]
+        text = reading.read_text(log, "training log", "")
+        header, *rows = [line.split("\t") for line in text.splitlines() if line.strip()]
         column = next(c for c in LOSS_COLUMNS if c in header)
         row = next(r for r in rows if len(r) == len(header) and int(r[header.index("epoch")]) == epoch)
         return {"epoch": epoch, "column": column, "value": float(row[header.index(column)]), "log": str(log)}
-    except (OSError, ValueError, StopIteration):
+    except (OSError, ValueError, StopIteration, TtsrigError):
         return None  # a log from another tool, or this epoch not logged: the page shows no loss
 
 
@@ -150,6 +148,10 @@ def screen_render(entry: dict, ctx: Context) -> tuple[dict, signalcheck.SignalCh
     words = None
     if Path(file).name != file:  # audition writes bare names: anything else is not this folder's render
         out["errors"].append(f"{file} is not a file of the audition folder: render the folder again")
+        return out, None, None
+    changed = verdicts.wav_problem(ctx.folder, entry)
+    if changed:
+        out["errors"].append(changed)
         return out, None, None
     try:
         wave = signalcheck.load(ctx.folder / file)
@@ -227,7 +229,7 @@ def screen(folder: Path, *, backend: asr.Hears | None, backend_note: str | None 
     folder = Path(folder)
     data = read_renders(folder)
     passage = data["passage"]
-    notes: list[str] = []
+    notes: list[str] = [note] if (note := verdicts.incomplete(folder, data)) else []
     phonemes = passage_phonemes(passage, phoneme_count, notes)
     rate, basis = (reference_rate(data, folder, reference_text or data.get("reference_text"), phoneme_count, backend,
                                   notes) if phonemes else (None, None))
@@ -327,7 +329,7 @@ def add_asr_arguments(p: argparse.ArgumentParser) -> None:
                    help="ASR backend for the word check (auto: faster-whisper, else whisper-cli; none: skip it)")
     p.add_argument("--whisper-model", help="faster-whisper model name or folder, or the ggml file for whisper-cli")
     p.add_argument("--language", default="en", help="language of the passage (default: en)")
-    p.add_argument("--asr-beam", type=int, default=5, metavar="N",
+    p.add_argument("--asr-beam", type=arguments.whole(1, 32), default=5, metavar="N",
                    help="the ASR's beam size (default 5, upstream's; 1 decodes greedily, several times faster on "
                         "a CPU: tests/bench/README.md)")
 
@@ -367,7 +369,7 @@ def command(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="screen", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = arguments.Parser(prog="screen", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_arguments(p)
     args = p.parse_args(argv)
     try:

@@ -11,6 +11,7 @@ These are pointers for the listener, not verdicts.
 """
 from __future__ import annotations
 
+import os
 import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -52,9 +53,9 @@ def load(path: Path) -> np.ndarray:
     """A render as float32 mono at 24 kHz (any rate or channel count is converted)."""
     from trainers import audio
 
-    if not Path(path).is_file():
+    if not os.path.lexists(path):
         raise TtsrigError(f"render {path} is missing: render the folder again with `voices/audition render`")
-    return audio.load(Path(path), SAMPLE_RATE)
+    return audio.load(Path(path), SAMPLE_RATE, follow=False)  # the folder's own file, never through a link
 
 
 def frame_db(wave: np.ndarray, rate: int = SAMPLE_RATE) -> np.ndarray:

@@ -12,11 +12,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import yaml
 
 from envcheck.errors import TtsrigError
 from patches.checkpoints import load_checkpoint
 from trainers import phonemes, styletts2_model
+from trainers.config_check import read_yaml
 
 TAIL_TRIM = 50  # the HiFi-GAN decoder ends with a short click; upstream trims it too
 
@@ -36,12 +36,8 @@ def load(checkpoint: Path, config: Path | dict, *, device: str = "cpu", trust: b
     source = "the StyleTTS2 config"
     if not isinstance(config, dict):
         source = f"the StyleTTS2 config {config}"
-        try:
-            config = yaml.safe_load(Path(config).read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
-            first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-            raise TtsrigError(f"cannot read {source}: {first}. Use the config.yml a trainers.styletts2 run wrote "
-                              "beside its checkpoints.") from None
+        config = read_yaml(config, "the StyleTTS2 config", "Use the config.yml a trainers.styletts2 run wrote "
+                           "beside its checkpoints.")
     if not isinstance(config, dict) or "pieces" not in config:
         raise TtsrigError(f"{source} names no pretrained pieces: use the config.yml a "
                           "trainers.styletts2 run wrote beside its checkpoints")

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from envcheck import paths
+from envcheck import reading
 from envcheck.errors import TtsrigError
 
 SENTENCE_END = re.compile(r"(?<=[.!?…;:])\s+|\n\s*\n")
@@ -18,8 +18,8 @@ def read_text(words: list[str], file: str | None) -> str:
     if words:
         text = " ".join(words)
     elif file:
-        text = paths.read_text(Path(file).expanduser(), "--file", "name a UTF-8 text file, or give the text as "
-                               "arguments")
+        text = reading.read_text(Path(file).expanduser(), "--file", "name a UTF-8 text file, or give the text as "
+                                 "arguments", streams=True)
     elif not sys.stdin.isatty():
         text = sys.stdin.read()
     else:

@@ -7,11 +7,12 @@ checkpoint of an earlier render) are kept as they are; a file that is not of tha
 """
 from __future__ import annotations
 
-import json
+import os
 from pathlib import Path
 
-from envcheck import paths
+from envcheck import paths, reading
 from envcheck.atomic import write_json_atomic
+from envcheck.digests import bytes_sha256
 from envcheck.errors import TtsrigError
 from voices import markers
 
@@ -22,20 +23,19 @@ OVERALL = "overall"  # the page's last column: a verdict on the whole render
 Verdicts = dict[str, dict[str, str]]
 
 
-def read(path: Path, missing_ok: bool = True) -> Verdicts:
-    """The verdicts of a file; {} when it is absent (and that is fine). Any other shape is refused."""
+def read(path: Path, missing_ok: bool = True, *, own: bool = True) -> Verdicts:
+    """The verdicts of a file; {} when it is absent (and that is fine). Any other shape is refused. `own`: the
+    folder's own verdicts.json, never read through a link (`serve` would hand the linked file to the page);
+    a --verdicts FILE the user names is read where its link points."""
     path = Path(path)
-    if not path.exists() and missing_ok:
+    if not os.path.lexists(path) and missing_ok:
         return {}
-    if not path.is_file():
-        raise TtsrigError(f"{path} is not a file: name the verdicts.json of an audition folder")
+    raw = reading.read_bytes(path, "verdicts file", "name the verdicts.json of an audition folder, or move it "
+                             "away; nothing was written to it", follow=not own)
     try:
-        data = json.loads(path.read_bytes().decode("utf-8"))
+        data = reading.loads_json(raw.decode("utf-8"))
     except (UnicodeDecodeError, ValueError) as exc:
         raise TtsrigError(f"{path} is not JSON ({exc}): fix it or move it away; nothing was written to it") from None
-    except OSError as exc:
-        raise TtsrigError(f"cannot read {path} ({exc.strerror or exc}): fix its permissions or move it away; "
-                          "nothing was written to it") from None
     problem = shape_problem(data)
     if problem:
         raise TtsrigError(f"{path}: {problem}: fix it or move it away; nothing was written to it")
@@ -56,20 +56,49 @@ def shape_problem(data: object) -> str | None:
 
 
 def read_renders(folder: Path) -> dict:
-    """The folder's renders.json, as `audition render` wrote it; refused when it is not an audition folder."""
+    """The folder's renders.json, as `audition render` wrote it; refused when it is not an audition folder.
+
+    It is the folder's record, written after each WAV it lists (with the WAV's sha256), and marked complete
+    when the render finished; incomplete() says what a stopped render left out."""
     path = Path(folder) / RENDERS
-    try:
-        data = json.loads(path.read_bytes().decode("utf-8"))
-    except FileNotFoundError:
+    if not os.path.lexists(path):
         raise TtsrigError(f"{folder} is not an audition folder (no {RENDERS}): make one with "
-                          f"`voices/audition render ... --out {folder}`") from None
-    except (OSError, UnicodeDecodeError, ValueError) as exc:
-        raise TtsrigError(f"{path} cannot be read ({exc}): render the audition again") from None
+                          f"`voices/audition render ... --out {folder}`")
+    raw = reading.read_bytes(path, RENDERS, "render the audition again", follow=False)
+    try:
+        data = reading.loads_json(raw.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise TtsrigError(f"{path} cannot be read as JSON ({exc}): render the audition again") from None
     renders = data.get("renders") if isinstance(data, dict) else None
     if not isinstance(renders, list) or not all(isinstance(r, dict) and isinstance(r.get("label"), str)
                                                  for r in renders):
         raise TtsrigError(f"{path} is not an audition's renders.json (no list of renders): render the audition again")
     return data
+
+
+def incomplete(folder: Path, renders: dict) -> str | None:
+    """What a render that stopped before its end left out, in one line; None for a finished render."""
+    if renders.get("complete", True) is not False:
+        return None
+    planned = renders.get("planned")
+    count = f"{len(renders['renders'])} of {planned}" if isinstance(planned, int) else str(len(renders["renders"]))
+    return (f"the last render into {folder} stopped before it finished: {count} renders were written, and only "
+            "those are listed. Render again for the rest.")
+
+
+def wav_problem(folder: Path, entry: dict) -> str | None:
+    """Why a listed render's WAV is not the one renders.json records (missing, or other audio), or None."""
+    name, recorded = entry.get("file"), entry.get("sha256")
+    if not isinstance(recorded, str):
+        return None  # rendered by an older ttsrig, which recorded no hash
+    try:
+        data = reading.read_bytes(Path(folder) / name, "render", "render the folder again", follow=False,
+                                  limit=reading.DATA_LIMIT)
+    except TtsrigError as exc:
+        return str(exc)
+    if bytes_sha256(data) != recorded:
+        return f"{name} is not the render {RENDERS} records (it was written over since): render the folder again"
+    return None
 
 
 def known(renders: dict) -> tuple[set[str], set[str]]:

@@ -6,6 +6,7 @@ report says what it shows). `render --takes 2` runs the real command with tiny r
 """
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 import json
 import os
@@ -277,7 +278,8 @@ def test_render_screen_puts_the_results_on_the_page_and_a_failure_keeps_the_rend
 def test_takes_must_be_at_least_one(tmp_path):
     done = audition_cli("render", "strong", str(tmp_path / "none-*.safetensors"), "--out", str(tmp_path / "o"),
                         "--takes", "0")
-    assert done.returncode == 2 and "--takes 0: give 1 or more" in done.stderr and not (tmp_path / "o").exists()
+    assert done.returncode == 2 and "argument --takes: 0 is not a whole number from 1" in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1 and not (tmp_path / "o").exists()
 
 
 def test_say_default_records_the_phonemes_whose_duration_collapsed(monkeypatch):
@@ -333,6 +335,39 @@ def test_render_takes_2_and_screen_report_each_take(kit, tmp_path):
     assert result["asr"]["note"] == "word check skipped (--asr none)"
     assert "suggestion (not a verdict):" in done.stdout
     assert page_data(out)["screen"] == result
+
+
+def test_a_render_killed_after_a_wav_leaves_a_record_of_exactly_what_is_there(kit, tmp_path):
+    """renders.json is the folder's record: written after each WAV it lists (with the WAV's sha256) and
+    marked complete at the end. Killed between a WAV and its entry, the folder describes its audio truly,
+    and serve and screen say what is missing."""
+    out = tmp_path / "aud"
+    (tmp_path / "passage.txt").write_text("One short sentence.")
+    args = ["render", "strong", str(kit["run"] / "epoch_*.safetensors"), "--ref", str(kit["ref"]), "--ref-text",
+            REF_TEXT, "--out", str(out), "--voice-config", str(kit["strong"]), "--device", "cpu", "--passage",
+            str(tmp_path / "passage.txt")]
+    assert audition_cli(*args).returncode == 0  # an earlier, finished render into the same folder
+    old = {p.name: p.read_bytes() for p in out.glob("*.wav")}
+    env = {**ENV, "TTSRIG_CRASH_AT": "audition:between-wav-and-record@2"}
+    killed = subprocess.run([str(LAUNCHER), *args, "--seed", "7"], capture_output=True, text=True, cwd="/tmp",
+                            env=env, timeout=600)
+    assert killed.returncode == -9, killed.stderr[-2000:]
+    data = json.loads((out / "renders.json").read_text())
+    assert data["complete"] is False and data["planned"] == 2
+    assert [r["file"] for r in data["renders"]] == ["01-epoch_0001.wav"]  # the second WAV is not listed
+    assert (out / "02-epoch_0002.wav").read_bytes() != old["02-epoch_0002.wav"]  # though it was written over
+    for entry in data["renders"]:
+        assert hashlib.sha256((out / entry["file"]).read_bytes()).hexdigest() == entry["sha256"]
+    assert [r["file"] for r in page_data(out)["renders"]] == ["01-epoch_0001.wav"]  # the page shows the same
+    screened = audition_cli("screen", str(out), "--asr", "none")
+    assert screened.returncode == 0, screened.stderr[-2000:]
+    assert "stopped before it finished: 1 of 2 renders were written" in screened.stdout + screened.stderr
+    assert [r["file"] for r in json.loads((out / "screen.json").read_text())["renders"]] == ["01-epoch_0001.wav"]
+    (out / "01-epoch_0001.wav").write_bytes(old["01-epoch_0001.wav"])  # audio that is not the recorded render
+    again = screen.screen(out, backend=None)
+    assert "is not the render renders.json records" in again["renders"][0]["errors"][0]
+    assert audition_cli(*args).returncode == 0  # rendering again completes the folder
+    assert json.loads((out / "renders.json").read_text())["complete"] is True
 
 
 # -- which backend runs where ---------------------------------------------------------------------------------------

@@ -432,3 +432,51 @@ def test_a_web_page_in_chromium_cannot_change_verdicts_and_the_real_page_can(fol
     assert json.loads((folder / "verdicts.json").read_text()) == {"epoch_0001": {"bath": "right"},
                                                                   "epoch_0002": {"happy": "weak"}}
     assert report["verdicts"] == report["shown"] == json.loads((folder / "verdicts.json").read_text())
+
+
+# -- issue: trust, second round: a linked verdicts.json, and clients that hold connections open -----------
+
+def test_a_verdicts_json_that_is_a_link_is_never_read_or_written_through(folder, tmp_path):
+    secret = tmp_path / "secret.json"
+    secret.write_text('{"root": {"password": "hunter2"}}')
+    (folder / "verdicts.json").unlink()
+    (folder / "verdicts.json").symlink_to(secret)
+    done = subprocess.run(serve_command(folder, "--port", "0"), capture_output=True, text=True, timeout=30,
+                          cwd="/tmp", env=ENV)
+    assert done.returncode == 2 and "is a symbolic link" in done.stderr and "hunter2" not in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1
+    (folder / "verdicts.json").unlink()  # serve starts; then the link appears (a sync tool, another user)
+    with serving(folder, tmp_path / "serve.log") as port:
+        (folder / "verdicts.json").symlink_to(secret)
+        status, body, _ = request(port, "GET", "/verdicts")
+        posted, answer = post(port, {"epoch_0001": {"bath": "right"}})
+    assert status == 409 and b"hunter2" not in body and posted == 409 and b"hunter2" not in answer
+    assert secret.read_text() == '{"root": {"password": "hunter2"}}' and (folder / "verdicts.json").is_symlink()
+
+
+def test_clients_that_hold_connections_open_leave_the_terminal_quiet(folder, tmp_path, monkeypatch, capfd):
+    monkeypatch.setattr(audition.Handler, "timeout", 0.5)
+    httpd = audition.server(folder, 0)
+    port = httpd.server_address[1]
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    idle = []
+    try:
+        for _ in range(100):  # beyond MAX_CLIENTS: some are closed at once, the rest time out
+            idle.append(socket.create_connection(("127.0.0.1", port), timeout=5))
+        for _ in range(20):  # half a request, then a reset
+            half = socket.create_connection(("127.0.0.1", port), timeout=5)
+            half.sendall(b"GET /index.html HTTP/1.1\r\nHost: 127.0.0.1:%d\r\n" % port)
+            half.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+            half.close()
+        time.sleep(2.0)
+        status, _, _ = request(port, "GET", "/index.html")  # the page still loads
+    finally:
+        for connection in idle:
+            connection.close()
+        httpd.shutdown()
+        httpd.server_close()
+    assert status == 200
+    err = capfd.readouterr().err
+    assert "Traceback" not in err and "timed out" not in err and err.strip() == "", err[-2000:]
+    assert httpd.dropped >= 100

@@ -232,7 +232,8 @@ def swap_after_first_torch_load(monkeypatch, path: Path, data: bytes) -> None:
 
 
 def count_opens(monkeypatch, *paths: Path) -> dict[Path, int]:
-    """How often each path is opened by Python's open, Path.open/read_bytes or safetensors' safe_open."""
+    """How often each path is opened by Python's open, Path.open/read_bytes, os.open (envcheck.reading) or
+    safetensors' safe_open."""
     import builtins
 
     import safetensors
@@ -249,6 +250,7 @@ def count_opens(monkeypatch, *paths: Path) -> dict[Path, int]:
 
     monkeypatch.setattr(builtins, "open", counting(builtins.open))
     monkeypatch.setattr(io, "open", counting(io.open))
+    monkeypatch.setattr(os, "open", counting(os.open))
     monkeypatch.setattr(safetensors, "safe_open", counting(safetensors.safe_open))
     return counts
 
@@ -324,7 +326,7 @@ def test_a_twin_swapped_after_its_hash_check_is_not_what_loads(tmp_path, monkeyp
             return handle
         return opener
 
-    for owner, name in ((builtins, "open"), (io, "open"), (safetensors, "safe_open")):
+    for owner, name in ((builtins, "open"), (io, "open"), (os, "open"), (safetensors, "safe_open")):
         monkeypatch.setattr(owner, name, swap_after_first_open(getattr(owner, name)))
     loaded = load_checkpoint(legacy)
     assert state["swapped"]

@@ -262,8 +262,45 @@ def test_a_styletts2_run_config_with_a_yaml_payload_is_refused_in_one_line(kit, 
     settings.write_text(f'config = "{config}"\n')
     out = say("default", "Hello.", "--voice-config", str(settings), "--checkpoint", str(st2_run), "--ref",
               str(kit["ref"]), "--device", "cpu", "-o", str(tmp_path / "out.wav"))
-    assert_one_line_refusal(out, "cannot read the StyleTTS2 config", "python/object/apply")
+    assert_one_line_refusal(out, "the StyleTTS2 config", "is not valid YAML", "python/object/apply")
     assert not marker.exists() and not (tmp_path / "out.wav").exists()
+
+
+def checkpoint_beside(st2_run: Path, folder: Path, config_text: str) -> Path:
+    """The run's checkpoint copied into `folder`, with `config_text` as the config.yml beside it (what
+    say-default reads when only --checkpoint is given: a checkpoint folder someone shared)."""
+    folder.mkdir()
+    shutil.copy(st2_run, folder / st2_run.name)
+    (folder / "config.yml").write_text(config_text)
+    return folder / st2_run.name
+
+
+def say_default(kit, checkpoint: Path, tmp_path: Path) -> subprocess.CompletedProcess:
+    return say("default", "Hello.", "--checkpoint", str(checkpoint), "--ref", str(kit["ref"]), "--device", "cpu",
+               "-o", str(tmp_path / "out.wav"))
+
+
+def test_a_config_naming_a_fifo_for_a_piece_is_one_line_not_a_hang(kit, st2_run, tmp_path):
+    fifo = tmp_path / "asr-config.yml"
+    os.mkfifo(fifo)
+    config = yaml.safe_load((st2_run.parent / "config.yml").read_text())
+    config["pieces"]["asr_config"] = str(fifo)
+    checkpoint = checkpoint_beside(st2_run, tmp_path / "shared", yaml.safe_dump(config))
+    out = say_default(kit, checkpoint, tmp_path)  # the helper's 600 s time-out would be the hang
+    assert_one_line_refusal(out, f"the ASR config {fifo} is a named pipe (FIFO), not a regular file")
+    assert not (tmp_path / "out.wav").exists()
+
+
+def test_a_yaml_alias_bomb_beside_a_checkpoint_is_one_line_and_takes_no_memory(kit, st2_run, tmp_path):
+    bomb = "".join(f"l{i}: &l{i} [{', '.join([f'*l{i - 1}'] * 9 if i else ['lol'] * 9)}]\n" for i in range(10))
+    config = (st2_run.parent / "config.yml").read_text() + bomb  # 9^10 strings once expanded
+    checkpoint = checkpoint_beside(st2_run, tmp_path / "shared", config)
+    out = subprocess.run(["prlimit", f"--as={12 << 30}", "--", str(ROOT / "voices" / "say-default"), "Hello.",
+                          "--checkpoint", str(checkpoint), "--ref", str(kit["ref"]), "--device", "cpu", "-o",
+                          str(tmp_path / "out.wav")], capture_output=True, text=True, cwd="/tmp", timeout=600,
+                         env={**os.environ, "TTSRIG_PYTHON": sys.executable, "HF_HUB_OFFLINE": "1"})
+    assert_one_line_refusal(out, "the StyleTTS2 config", "YAML aliases (*name) are not accepted")
+    assert not (tmp_path / "out.wav").exists()
 
 
 @pytest.mark.parametrize("case", ["decoder-type", "transformer-argument", "unknown-piece", "slm-model"])

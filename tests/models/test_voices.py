@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import stat
 import subprocess
 import sys
 from pathlib import Path
@@ -293,3 +294,105 @@ def test_a_second_render_into_a_folder_being_rendered_is_refused_and_writes_noth
     assert code == 2 and len(err.splitlines()) == 1, err
     assert f"another audition render (process {os.getpid()}) is writing into --out {out} now" in err
     assert not out.exists()
+
+
+# -- issue: trust, second round: outputs that are not plain files, numbers out of range, Ctrl-C, venvs ----
+
+AS_ROOT = os.geteuid() == 0
+
+
+@pytest.mark.skipif(not AS_ROOT, reason="mknod needs root (CI runs as root)")
+def test_an_output_that_is_a_device_node_is_written_into_and_never_replaced(kit, tmp_path):
+    null = tmp_path / "null"
+    os.mknod(null, 0o666 | stat.S_IFCHR, os.makedev(1, 3))  # a copy of /dev/null's node, as `-o /dev/null` is
+    out = strong(kit, null, "Thrown away.")
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert stat.S_ISCHR(os.lstat(null).st_mode), "the device node was replaced by a regular file"
+    assert os.listdir(tmp_path) == ["null"]
+
+
+def test_an_output_fifo_receives_the_wav_and_stays_a_fifo(kit, tmp_path):
+    import io
+    import threading
+
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    got: list[bytes] = []
+    reader = threading.Thread(target=lambda: got.append(fifo.read_bytes()))
+    reader.start()
+    out = strong(kit, fifo, "Streamed out.")
+    reader.join(60)
+    assert out.returncode == 0, out.stderr[-2000:]
+    wave, rate = sf.read(io.BytesIO(got[0]), dtype="float32")
+    assert rate == 24_000 and len(wave) > 0 and stat.S_ISFIFO(os.lstat(fifo).st_mode)
+
+
+@pytest.mark.parametrize("engine, args, expected", [
+    ("strong", ["--speed", "0"], "argument --speed: 0 is not a number above 0"),
+    ("strong", ["--speed", "-1"], "argument --speed: -1 is not a number above 0"),
+    ("strong", ["--steps", "0"], "argument --steps: 0 is not a whole number from 1"),
+    ("strong", ["--steps", "-3"], "argument --steps: -3 is not a whole number from 1"),
+    ("strong", ["--cfg-strength", "nan"], "argument --cfg-strength: nan is not a number"),
+    ("default", ["--diffusion-steps", "0"], "argument --diffusion-steps: 0 is not a whole number from 1"),
+    ("default", ["--alpha", "1.5"], "argument --alpha: 1.5 is not a number from 0 to 1"),
+    ("default", ["--embedding-scale", "-1"], "argument --embedding-scale: -1 is not a number from 0"),
+])
+def test_numbers_out_of_range_are_one_line_before_any_model_loads(tmp_path, engine, args, expected):
+    out = say(engine, "Hello.", *args, "-o", str(tmp_path / "o.wav"))
+    assert out.returncode == 2 and expected in out.stderr and "Traceback" not in out.stderr, out.stderr
+    assert len(out.stderr.strip().splitlines()) == 1 and not (tmp_path / "o.wav").exists()
+
+
+@pytest.mark.parametrize("setting, expected", [("speed = 0", "speed = 0 should be a number above 0"),
+                                               ("steps = -1", "steps = -1 should be a whole number from 1"),
+                                               ("speed = nan", "speed = nan should be a number above 0")])
+def test_a_voice_config_out_of_range_is_one_line(tmp_path, setting, expected):
+    config = tmp_path / "mine.toml"
+    config.write_text(setting + "\n")
+    out = say("strong", "Hello.", "--voice-config", str(config), "-o", str(tmp_path / "o.wav"))
+    assert out.returncode == 2 and expected in out.stderr and "Traceback" not in out.stderr, out.stderr
+    assert len(out.stderr.strip().splitlines()) == 1
+
+
+def test_ctrl_c_while_the_voice_starts_is_one_line_not_a_traceback(kit, tmp_path):
+    import signal
+    import time
+
+    proc = subprocess.Popen([str(ROOT / "voices" / "say-strong"), "--voice-config", str(kit["strong"]), "--ref",
+                             str(kit["ref"]), "--ref-text", REF_TEXT, "Hello there.", "-o", str(tmp_path / "o.wav")],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd="/tmp",
+                            env={**os.environ, "TTSRIG_PYTHON": sys.executable, "HF_HUB_OFFLINE": "1"})
+    time.sleep(1.5)  # importing torch and the model code: seconds
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode in (-signal.SIGINT, 130), err[-2000:]
+    assert "Traceback" not in err and err.strip().splitlines() == ["say: interrupted"], err[-2000:]
+    assert not (tmp_path / "o.wav").exists()
+
+
+@pytest.mark.skipif(not AS_ROOT, reason="running as another user needs root (CI runs as root)")
+def test_a_venv_this_user_cannot_enter_is_named_as_such_not_as_missing(tmp_path):
+    import shutil
+    import tempfile
+
+    shared = Path(tempfile.mkdtemp(prefix="ttsrig-venv-test-"))  # in /tmp, which every user may enter
+    shared.chmod(0o755)
+    venv = shared / "venv"
+    (venv / "bin").mkdir(parents=True)
+    (venv / "bin" / "python").symlink_to(sys.executable)
+    venv.chmod(0o700)  # root's venv
+    try:
+        _refused_as_nobody(venv, tmp_path)
+    finally:
+        shutil.rmtree(shared)
+
+
+def _refused_as_nobody(venv: Path, tmp_path: Path) -> None:
+    as_nobody = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--"]
+    out = subprocess.run([*as_nobody, str(ROOT / "voices" / "say-strong"), "Hello."], capture_output=True, text=True,
+                         cwd="/", env={"PATH": os.environ["PATH"], "TTSRIG_PYTHON": str(venv / "bin" / "python")})
+    assert out.returncode == 2 and len(out.stderr.strip().splitlines()) == 1, out.stderr
+    assert f"you may not enter {venv} (it belongs to root)" in out.stderr and "not found" not in out.stderr
+    missing = subprocess.run([str(ROOT / "voices" / "say-strong"), "Hello."], capture_output=True, text=True,
+                             env={**os.environ, "TTSRIG_PYTHON": str(tmp_path / "none" / "bin" / "python")})
+    assert missing.returncode == 2 and "not found: run" in missing.stderr and "bin/bootstrap" in missing.stderr
