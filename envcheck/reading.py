@@ -64,7 +64,11 @@ def open_file(path: Path, what: str, fix: str, *, within: Path | None = None, fo
     except OSError as exc:
         raise TtsrigError(f"cannot read {what} {path} ({exc.strerror or exc}): fix its permissions, or {fix}") from None
     _check_kind(path, info, what, fix, follow, streams)
-    flags = os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | getattr(os, "O_CLOEXEC", 0) | (0 if follow else os.O_NOFOLLOW)
+    # Opened without blocking (a device's open may wait), except a pipe the user named: it is read as it is
+    # meant to be, once its writer is there (`--file <(command)`).
+    wait = streams and stat.S_ISFIFO(info.st_mode)
+    flags = (os.O_RDONLY | (0 if wait else os.O_NONBLOCK) | os.O_NOCTTY | getattr(os, "O_CLOEXEC", 0)
+             | (0 if follow else os.O_NOFOLLOW))
     try:
         fd = os.open(path, flags)
     except OSError as exc:
