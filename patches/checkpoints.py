@@ -492,6 +492,20 @@ def describe_checkpoint(cp: CheckpointBytes) -> str:
     return f"{cp.path}: {kind} pickle, sha256 {cp.sha256}; {_verdict(cp)}"
 
 
+def needs_trust(cp: CheckpointBytes) -> bool:
+    """Whether loading these bytes needs the user's trust: torch's restricted loader (which runs nothing of
+    the file) refuses them. Bytes that are no checkpoint at all are one line, as for inspect."""
+    if cp.path.suffix == SAFETENSORS_SUFFIX:
+        return False
+    try:
+        _torch_load(cp, "cpu", weights_only=True)
+    except Exception as exc:
+        if not _is_weights_only_refusal(exc):
+            raise _unreadable(cp, exc) from None
+        return True
+    return False
+
+
 def _verdict(cp: CheckpointBytes) -> str:
     try:
         _torch_load(cp, "cpu", weights_only=True)

@@ -1,6 +1,6 @@
-"""F5-TTS model code shared by the trainer (trainers.f5) and synthesis (voices.f5): the published pretrain,
-its default architecture and vocab, building the CFM around a DiT, the weights that make an inference
-checkpoint, and loading any checkpoint through the safe loader. It imports no trainer: trainers.f5 and
+"""F5-TTS model code shared by the trainer (trainers.f5) and synthesis (voices.f5): the published pretrain and
+its vocoder, its default architecture and vocab, building the CFM around a DiT, the weights that make an
+inference checkpoint, and loading any checkpoint through the safe loader. It imports no trainer: trainers.f5 and
 voices.f5 both import it, and voices never import trainers.f5.
 """
 from __future__ import annotations
@@ -17,6 +17,9 @@ from patches.checkpoints import load_checkpoint
 from trainers import f5_arch, hub, mels
 
 PRETRAINED = "hf://SWivid/F5-TTS/F5TTS_v1_Base/model_1250000.safetensors"
+# The vocoder the pretrain was trained against (mels in, 24 kHz audio out), and the files of it that are read.
+VOCODER = "charactr/vocos-mel-24khz"
+VOCODER_FILES = ["config.yaml", "pytorch_model.bin"]
 # Keys of the inference checkpoint's safetensors metadata: the architecture travels with the weights.
 ARCH_KEY, VOCAB_KEY = "ttsrig.f5.arch", "ttsrig.f5.vocab"
 # Upstream keys that are buffers of the mel front end, absent from newer models (upstream drops them too).
@@ -91,6 +94,12 @@ def recorded_arch(path: str) -> tuple[dict, str | None] | None:
     except ValueError as exc:
         raise TtsrigError(f"{where} is not JSON ({exc}); set model_config to the checkpoint's architecture.") from None
     return f5_arch.from_run({"arch": arch, "vocab": metadata.get(VOCAB_KEY) or None}, where)
+
+
+def vocoder_files(repo: str = VOCODER) -> Path:
+    """The cache folder of a Vocos repository's VOCODER_FILES (downloaded when online; offline: the cache)."""
+    return hub.download_repo(repo, VOCODER_FILES, what="vocoder",
+                             instead="set vocoder to a folder with config.yaml and pytorch_model.bin")
 
 
 def resolve_pretrained(spec: str, instead: str = "--pretrained PATH") -> str:

@@ -1,12 +1,16 @@
 """Hugging Face ids, parsed in one place: `hf://org/repo/path/to/file` (a file: the trainers' --pretrained,
-a voice's checkpoint) and `org/repo` (a repository: a voice's vocoder). Imports neither torch nor
-huggingface_hub until a download is asked for, so voices/config.py can check ids cheaply.
+a voice's checkpoint) and `org/repo` (a repository: a voice's vocoder); and the downloads into the Hugging
+Face cache, with what every offline miss tells the user to run. Imports neither torch nor huggingface_hub
+until a download is asked for, so voices/config.py can check ids cheaply.
 """
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass
+from pathlib import Path
 
+from envcheck.digests import file_sha256
 from envcheck.errors import TtsrigError
 
 PREFIX = "hf://"
@@ -15,6 +19,26 @@ EXAMPLE = "hf://SWivid/F5-TTS/F5TTS_v1_Base/model_1250000.safetensors"
 # The hub's own rule for each half of a repo id (huggingface_hub's validate_repo_id): letters, digits,
 # '-', '_', '.', not starting or ending with '-' or '.', no '--' or '..', at most 96 characters in all.
 _NAME = re.compile(r"^[A-Za-z0-9_](?:[A-Za-z0-9._-]*[A-Za-z0-9_])?$")
+# The command that fills every cache the voices and the trainers read (trainers/fetch.py): what each
+# "not in the cache" message tells the user to run while online.
+FETCH_COMMAND = "python -m trainers.fetch"
+OFFLINE_SWITCHES = "HF_HUB_OFFLINE=1 or TTSRIG_OFFLINE=1"
+_SHA256 = re.compile(r"^[0-9a-f]{64}$")
+
+
+class DamagedCopy(TtsrigError):
+    """A cached file whose bytes are not the ones the hub published."""
+
+
+def offline() -> bool:
+    """Whether downloads are off: then every file comes from a cache or a local path."""
+    return os.environ.get("HF_HUB_OFFLINE", "0") not in ("0", "") or os.environ.get("TTSRIG_OFFLINE") == "1"
+
+
+def cause(exc: BaseException) -> str:
+    """The first sentence of a library's error: its cause, without advice that is not ttsrig's."""
+    text = str(exc).strip()
+    return text.splitlines()[0].split(". ", 1)[0].rstrip(".")[:300] if text else type(exc).__name__
 
 
 @dataclass(frozen=True)
@@ -79,12 +103,12 @@ def download(spec: str, *, instead: str) -> str:
     from huggingface_hub.errors import EntryNotFoundError, LocalEntryNotFoundError, RepositoryNotFoundError
 
     try:
-        return hf_hub_download(hub_file.repo, hub_file.filename)
+        return hf_hub_download(hub_file.repo, hub_file.filename, local_files_only=offline())
     except LocalEntryNotFoundError:
         raise TtsrigError(f"{spec} is not in the Hugging Face cache and cannot be downloaded (offline, or "
-                          f"HF_HUB_OFFLINE=1). Check the id ({FORM}); download it on a connected machine "
-                          f"(huggingface-cli download {hub_file.repo} {hub_file.filename}) and copy the cache, "
-                          f"or pass {instead}.") from None
+                          f"downloads turned off by {OFFLINE_SWITCHES}). Check the id ({FORM}); while online, fetch "
+                          f"it ({FETCH_COMMAND} fetches the pretrains, huggingface-cli download {hub_file.repo} "
+                          f"{hub_file.filename} any file), or pass {instead}.") from None
     except RepositoryNotFoundError:
         raise TtsrigError(f"{spec}: the repository {hub_file.repo} does not exist on the Hugging Face hub (or needs a "
                           f"login). Check the id ({FORM}), or pass {instead}.") from None
@@ -94,3 +118,31 @@ def download(spec: str, *, instead: str) -> str:
     except Exception as exc:  # network and hub errors: say what and what to do
         first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise TtsrigError(f"could not fetch {spec}: {first}. Pass {instead} to a local copy.") from None
+
+
+def download_repo(repo: str, files: list[str], *, what: str, instead: str) -> Path:
+    """The cache folder of repository `repo` holding those of `files` it has, downloaded into the Hugging Face
+    cache when online (offline: the cache only). `what` names it ("vocoder"), `instead` the local alternative."""
+    from huggingface_hub import snapshot_download
+
+    try:
+        return Path(snapshot_download(repo, allow_patterns=files, local_files_only=offline()))
+    except Exception as exc:  # offline and not cached, or the hub refused
+        raise TtsrigError(f"{what} {repo} is not in the Hugging Face cache and cannot be downloaded: {cause(exc)}. "
+                          f"While online, run {FETCH_COMMAND} (it fetches it into the cache), or {instead}.") from None
+
+
+def cache_check(path: Path) -> str:
+    """How a file of the Hugging Face cache compares with the hub's own hash of it. The cache keeps each
+    snapshot file as a link to blobs/<etag>, and a large (LFS) file's etag is the sha256 the hub publishes:
+    its bytes are hashed here against it. A mismatch (a damaged or replaced blob) is one line."""
+    blob = path.resolve()
+    if path.is_symlink() and _SHA256.match(blob.name):
+        actual = file_sha256(blob)
+        if actual != blob.name:
+            raise DamagedCopy(f"{path} has sha256 {actual}, not the hub's {blob.name}: the cached copy is damaged "
+                              f"or was replaced. Delete {blob} and run {FETCH_COMMAND} again while online.")
+        return "Hugging Face: its sha256 matches the one the hub publishes"
+    if path.is_symlink():
+        return "Hugging Face: a small file kept in git, cached under its git hash (not checked again here)"
+    return "Hugging Face cache, stored as a plain file: no hub hash to compare with"

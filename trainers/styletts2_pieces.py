@@ -8,12 +8,12 @@ works as --pretrained-dir):
   Utils/PLBERT/config.yml, Utils/PLBERT/step_1000000.t7              PL-BERT
   and WavLM (microsoft/wavlm-base-plus, a transformers model) for the SLM loss.
 Each is looked for in --pretrained-dir, then in the download cache, then downloaded (cached_path /
-huggingface_hub); offline, the error lists what is missing and where to put it.
+huggingface_hub); offline, the caches only (`python -m trainers.fetch` fills them while online), and the
+error names what is missing and where to put it.
 """
 from __future__ import annotations
 
 import copy
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,7 +21,7 @@ import yaml
 
 from envcheck.atomic import write_atomic
 from envcheck.errors import TtsrigError
-from trainers import config_check
+from trainers import config_check, hub
 
 HF = "https://huggingface.co/yl4579/StyleTTS2-LibriTTS/resolve/main"
 GH = "https://github.com/yl4579/StyleTTS2/raw/main"
@@ -44,36 +44,35 @@ class Pieces:
     wavlm: str  # a local folder or a Hugging Face id already in the cache
 
 
-def _offline() -> bool:
-    return os.environ.get("HF_HUB_OFFLINE", "0") not in ("0", "") or os.environ.get("TTSRIG_OFFLINE") == "1"
-
-
 def find(pretrained_dir: Path | None, wavlm: str | None = None, *, need_wavlm: bool = True) -> Pieces:
     paths: dict[str, Path] = {}
     missing: list[str] = []
+    reasons: list[str] = []
     for name, (layout, url) in PIECES.items():
         local = pretrained_dir / layout if pretrained_dir else None
         if local is not None and local.is_file():
             paths[name] = local
             continue
         try:
-            paths[name] = _download(url)
+            paths[name] = download(url)
         except Exception as exc:  # offline, or the server refused: collect them all, then say so once
-            missing.append(f"  {name}: {local or layout} (or {url}): {str(exc).splitlines()[0][:120]}")
+            missing.append(f"{name} {local or layout}")
+            reasons.append(hub.cause(exc))
     wavlm_source = wavlm or (str(pretrained_dir / "wavlm-base-plus") if pretrained_dir and
                              (pretrained_dir / "wavlm-base-plus" / "config.json").is_file() else WAVLM)
     if need_wavlm and not Path(wavlm_source).is_dir():
         try:
             wavlm_source = str(wavlm_folder(wavlm_source))
         except TtsrigError as exc:
-            missing.append(f"  wavlm: {wavlm_source} (a transformers model folder, or the Hugging Face id "
-                           f"{WAVLM} in the cache): {str(exc)[:160]}")
+            missing.append(f"wavlm {wavlm_source} (a transformers model folder, or the Hugging Face id {WAVLM})")
+            reasons.append(hub.cause(exc))  # its first sentence names the cache and the library's cause
     if missing:
-        raise TtsrigError("StyleTTS2 pretrained pieces are missing:\n" + "\n".join(missing) + "\nPut them in "
-                          "--pretrained-dir with the layout above (a checkout of yl4579/StyleTTS2 plus "
-                          "Models/LibriTTS from the Hugging Face repo yl4579/StyleTTS2-LibriTTS), or run once "
-                          "online so they are cached; WavLM can be --wavlm PATH. Without the SLM losses "
-                          "(--set loss_params.lambda_slm=0) WavLM is not needed.")
+        raise TtsrigError(f"StyleTTS2 pretrained pieces are missing: {'; '.join(missing)} ({reasons[0]}). While "
+                          f"online, run {hub.FETCH_COMMAND} --only styletts2 (it caches them all); or put them in "
+                          "--pretrained-dir in the upstream layout (a checkout of yl4579/StyleTTS2 plus "
+                          "Models/LibriTTS from the Hugging Face repo yl4579/StyleTTS2-LibriTTS); WavLM can be "
+                          "--wavlm PATH, and without the SLM losses (--set loss_params.lambda_slm=0) it is not "
+                          "needed.")
     return Pieces(paths, wavlm_source)
 
 
@@ -83,31 +82,31 @@ def wavlm_folder(source: str) -> Path:
     folder = Path(source).expanduser()
     if folder.is_dir():
         return folder
-    from trainers import hub
-
     if not hub.is_repo_id(source):
         raise TtsrigError(f"WavLM {source!r} is neither a folder nor a Hugging Face id (org/repo, e.g. {WAVLM})")
-    from huggingface_hub import snapshot_download
-
-    try:
-        return Path(snapshot_download(source, allow_patterns=WAVLM_FILES, local_files_only=_offline()))
-    except Exception as exc:  # offline and not cached, or the hub refused
-        first = str(exc).splitlines()[0][:120] if str(exc) else type(exc).__name__
-        raise TtsrigError(f"WavLM {source} is not in the Hugging Face cache and cannot be downloaded ({first}); "
-                          "pass --wavlm PATH to a folder saved from it") from None
+    return hub.download_repo(source, WAVLM_FILES, what="WavLM", instead="pass --wavlm PATH to a folder saved from it")
 
 
-def _download(url: str) -> Path:
-    """Hugging Face files through the Hugging Face cache (offline: the cache only); GitHub files through
-    cached_path's cache."""
-    if url.startswith(HF + "/"):
+def on_hub(url: str) -> bool:
+    """Whether a piece's URL is a file of the Hugging Face repository (else GitHub's, through cached_path)."""
+    return url.startswith(HF + "/")
+
+
+def download(url: str) -> Path:
+    """Hugging Face files through the Hugging Face cache, GitHub files through cached_path's cache; offline,
+    each from its cache only."""
+    if on_hub(url):
         from huggingface_hub import hf_hub_download
 
-        return Path(hf_hub_download("yl4579/StyleTTS2-LibriTTS", url[len(HF) + 1:], local_files_only=_offline()))
-    if _offline():
-        raise TtsrigError("offline (HF_HUB_OFFLINE=1 or TTSRIG_OFFLINE=1) and not in --pretrained-dir")
-    from cached_path import cached_path
+        return Path(hf_hub_download("yl4579/StyleTTS2-LibriTTS", url[len(HF) + 1:], local_files_only=hub.offline()))
+    from cached_path import cached_path, find_latest_cached, get_cache_dir
 
+    if hub.offline():  # cached_path itself would ask the server for the file's current version first
+        cached = find_latest_cached(url)
+        if cached is None:
+            raise TtsrigError(f"offline ({hub.OFFLINE_SWITCHES}) and {url} is not in cached_path's cache "
+                              f"{get_cache_dir()} (CACHED_PATH_CACHE_ROOT) nor in --pretrained-dir")
+        return Path(cached)
     return Path(cached_path(url))
 
 

@@ -38,7 +38,7 @@ import time
 from contextlib import contextmanager
 from functools import partial
 from pathlib import Path
-from typing import BinaryIO, Iterator
+from typing import TYPE_CHECKING, BinaryIO, Iterator
 from urllib.parse import unquote, urlsplit
 
 from envcheck import interrupt
@@ -51,6 +51,9 @@ from envcheck.digests import bytes_sha256
 from envcheck.errors import TtsrigError
 from patches.checkpoints import CheckpointError, add_trust_argument
 from voices import asr, markers, screen, verdicts
+
+if TYPE_CHECKING:
+    from voices.reference import Reference
 
 PAGE = Path(__file__).with_name("audition.html")
 MAX_BODY = 64 * 1024  # a POST carries the changes of one click: a few hundred bytes
@@ -198,22 +201,23 @@ def render_take(speaker: object, passage: str, seed: int, out: Path, name: str) 
     return entry
 
 
-def reference_text(args: argparse.Namespace, cfg: dict) -> str | None:
-    """What the reference clip says, when it is known to be that clip's: the screen's speaking-rate basis."""
-    if getattr(args, "ref_text", None):
-        return args.ref_text
-    return (cfg.get("reference_text") or None) if not args.ref else None
-
-
-def check_voice(args: argparse.Namespace) -> None:
-    """The voice config and the reference clip, read before --out is made (no torch needed)."""
+def voice_settings(args: argparse.Namespace, checkpoint: Path | None = None) -> dict:
+    """The voice's settings with render's options over them (no torch needed)."""
     from voices import config as voice_config
+
+    return voice_config.with_options(args.engine, argparse.Namespace(
+        voice_config=args.voice_config, checkpoint=str(checkpoint) if checkpoint else None, ref=args.ref,
+        ref_text=getattr(args, "ref_text", None)))
+
+
+def check_voice(args: argparse.Namespace) -> Reference:
+    """The voice config and the reference clip (the configured one, else f5-tts's example), read before --out
+    is made (no torch needed)."""
     from voices import reference
 
-    cfg = voice_config.load(args.engine, args.voice_config)
-    clip = voice_config.resolve(args.ref or cfg.get("reference"))
-    if clip:
-        reference.checked_path(clip)
+    chosen = reference.choose(args.engine, voice_settings(args))
+    reference.checked_path(chosen.clip)
+    return chosen
 
 
 def render(args: argparse.Namespace) -> int:
@@ -226,32 +230,29 @@ def render(args: argparse.Namespace) -> int:
     if args.screen:  # a missing backend is named now, not after hours of rendering
         asr.precheck(args.asr, model=args.whisper_model, beam_size=args.asr_beam)
     with claimed(out):
-        check_voice(args)  # after --out's own refusals; a folder made for nothing is removed again
+        chosen = check_voice(args)  # after --out's own refusals; a folder made for nothing is removed again
+        if chosen.note:  # once for the command, not once per checkpoint
+            print(chosen.note, file=sys.stderr)
         # An earlier screen scored the renders about to be replaced: it would describe other audio.
         (out / screen.SCREEN_FILE).unlink(missing_ok=True)
         labels = unique_labels(checkpoints)
 
-        from voices import config as voice_config  # after the checks: a refusal needs no torch
-        from voices import say
+        from voices import reference, say  # after the checks: a refusal needs no torch
 
         device = say.pick_device(args.device)
 
-        def settings_for(checkpoint: Path) -> dict:
-            return say.settings(args.engine, argparse.Namespace(
-                voice_config=args.voice_config, checkpoint=str(checkpoint), ref=args.ref,
-                ref_text=getattr(args, "ref_text", None)))
-
-        cfg = settings_for(checkpoints[0])
-        clip = voice_config.resolve(cfg.get("reference"))
         # renders.json is the folder's record: from now on it lists only renders of this run, each after its
         # WAV is written, and says `complete` at the end; stopped midway, it still describes what is there.
-        data = {"engine": args.engine, "passage": passage, "reference": str(Path(clip).resolve()) if clip else "None",
-                "reference_text": reference_text(args, cfg), "seed": args.seed, "takes": args.takes, "renders": [],
+        data = {"engine": args.engine, "passage": passage, "reference": str(chosen.clip.resolve()),
+                # what the clip says (the screen's speaking-rate basis), as the voice was given it
+                "reference_text": chosen.text or None, "seed": args.seed, "takes": args.takes, "renders": [],
                 "complete": False, "planned": len(checkpoints) * args.takes,
                 "markers": markers.MARKERS, "verdict_labels": markers.VERDICTS, "guidance": markers.GUIDANCE}
         record(out, data, shown)
         for index, (checkpoint, label) in enumerate(zip(checkpoints, labels), start=1):
-            speaker = say.Speaker(args.engine, settings_for(checkpoint), device, args.trust_checkpoint)
+            # every checkpoint speaks with the one reference chosen above (and none repeats its note)
+            settings = reference.pinned(voice_settings(args, checkpoint), chosen)
+            speaker = say.Speaker(args.engine, settings, device, args.trust_checkpoint)
             for take in range(args.takes):
                 name = take_name(index, checkpoint, take, args.takes)
                 entry = render_take(speaker, passage, args.seed + take, out, name)

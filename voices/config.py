@@ -9,6 +9,7 @@ Unknown keys are named in a warning (and ignored); a value of the wrong kind is 
 """
 from __future__ import annotations
 
+import argparse
 import sys
 import tomllib
 from pathlib import Path
@@ -91,6 +92,22 @@ def load(name: str, path: str | None = None) -> dict:
                           f"in {file}.")
     config["_file"] = str(file)
     return config
+
+
+def with_options(name: str, args: argparse.Namespace) -> dict:
+    """load(name, args.voice_config) with the command line over it: each option named like a setting, and
+    --checkpoint, --ref and --ref-text (say-strong's, and audition's for both voices)."""
+    cfg = load(name, args.voice_config)
+    for key, value in vars(args).items():
+        if value is not None and key in cfg:
+            cfg[key] = value
+    if args.checkpoint:
+        cfg["checkpoint"] = args.checkpoint
+    if args.ref:
+        cfg["reference"] = args.ref
+    if getattr(args, "ref_text", None):
+        cfg["reference_text"] = args.ref_text
+    return cfg
 
 
 def resolve(value: str | None) -> str | None:

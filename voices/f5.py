@@ -35,7 +35,7 @@ class Voice:
 # The one vocoder ttsrig supports: the classes of charactr/vocos-mel-24khz's config.yaml. A config names
 # them by `class_path`, which vocos' own Vocos.from_hparams imports and calls with any arguments; here each
 # section may only name its class, and its init_args are checked plain values of the names below.
-VOCOS_DEFAULT = "charactr/vocos-mel-24khz"
+VOCOS_DEFAULT = f5_model.VOCODER
 VOCOS_SECTIONS = {
     "feature_extractor": ("vocos.feature_extractors.MelSpectrogramFeatures",
                           {"sample_rate": POSITIVE, "n_fft": POSITIVE, "hop_length": POSITIVE, "n_mels": POSITIVE,
@@ -109,15 +109,7 @@ def vocoder_folder(source: str) -> Path:
         raise TtsrigError(f"vocoder {source} is neither a folder nor a Hugging Face repository id (org/repo, e.g. "
                           f"{VOCOS_DEFAULT}). Set vocoder to a folder with config.yaml and pytorch_model.bin, or "
                           "to a repository id.")
-    from huggingface_hub import snapshot_download
-
-    try:
-        return Path(snapshot_download(source, allow_patterns=["config.yaml", "pytorch_model.bin"]))
-    except Exception as exc:
-        first = str(exc).splitlines()[0][:100] if str(exc) else type(exc).__name__
-        raise TtsrigError(f"vocoder {source} is neither a folder nor in the Hugging Face cache, and cannot be "
-                          f"downloaded ({first}). Offline: copy the cache of {VOCOS_DEFAULT}, or set vocoder to a "
-                          "folder with config.yaml and pytorch_model.bin.") from None
+    return f5_model.vocoder_files(source)
 
 
 def load_vocoder(source: str, device: str, trust: bool = False) -> torch.nn.Module:

@@ -5,6 +5,7 @@
     echo "From standard input." | voices/say-default -o out.wav
 
 Settings come from voices/default.toml or voices/strong.toml (--voice-config another), then the options below.
+With no reference clip set, both speak with the example clip the installed f5-tts ships (and say so).
 Long text is split at sentence ends and joined with a short cross-fade.
 """
 from __future__ import annotations
@@ -34,9 +35,11 @@ from voices import reference, signalcheck, text as text_mod
 ENGINES = {"default": "StyleTTS2", "strong": "F5-TTS"}
 HOW_TO_GET_ONE = {
     "default": "train one (python -m trainers.styletts2 MANIFEST --out runs/NAME), or leave checkpoint empty for "
-               "the LibriTTS pretrain (downloaded when online; offline, give --pretrained-dir with its pieces)",
+               f"the LibriTTS pretrain (downloaded when online, or beforehand by {hub.FETCH_COMMAND}; offline, "
+               "from that cache or --pretrained-dir with its pieces)",
     "strong": "train one (python -m trainers.f5 MANIFEST --out runs/NAME), or leave checkpoint empty for "
-              "F5TTS_v1_Base (downloaded when online; offline, copy the Hugging Face cache or pass --checkpoint PATH)",
+              f"F5TTS_v1_Base (downloaded when online, or beforehand by {hub.FETCH_COMMAND}; offline, from that "
+              "cache, or pass --checkpoint PATH)",
 }
 
 
@@ -48,7 +51,7 @@ def build_parser(engine: str) -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", default=f"say-{engine}.wav", help="WAV to write (default: %(default)s)")
     p.add_argument("--voice-config", help=f"voice config (default voices/{engine}.toml)")
     p.add_argument("--checkpoint", help="checkpoint to speak with (overrides the config)")
-    p.add_argument("--ref", help="reference clip of the voice (overrides the config)")
+    p.add_argument("--ref", help="reference clip of the voice (overrides the config; default: f5-tts's example)")
     p.add_argument("--seed", type=int, help="make the render repeatable")
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
     p.add_argument("--quiet", action="store_true")
@@ -67,20 +70,6 @@ def build_parser(engine: str) -> argparse.ArgumentParser:
         p.add_argument("--embedding-scale", type=kind("embedding_scale"))
     add_trust_argument(p)
     return p
-
-
-def settings(engine: str, args: argparse.Namespace) -> dict:
-    cfg = voice_config.load(engine, args.voice_config)
-    for key, value in vars(args).items():
-        if value is not None and key in cfg:
-            cfg[key] = value
-    if args.checkpoint:
-        cfg["checkpoint"] = args.checkpoint
-    if args.ref:
-        cfg["reference"] = args.ref
-    if engine == "strong" and args.ref_text:
-        cfg["reference_text"] = args.ref_text
-    return cfg
 
 
 def checkpoint_path(engine: str, value: str | None) -> str | None:
@@ -103,10 +92,8 @@ class Speaker:
         self.engine, self.cfg, self.device = engine, cfg, device
         self.piece_lengths: list[int] = []  # samples of each sentence of the last render: audition screens the seams
         self.collapsed: list[dict] = []  # say-default: phonemes of the last render whose duration collapsed
-        ref_file = voice_config.resolve(cfg.get("reference"))
-        if not ref_file:
-            raise TtsrigError(f"no reference clip: set reference in {cfg['_file']} or pass --ref CLIP")
-        self.ref = reference.load(ref_file)
+        self.reference = reference.choose(engine, cfg)  # the caller prints its note, once per command
+        self.ref = reference.load(self.reference.clip)
         ckpt = checkpoint_path(engine, cfg.get("checkpoint"))
         if engine == "strong":
             from voices import f5
@@ -141,7 +128,7 @@ class Speaker:
             if unknown:
                 print(f"note: not in the vocab, read as pauses: {' '.join(unknown)}", file=sys.stderr)
             c = self.cfg
-            return f5.synthesize(self.voice, self.ref, c.get("reference_text", ""), sentence, steps=int(c["steps"]),
+            return f5.synthesize(self.voice, self.ref, self.reference.text, sentence, steps=int(c["steps"]),
                                  cfg_strength=float(c["cfg_strength"]), sway_sampling_coef=float(c["sway_sampling_coef"]),
                                  speed=float(c["speed"]))
         from trainers import phonemes
@@ -183,13 +170,16 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser(engine).parse_args(argv)
     try:
         text = text_mod.read_text(args.text, args.file)
-        cfg = settings(engine, args)
+        cfg = voice_config.with_options(engine, args)
         output = Path(args.output).expanduser()
         if output.is_dir():
             raise TtsrigError(f"-o {output} is a folder: give a file name ending in .wav")
         paths.output_file(output, "-o", make_parents=True)  # before the model loads, not after it rendered
+        chosen = reference.choose(engine, cfg)
+        if chosen.note:
+            print(chosen.note, file=sys.stderr)
         started = time.monotonic()
-        speaker = Speaker(engine, cfg, pick_device(args.device), args.trust_checkpoint)
+        speaker = Speaker(engine, reference.pinned(cfg, chosen), pick_device(args.device), args.trust_checkpoint)
         loaded = time.monotonic()
         wave = speaker.render(text, args.seed)
         took = time.monotonic() - loaded

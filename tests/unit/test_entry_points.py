@@ -14,7 +14,8 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 # Each module users run as `python -m MODULE` (or through voices/ and bin/ wrappers), with its name in messages.
 COMMANDS = {"envcheck/__main__.py": "envcheck", "patches/__main__.py": "patches", "trainers/prepare.py": "trainers.prepare",
-            "trainers/f5.py": "trainers.f5", "trainers/styletts2.py": "trainers.styletts2", "voices/say.py": "say",
+            "trainers/f5.py": "trainers.f5", "trainers/styletts2.py": "trainers.styletts2",
+            "trainers/fetch.py": "trainers.fetch", "voices/say.py": "say",
             "voices/audition.py": "audition", "voices/screen.py": "screen"}
 HEAVY = {"numpy", "torch", "torchaudio", "soundfile", "transformers", "yaml", "librosa"}
 

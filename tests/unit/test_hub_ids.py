@@ -57,3 +57,52 @@ def test_voice_configs_load_without_torch(tmp_path):
     partial.write_text("steps = 8\n")
     assert voice_config.load("strong", str(partial))["cfg_strength"] == 2.0
     assert "torch" not in sys.modules
+
+
+# -- issue 26: the Hugging Face cache, checked against the hub's own hash; offline, and its one switch ---------
+
+def cached(tmp_path, data: bytes, blob_name: str):
+    """A snapshot file linked to blobs/<blob_name>, as huggingface_hub keeps a download."""
+    (tmp_path / "blobs").mkdir()
+    (tmp_path / "blobs" / blob_name).write_bytes(data)
+    (tmp_path / "snapshots").mkdir()
+    link = tmp_path / "snapshots" / "model.safetensors"
+    link.symlink_to("../blobs/" + blob_name)
+    return link
+
+
+def test_a_cached_large_file_is_checked_against_the_sha256_it_is_kept_under(tmp_path):
+    import hashlib
+
+    data = b"weights" * 1000
+    link = cached(tmp_path, data, hashlib.sha256(data).hexdigest())
+    assert "sha256 matches" in hub.cache_check(link)
+    link.resolve().write_bytes(data + b"\0")  # damaged or replaced after the download
+    with pytest.raises(hub.DamagedCopy) as damaged:
+        hub.cache_check(link)
+    message = str(damaged.value)
+    assert "\n" not in message and f"Delete {link.resolve()}" in message and hub.FETCH_COMMAND in message
+
+
+def test_a_small_git_file_or_a_plain_file_is_not_claimed_to_be_checked(tmp_path):
+    link = cached(tmp_path, b"dim: 1\n", "a" * 40)  # git blob ids are 40 hex digits
+    assert "not checked" in hub.cache_check(link)
+    (tmp_path / "plain").write_bytes(b"x")
+    assert "no hub hash" in hub.cache_check(tmp_path / "plain")
+
+
+@pytest.mark.parametrize("env, offline", [
+    ({}, False), ({"HF_HUB_OFFLINE": "1"}, True), ({"HF_HUB_OFFLINE": "0"}, False), ({"TTSRIG_OFFLINE": "1"}, True),
+    ({"TTSRIG_OFFLINE": "0"}, False)])
+def test_offline_is_either_switch(monkeypatch, env, offline):
+    for name in ("HF_HUB_OFFLINE", "TTSRIG_OFFLINE"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    assert hub.offline() is offline
+
+
+def test_the_cause_of_a_library_error_is_its_first_sentence():
+    error = ValueError("Cannot find the requested files in the disk cache. To enable hf.co look-ups, set X.\nmore")
+    assert hub.cause(error) == "Cannot find the requested files in the disk cache"
+    assert hub.cause(KeyError()) == "KeyError"
