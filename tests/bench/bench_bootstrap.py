@@ -11,7 +11,10 @@ Measures, on this machine:
   4. with --compile-tradeoff, for each `bin/bootstrap --compile` choice (all, used, none): the fresh bootstrap
      and then the first import of what ttsrig's commands import (bootstrap's warm-up program) in that new
      venv, natively and (in a second new venv) under qemu-x86_64 -cpu phenom, plus the import once the .pyc
-     files exist: what each choice saves at install time and what it costs at the first command.
+     files exist: what each choice saves at install time and what it costs at the first command;
+  5. with --envcheck, in the fresh default venv of step 1: `envcheck --json` twice (the first run stores the
+     bytecode its checks compile; the second starts from it: target under 15 s), and the same in a fresh
+     default pre-v2 venv under `--emulate phenom`.
 Writes the figures as JSON (default: tests/bench/results/bootstrap-<tier>.json).
 """
 from __future__ import annotations
@@ -75,6 +78,19 @@ def compile_tradeoff(work: Path, tier: str) -> dict:
     return figures
 
 
+def envcheck_twice(venv: Path, *args: str) -> dict:
+    """The first and the second `envcheck --json` of a venv just bootstrapped with the default --compile none."""
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONDONTWRITEBYTECODE", "PYTHONPATH")}
+    runs = []
+    for _ in range(2):
+        start = time.monotonic()
+        out = subprocess.run([str(venv / "bin/envcheck"), "--json", *args], capture_output=True, text=True,
+                             cwd="/tmp", env=env)
+        runs.append({"wall_s": round(time.monotonic() - start, 1), "ok": json.loads(out.stdout)["ok"],
+                     "note": json.loads(out.stdout).get("bytecode")})
+    return {"first": runs[0], "second": runs[1]}
+
+
 def recipe(venv: Path) -> float:
     env = {**os.environ, "PIP_CONFIG_FILE": os.devnull}
     env.pop("PIP_FIND_LINKS", None)
@@ -87,6 +103,8 @@ def main() -> int:
     parser.add_argument("--tier", default="pre-v2")
     parser.add_argument("--skip-recipe", action="store_true")
     parser.add_argument("--compile-tradeoff", action="store_true", help="also measure each --compile choice")
+    parser.add_argument("--envcheck", action="store_true", help="also time envcheck twice after the fresh bootstrap "
+                        "(natively, and in a pre-v2 venv under qemu -cpu phenom)")
     parser.add_argument("--out")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="ttsrig-bench-"))
@@ -98,7 +116,13 @@ def main() -> int:
         results["load_average_before"] = os.getloadavg()[0]
         results["bootstrap_fresh_warm_cache_s"] = round(bootstrap(work / "a", args.tier), 1)
         results["bootstrap_rerun_complete_s"] = round(bootstrap(work / "a", args.tier), 2)
+        if args.envcheck:
+            results["envcheck_after_default_bootstrap"] = envcheck_twice(work / "a")
         shutil.rmtree(work / "a")
+        if args.envcheck:
+            bootstrap(work / "phenom", "pre-v2")
+            results["envcheck_phenom_after_default_bootstrap"] = envcheck_twice(work / "phenom", "--emulate", "phenom")
+            shutil.rmtree(work / "phenom")
         if not args.skip_recipe:
             recipe(work / "warm-recipe")  # fills pip's cache; not timed
             shutil.rmtree(work / "warm-recipe")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import glob
 import json
 import os
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -122,3 +123,54 @@ def test_the_onednn_fault_is_diagnosed_when_the_hook_is_switched_off(run_bootstr
     row = next(c for c in report["checks"] if c["name"] == "float32 CPU matmul")
     assert code == 1 and row["status"] == "crashed" and row["signal"] == "SIGFPE"
     assert "oneDNN" in row["detail"] and "TTSRIG_SITE=0" in row["detail"]
+
+
+# -- the checks store the bytecode they compile (after bootstrap's default --compile none) ---------------
+
+def pycs(folder: Path) -> dict[str, float]:
+    return {str(p): p.stat().st_mtime_ns for p in folder.rglob("__pycache__/*.pyc")}
+
+
+def test_a_second_report_compiles_nothing_the_first_compiled(host_venv):
+    """envcheck's checks write the bytecode they compile into the venv, whatever PYTHONDONTWRITEBYTECODE the
+    caller set (tox sets it): after a default bootstrap, which stores none, only the first report pays."""
+    from envcheck.venv import site_packages
+
+    site = site_packages(host_venv)
+    for cache in (site / "numpy").rglob("__pycache__"):  # as bootstrap --compile none leaves numpy
+        shutil.rmtree(cache)
+    for pyc in (site / "torch" / "__pycache__").glob("__init__.*.pyc"):  # what the first-run note looks at
+        pyc.unlink()
+    assert not pycs(site / "numpy")
+    first = subprocess.run([str(host_venv / "bin/envcheck"), "--only", "numpy", "--json"], capture_output=True,
+                           text=True, cwd="/tmp", timeout=600, env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"})
+    report = json.loads(first.stdout)
+    assert report["bytecode"].startswith("first check of this venv") and "first check of this venv" in first.stderr
+    stored = pycs(site / "numpy")
+    assert len(stored) > 20, "the numpy probe stored no bytecode"
+    (site / "torch" / "__pycache__").mkdir(exist_ok=True)
+    subprocess.run([str(host_venv / "bin/python"), "-c", "import torch"], check=True, capture_output=True)
+    second = subprocess.run([str(host_venv / "bin/envcheck"), "--only", "numpy", "--json"], capture_output=True,
+                            text=True, cwd="/tmp", timeout=600, env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"})
+    assert json.loads(second.stdout)["bytecode"] is None and "first check" not in second.stderr
+    assert pycs(site / "numpy") == stored, "the second report compiled (and wrote) numpy's modules again"
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="running as another user needs root (CI runs as root)")
+def test_a_venv_the_user_cannot_write_still_verifies_and_says_why_it_is_slower(host_venv, tmp_path):
+    from envcheck.venv import site_packages
+
+    site = site_packages(host_venv)
+    kept = {p: p.read_bytes() for p in (site / "torch" / "__pycache__").glob("__init__.*.pyc")}
+    for pyc in kept:
+        pyc.unlink()
+    try:
+        as_nobody = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--"]
+        out = subprocess.run([*as_nobody, str(host_venv / "bin/envcheck"), "--only", "numpy", "--checkpoints",
+                              str(tmp_path)], capture_output=True, text=True, cwd="/tmp", timeout=600,
+                             env={"PATH": os.environ["PATH"], "HOME": "/tmp"})
+        assert "is read-only for you" in out.stderr and "compileall" in out.stderr, out.stderr[-2000:]
+        assert re.search(r"^\s+ok\s+numpy\s", out.stdout, re.M), out.stdout  # verified all the same
+    finally:
+        for pyc, data in kept.items():
+            pyc.write_bytes(data)
