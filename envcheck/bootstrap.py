@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from envcheck import locks, managed_python, paths, run_lock, warm_up, wheels
+from envcheck import gpu, gpu_choice, locks, managed_python, paths, run_lock, warm_up, wheels
 from envcheck import tiers as tiers_mod
 from envcheck.atomic import TEMP_SUFFIX
 from envcheck.digests import file_sha256
@@ -117,6 +117,9 @@ class Plan:
     # The version of `python`, e.g. '3.12.1' (make_plan sets it; a Plan made by hand gets this process's).
     python_version: str = field(default_factory=lambda: ".".join(map(str, sys.version_info[:3])))
     compile: str = DEFAULT_COMPILE  # which .pyc files bootstrap writes: COMPILE_CHOICES
+    gpu_class: str = gpu_choice.CPU_ONLY  # the GPU class the lock was chosen for (envcheck.gpu_choice)
+    gpu_why: str = ""  # why that lock, in one phrase
+    gpu_lines: list[str] = field(default_factory=list)  # what the GPU probe saw (envcheck.gpu.summary)
 
     @property
     def python_minor(self) -> str:
@@ -157,8 +160,9 @@ class Plan:
             "apply patches (python -m patches apply)",
             "verify: installed versions equal the lock; CPU probe",
         ]
-        lines = [f"cpu:  {self.cpu}", f"tier: {tier}", f"python: CPython {self.python_version} ({self.python})",
-                 f"lock: {rel(self.lock)}", "plan:"]
+        lines = [f"cpu:  {self.cpu}", f"tier: {tier}", *self.gpu_lines,
+                 f"python: CPython {self.python_version} ({self.python})",
+                 f"lock: {rel(self.lock)} (for GPU class {self.gpu_class}: {self.gpu_why})", "plan:"]
         lines += [f"  {i}. {s}" for i, s in enumerate(steps, 1)]
         return "\n".join([*(f"warning: {w}" for w in self.warnings), *lines])
 
@@ -659,7 +663,9 @@ def make_plan(args: argparse.Namespace, python: Interpreter) -> Plan:
     if args.tier and probed and table.rank(args.tier) > table.rank(probed):
         warnings.append(f"--tier {args.tier} is above this CPU's tier ({probed}): its wheels may die with "
                         "SIGILL here. Use it only to build an environment for another machine.")
-    lock = locks.lock_path(tier, python.version, REQUIREMENTS)
+    cards = gpu_choice.from_option(args.gpu, probe_gpu())
+    choice = gpu_choice.choose(tier, python.version, cards, REQUIREMENTS)
+    lock = choice.path
     nodeps = REQUIREMENTS / "nodeps.txt"
     # Parsing refuses unhashed or hand-edited pins before anything is touched.
     parsed = read_locks([REQUIREMENTS / "bootstrap.txt", lock, nodeps])
@@ -672,10 +678,16 @@ def make_plan(args: argparse.Namespace, python: Interpreter) -> Plan:
                 file_sha256(lock, nodeps, REQUIREMENTS / "bootstrap.txt"), warnings,
                 f"{cpu['model_name']} ({cpu['microarch']}, {cpu['level']})", pins,
                 bool(cpu["sources"].get("cpuid", {}).get("ok")), wheelhouse,
-                python_version=".".join(map(str, python.version)), compile=args.compile)
+                python_version=".".join(map(str, python.version)), compile=args.compile,
+                gpu_class=choice.gpu_class, gpu_why=choice.why, gpu_lines=gpu.summary(cards))
     if wheelhouse:
         check_wheelhouse(plan)
     return plan
+
+
+def probe_gpu() -> gpu.GpuView:
+    """The NVIDIA GPUs this machine has (NVML, nvidia-smi or /proc; none without a driver): a seam for tests."""
+    return gpu.probe()
 
 
 def plan_after_cpuid(args: argparse.Namespace, python: Interpreter, first: Plan) -> Plan:
@@ -915,6 +927,7 @@ def install(plan: Plan, state: dict) -> list[str]:
         "installing ttsrig itself (editable)")
     write_state(plan.venv, {
         "complete": True, "made_by": "bin/bootstrap", "tier": plan.tier, "lock": rel(plan.lock),
+        "gpu_class": plan.gpu_class,
         "python": plan.python_version,
         "lock_digest": plan.lock_digest, "packages": sorted(plan.pins),
         "installed_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
@@ -947,6 +960,7 @@ def summary(plan: Plan, result: locks.Conformance, changed: list[str], patches: 
         f"cpu:       {plan.cpu}",
         f"venv:      {plan.venv}",
         f"tier:      {plan.tier}" + ("" if plan.tier == plan.probed_tier else f" (CPU probed as {plan.probed_tier})"),
+        f"gpu:       {plan.gpu_class} ({plan.gpu_why})",
         f"python:    CPython {plan.python_version} ({plan.python}{python_origin(plan.python)})",
         f"lock:      {rel(plan.lock)}, CPython {plan.python_version} + {rel(plan.nodeps)} ({len(plan.pins)} packages)",
         f"changes:   {'; '.join(changed) if changed else 'nothing changed'}",
@@ -971,6 +985,10 @@ def summary(plan: Plan, result: locks.Conformance, changed: list[str], patches: 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="bin/bootstrap", description=__doc__.split("\n\n")[0])
     parser.add_argument("--tier", choices=tiers_mod.TIER_NAMES, help="override the probed tier")
+    parser.add_argument("--gpu", default="auto", metavar="auto|none|sm_XY",
+                        help="the GPU the lock is chosen for: auto (probe the NVIDIA GPUs; default), none (the CPU "
+                             "only), or a compute capability such as sm_61 (a P40) for a machine whose driver cannot "
+                             "be asked")
     parser.add_argument("--venv", default=str(ROOT / ".venv"), help="where to build the venv (default: .venv)")
     parser.add_argument("--python", default=None,
                         help=f"the CPython ({locks.supported_range()}) to build the venv with (default: the newest "
@@ -1020,7 +1038,7 @@ def build(args: argparse.Namespace, python: Interpreter, plan: Plan, started: fl
     check_disk(plan.venv)
     state = load_state(plan.venv)
     current = (state.get("complete") and state.get("lock_digest") == plan.lock_digest
-               and state.get("tier") == plan.tier)
+               and state.get("tier") == plan.tier and state.get("lock") == rel(plan.lock))
     changed: list[str] = []
     result = verify(plan)
     if current and result.ok and plan.venv_python.exists():
@@ -1028,6 +1046,9 @@ def build(args: argparse.Namespace, python: Interpreter, plan: Plan, started: fl
     else:
         if state.get("installing") or (state.get("lock_digest") and not state.get("complete")):
             log("continuing an installation that did not finish")
+        elif state.get("gpu_class", plan.gpu_class) != plan.gpu_class:
+            log(f"the GPU changed since the last run ({state['gpu_class']}, now {plan.gpu_class}); applying "
+                f"{rel(plan.lock)}")
         elif state.get("lock_digest") and state.get("lock_digest") != plan.lock_digest:
             log("the lock changed since the last run; applying it")
         changed = install(plan, state)

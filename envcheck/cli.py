@@ -1,7 +1,7 @@
 """`envcheck` (or `python -m envcheck`): is this environment working on this CPU?
 
   envcheck [--venv PATH] [--emulate CPU_MODEL] [--json]   the full report; exit 0 only if all needed works
-  envcheck probe [--json]                                   the CPU and its tier
+  envcheck probe [--json]                                   the CPU and its tier, the GPUs and their class
   envcheck scan REQUIREMENTS_FILE [--tier T] [--python X.Y] [--json]
                                                             pins known not to run on a tier, or with no
                                                             wheel for this Python, before install
@@ -34,18 +34,20 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--only", nargs="+", metavar="NAME", help="run only these probes and smoke checks")
     parser.add_argument("--jobs", type=arguments.whole(1), help="checks run at once (default: the number of cores)")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
-    p = commands.add_parser("probe", help="classify this CPU into a ttsrig tier (pre-v2, v2, v3)")
+    p = commands.add_parser("probe", help="classify this CPU into a ttsrig tier (pre-v2, v2, v3), and list the "
+                            "NVIDIA GPUs, their compute capability and class")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     e = commands.add_parser("evidence", help="import and compute with every compiled package, each in its "
                             "own interpreter (the record behind the pins in requirements/)")
     e.add_argument("--python", default=sys.executable, help="the interpreter of the venv to check")
     e.add_argument("--emulate", metavar="CPU_MODEL", help="run under qemu-x86_64 -cpu CPU_MODEL")
     e.add_argument("--only", nargs="+", metavar="NAME", help="run only these checks")
-    e.add_argument("--checks", choices=("locks", "asr", "whisper.cpp"), default="locks",
+    e.add_argument("--checks", choices=("locks", "asr", "whisper.cpp", "cuda-arch"), default="locks",
                    help="locks: the compiled packages of the locks (default); asr: faster-whisper and its wheels "
                         "(CTranslate2, PyAV, onnxruntime, tokenizers), in a venv the user installed them into; "
                         "whisper.cpp: the whisper-cli build named by --whisper-cli, run as ttsrig runs it (with "
-                        "--emulate, only that binary is emulated)")
+                        "--emulate, only that binary is emulated); cuda-arch: which GPUs (sm_XY) the venv's torch "
+                        "has kernels for, read from the wheel (no GPU needed)")
     e.add_argument("--whisper-cli", metavar="PATH", help="the whisper.cpp binary --checks whisper.cpp runs")
     e.add_argument("--out", help="also write the record to this file (atomically)")
     s = commands.add_parser("scan", help="list the pins of a requirements or lock file known not to run on a tier")
@@ -98,7 +100,8 @@ def run_report(args: argparse.Namespace) -> int:
     from envcheck import report as report_mod
 
     result = report_mod.build(args.venv, emulate=args.emulate, only=args.only, jobs=args.jobs,
-                              checkpoints=Path(args.checkpoints).expanduser() if args.checkpoints else None)
+                              checkpoints=Path(args.checkpoints).expanduser() if args.checkpoints else None,
+                              say=lambda line: print(f"envcheck: {line}", file=sys.stderr, flush=True))
     print(json.dumps(result.to_json(), indent=2) if args.json else report_mod.render(result))
     return 0 if result.ok else 1
 
@@ -178,8 +181,11 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         if args.command == "probe":
-            result = probe_mod.probe()
-            print(json.dumps(result.to_json(), indent=2) if args.json else probe_mod.render(result))
+            from envcheck import gpu
+
+            result, cards = probe_mod.probe(), gpu.probe()
+            print(json.dumps({**result.to_json(), "gpu": cards.to_json()}, indent=2) if args.json
+                  else "\n".join([probe_mod.render(result), *gpu.summary(cards)]))
             return 0
         if args.command == "evidence":
             return run_evidence(args)

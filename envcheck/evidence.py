@@ -83,7 +83,13 @@ ASR_CHECKS: list[Check] = [
     Check("faster-whisper transcribe float32", PROBE + "print(asr_probe.transcribe('float32'))", timeout=900),
     Check("faster-whisper transcribe int8", PROBE + "print(asr_probe.transcribe('int8'))", timeout=900),
 ]
-CHECK_SETS = {"locks": CHECKS, "asr": ASR_CHECKS}
+# Which GPUs a torch wheel has kernels for: read from the wheel itself (no GPU needed), the arch list behind
+# envcheck/data/gpus.json's "torch" table (requirements/evidence/cuda-arch/torch-VERSION.txt).
+CUDA_ARCH_CHECKS = [
+    Check("torch CUDA arch list", "import torch; print(torch.__version__, 'cuda', torch.version.cuda, "
+                                  "*torch._C._cuda_getArchFlags().split())"),
+]
+CHECK_SETS = {"locks": CHECKS, "asr": ASR_CHECKS, "cuda-arch": CUDA_ARCH_CHECKS}
 
 
 def whisper_cpp_checks(binary: str, emulate: str | None) -> list[Check]:

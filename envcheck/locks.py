@@ -47,11 +47,19 @@ def major_minor(version: str | tuple[int, ...]) -> tuple[int, int]:
         raise TtsrigError(f"{version!r} is not a Python version (e.g. 3.12)") from None
 
 
+def lock_names() -> tuple[str, ...]:
+    """Every lock made per Python: each tier's, and each tier's lock for a GPU class (envcheck/data/gpus.json)."""
+    from envcheck import gpu_table
+
+    return TIER_NAMES + tuple(lock.name for lock in gpu_table.load().locks)
+
+
 def lock_path(tier: str, python_version: str | tuple[int, ...], requirements: Path | None = None) -> Path:
-    """requirements/py3.X/<tier>.txt: the lock of `tier` for that Python; refuses an unknown tier, an
-    unsupported Python or a missing file in one line. `requirements` is the folder (tests use a copy)."""
+    """requirements/py3.X/<tier>.txt: the lock of `tier` (or of a tier's GPU lock, `lock_names`) for that Python;
+    refuses an unknown name, an unsupported Python or a missing file in one line. `requirements` is the folder
+    (tests use a copy)."""
     folder = REQUIREMENTS if requirements is None else Path(requirements)
-    if tier not in TIER_NAMES:
+    if tier not in lock_names():
         raise TtsrigError(f"unknown tier {tier!r}: choose one of {', '.join(TIER_NAMES)}")
     version = major_minor(python_version)
     if version not in SUPPORTED_PYTHONS:

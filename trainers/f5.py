@@ -39,7 +39,7 @@ from envcheck.atomic import write_atomic, write_json_atomic
 from envcheck.errors import TtsrigError
 from patches.checkpoints import CheckpointError, add_trust_argument, load_checkpoint
 from trainers import device as device_mod
-from trainers import f5_arch, f5_model, hub
+from trainers import f5_arch, f5_model, hub, precision
 from trainers import manifest as manifest_mod
 from trainers import run_state
 from trainers.f5_model import PRETRAINED, build_model, default_arch, default_vocab, load_pretrained
@@ -160,14 +160,6 @@ def default_workers() -> int:
     return 0 if tier == "pre-v2" else min(2, os.cpu_count() or 1)
 
 
-def amp_dtype(amp: str, device: str) -> torch.dtype | None:
-    if device != "cuda" or amp == "off":
-        return None
-    if amp == "bf16" or (amp == "auto" and torch.cuda.is_bf16_supported()):
-        return torch.bfloat16
-    return torch.float16
-
-
 def lr_at(step: int, cfg: Config, total_steps: int) -> float:
     warm = min(1.0, (step + 1) / max(1, cfg.warmup_steps))
     if not cfg.decay or step < cfg.warmup_steps:
@@ -202,7 +194,7 @@ class Trainer:
 
             self.ema = EMA(self.model, beta=cfg.ema_beta, update_after_step=0, update_every=1,
                            include_online_model=False)
-        self.dtype = amp_dtype(cfg.amp, self.device)
+        self.dtype = precision.autocast_dtype(cfg.amp, self.device)  # auto: from the card's capability
         self.scaler = torch.amp.GradScaler("cuda") if self.dtype == torch.float16 else None
         self.batches_per_epoch = len(frame_batches(self.data.frames, cfg.frames_per_batch, cfg.max_samples,
                                                    cfg.seed, 0))
@@ -393,7 +385,9 @@ def build_parser() -> argparse.ArgumentParser:
                    "weights (off by default: on a short fine-tune a slow EMA barely leaves the pretrain)")
     p.add_argument("--device", default=default("device"), choices=("auto", "cpu", "cuda"))
     p.add_argument("--amp", default=default("amp"), choices=("auto", "bf16", "fp16", "off"),
-                   help="mixed precision on a GPU (auto: bf16 where supported, else fp16)")
+                   help="mixed precision on a GPU (auto, the default: bf16 on compute capability 8.0 and newer, "
+                        "fp16 with a loss scaler on 7.x cards with tensor cores, float32 on Pascal, Maxwell and "
+                        "GTX 16xx; bf16 is refused below 8.0)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     add_trust_argument(p)
     return p

@@ -11,7 +11,7 @@ second-stage fine-tune recipe of the original repository (train_finetune.py):
   SLM feature matching (WavLM), monotonic, s2s, F0, norm, duration, CE, and from diff_epoch the style
   diffusion (diff) and style reconstruction (sty); from joint_epoch the SLM adversarial training;
 - a batch of one works (the upstream code squeezes it away), the CPU works (no hard-coded cuda), no
-  DataLoader workers, mixed precision only when asked (--amp bf16).
+  DataLoader workers, bf16 mixed precision on cards of compute capability 8.0 and newer (--amp auto).
 
 Each epoch writes, atomically, `epoch_2nd_NNNNN.pth` ({"net": {module: weights}}, tensors only: it loads
 with torch.load's safe default, in the package's inference code and in voices/say-default) and
@@ -44,7 +44,7 @@ from patches.checkpoints import CheckpointError, add_trust_argument, load_checkp
 from patches.quiet import silenced
 from trainers import device as device_mod
 from trainers import manifest as manifest_mod
-from trainers import mas, phonemes, run_state, styletts2_model, styletts2_pieces
+from trainers import mas, phonemes, precision, run_state, styletts2_model, styletts2_pieces
 from trainers.guard import LoopGuard, check_finite
 from trainers.mels import STYLETTS2_HOP, STYLETTS2_PAD
 
@@ -226,7 +226,7 @@ class Decoded:
 class Trainer:
     @silenced("empty_mel_filters")  # styletts2's MultiResolutionSTFTLoss, as upstream's recipe builds it
     def __init__(self, config: dict, manifest: Path, out: Path, *, device: str = "cpu", trust: bool = False,
-                 amp: str = "off", progress: bool = True, log=print):
+                 amp: str = "auto", progress: bool = True, log=print):
         from styletts2.losses import DiscriminatorLoss, GeneratorLoss, MultiResolutionSTFTLoss, WavLMLoss
         from styletts2.utils import recursive_munch
 
@@ -261,7 +261,9 @@ class Trainer:
             self.slmadv = SLMAdversarialLoss(self.model, self.wl, self.sampler, p["min_len"], p["max_len"],
                                              batch_percentage=p["batch_percentage"], skip_update=p["iter"], sig=p["sig"])
         self.optimizers = self._optimizers()
-        self.dtype = torch.bfloat16 if amp == "bf16" and device == "cuda" else None
+        # auto: bf16 on compute capability 8.0 and newer, else float32. Not fp16 on 7.x cards: each of this
+        # recipe's optimisers would need its own loss scaler, which the loop does not have (yet).
+        self.dtype = precision.autocast_dtype(amp, device, allowed=("bf16",))
         self.epoch = self.iters = 0
         self.history: list[dict] = []
         self.running_std: list[float] = []
@@ -613,8 +615,8 @@ def build_parser() -> argparse.ArgumentParser:
                    "(the recipe's joint training; the memory peak: off by default)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out")
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
-    p.add_argument("--amp", default="off", choices=("off", "bf16"), help="mixed precision on a GPU (default off: "
-                   "StyleTTS2's adversarial losses are not stable in fp16)")
+    p.add_argument("--amp", default="auto", choices=("auto", "off", "bf16"), help="mixed precision on a GPU (auto, "
+                   "the default: bf16 on compute capability 8.0 and newer, float32 below; bf16 is refused below 8.0)")
     p.add_argument("--language", default="en-us", help="espeak-ng voice for phonemisation (the pretrain: en-us)")
     p.add_argument("--quiet", action="store_true")
     add_trust_argument(p)

@@ -11,6 +11,7 @@ Long text is split at sentence ends and joined with a short cross-fade.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 import time
 from functools import partial
@@ -27,12 +28,13 @@ from envcheck import arguments, paths
 from envcheck.atomic import write_output
 from envcheck.errors import TtsrigError
 from patches.checkpoints import CheckpointError, add_trust_argument
-from trainers import hub
+from trainers import hub, precision
 from trainers.device import pick as pick_device  # audition.py picks through say
 from voices import config as voice_config
 from voices import reference, signalcheck, text as text_mod
 
 ENGINES = {"default": "StyleTTS2", "strong": "F5-TTS"}
+INFERENCE_DTYPES = {"default": ("bf16",), "strong": ("bf16", "fp16")}  # what each engine may autocast to
 HOW_TO_GET_ONE = {
     "default": "train one (python -m trainers.styletts2 MANIFEST --out runs/NAME), or leave checkpoint empty for "
                f"the LibriTTS pretrain (downloaded when online, or beforehand by {hub.FETCH_COMMAND}; offline, "
@@ -152,9 +154,13 @@ class Speaker:
             np.random.seed(seed)
         self.collapsed = []
         pieces = []
+        # On a GPU, the precision its compute capability computes well (trainers.precision): F5 in fp16 from 7.0
+        # as upstream's inference does, or bf16 from 8.0; StyleTTS2 in bf16 from 8.0, else float32.
+        dtype = precision.autocast_dtype("auto", self.device, allowed=INFERENCE_DTYPES[self.engine])
         for sentence in text_mod.sentences(text):
             try:
-                pieces.append(self.sentence(sentence))
+                with torch.autocast("cuda", dtype=dtype) if dtype is not None else contextlib.nullcontext():
+                    pieces.append(self.sentence(sentence).astype(np.float32))
             except torch.cuda.OutOfMemoryError:
                 raise TtsrigError("CUDA ran out of memory: use --device cpu, or shorter text") from None
         self.piece_lengths = [len(p) for p in pieces]

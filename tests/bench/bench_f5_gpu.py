@@ -21,7 +21,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-from trainers import f5  # noqa: E402
+from trainers import f5, precision  # noqa: E402,F401
 from trainers.mels import F5_MELS  # noqa: E402
 
 
@@ -39,7 +39,7 @@ def main() -> int:
     model, vocab = f5.build_model(f5.default_arch(), f5.default_vocab())
     model.cuda()
     opt = torch.optim.AdamW(model.parameters(), lr=1e-5, fused=True)
-    dtype = f5.amp_dtype("auto", "cuda")
+    dtype = precision.autocast_dtype("auto", "cuda")
     batch = max(1, args.frames // args.clip_frames)
     mel = torch.randn(batch, args.clip_frames, F5_MELS, device="cuda")
     text = torch.randint(0, len(vocab), (batch, args.clip_frames // 6), device="cuda")

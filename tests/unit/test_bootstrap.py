@@ -43,6 +43,12 @@ def only_this_python_on_path(tmp_path_factory, monkeypatch):
     return folder
 
 
+@pytest.fixture(autouse=True)
+def no_gpu(monkeypatch):
+    """The plans here are the CPU's: no GPU, whatever card the machine running the tests has."""
+    monkeypatch.setattr(bootstrap, "probe_gpu", lambda: bootstrap.gpu.GpuView())
+
+
 @pytest.fixture
 def probed(monkeypatch):
     """Pretend the CPU probe said a tier (the real probe has its own tests)."""
@@ -964,3 +970,83 @@ def test_a_link_planted_at_the_lock_path_is_refused_and_its_target_untouched(tmp
         with run_lock.held("bootstrap", tmp_path / "venv", str):
             pass
     assert victim.read_text() == "precious"
+
+
+# -- the GPU decides too (envcheck.gpu_choice; the probe's own tests are tests/unit/test_gpu.py) ---------
+
+GPUS = Path(__file__).resolve().parents[1] / "gpus" / "nvml"
+
+
+def cards(monkeypatch, recording: str) -> None:
+    """The GPU probe answers as the recorded card(s) of tests/gpus/nvml/RECORDING.txt."""
+    driver, *lines = (GPUS / f"{recording}.txt").read_text().splitlines()
+    gpus = [bootstrap.gpu.Gpu(i, name, (int(major), int(minor)), int(total) >> 20, int(free) >> 20, uuid)
+            for i, (name, major, minor, total, free, uuid) in enumerate(line.split("|") for line in lines)]
+    monkeypatch.setattr(bootstrap, "probe_gpu", lambda: bootstrap.gpu.GpuView(driver, gpus, source="nvml"))
+
+
+@pytest.mark.parametrize("recording, tier, chosen, gpu_class", [
+    ("tesla-p40--maxwell-pascal", "v3", "v2-maxwell-pascal", "maxwell-pascal"),
+    ("tesla-p40--maxwell-pascal", "pre-v2", "pre-v2", "maxwell-pascal"),
+    ("p40-and-rtx-3060--mixed", "v2", "v2-maxwell-pascal", "maxwell-pascal+volta-hopper"),
+    ("rtx-3060--volta-hopper", "v3", "v3", "volta-hopper"),
+    ("rtx-5090--blackwell", "v3", "v3", "blackwell")])
+def test_the_plan_names_the_gpu_class_and_the_lock_chosen_for_it(probed, tmp_path, monkeypatch, capsys, recording,
+                                                                  tier, chosen, gpu_class):
+    probed(tier)
+    cards(monkeypatch, recording)
+    assert bootstrap.main(["--dry-run", "--venv", str(tmp_path / "v")]) == 0
+    out = capsys.readouterr().out
+    assert f"lock: {lock(chosen)} (for GPU class {gpu_class}: torch " in out
+    assert f"--require-hashes --no-deps -r {lock(chosen)}" in out and "gpu 0:" in out
+
+
+@pytest.mark.parametrize("recording, tier, words", [
+    ("tesla-k80--kepler-or-older", "v3", "Tesla K80 (sm_37, Kepler or older) has no lock"),
+    ("rtx-5090--blackwell", "pre-v2", "has no lock for a pre-v2 CPU"),
+    ("gtx-970--maxwell-pascal", "pre-v2", "the NVIDIA driver 470.256.02 is older than 525.60.13")])
+def test_a_gpu_no_lock_serves_is_one_line_before_anything_is_made(probed, tmp_path, monkeypatch, capsys, recording,
+                                                                  tier, words):
+    probed(tier)
+    cards(monkeypatch, recording)
+    assert bootstrap.main(["--venv", str(tmp_path / "v")]) == 2
+    err = capsys.readouterr().err
+    assert words in err and "--gpu none" in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "v").exists()
+
+
+def test_gpu_none_and_a_capability_override_the_probe(probed, tmp_path, monkeypatch, capsys):
+    probed("v3")
+    cards(monkeypatch, "tesla-p40--maxwell-pascal")
+    assert bootstrap.main(["--dry-run", "--gpu", "none", "--venv", str(tmp_path / "v")]) == 0
+    assert f"lock: {lock('v3')} (for GPU class none:" in capsys.readouterr().out
+    monkeypatch.setattr(bootstrap, "probe_gpu", lambda: bootstrap.gpu.GpuView())
+    assert bootstrap.main(["--dry-run", "--gpu", "sm_61", "--venv", str(tmp_path / "v")]) == 0
+    assert f"lock: {lock('v2-maxwell-pascal')} (for GPU class maxwell-pascal:" in capsys.readouterr().out
+    assert bootstrap.main(["--dry-run", "--gpu", "banana", "--venv", str(tmp_path / "v")]) == 2
+    assert "--gpu 'banana' names no GPU" in capsys.readouterr().err
+
+
+def test_a_new_card_on_a_rerun_is_noticed_and_its_lock_applied(probed, tmp_path, monkeypatch, capsys):
+    """A venv built for the CPU alone (or another card): the re-run sees the P40 and installs the lock for it."""
+    probed("v3")
+    cards(monkeypatch, "tesla-p40--maxwell-pascal")
+    venv = tmp_path / "venv"
+    (venv / "bin").mkdir(parents=True)
+    (venv / "pyvenv.cfg").write_text(f"home = /usr/bin\nversion = {'.'.join(map(str, sys.version_info[:3]))}\n")
+    bootstrap.write_state(venv, {"complete": True, "made_by": "bin/bootstrap", "tier": "v3", "lock": lock("v3"),
+                                 "gpu_class": "none", "python": ".".join(map(str, sys.version_info[:3])),
+                                 "lock_digest": "an earlier lock's"})
+    installed = []
+
+    def install(plan, state):
+        installed.append(bootstrap.rel(plan.lock))
+        raise TtsrigError("stop here")
+
+    monkeypatch.setattr(bootstrap, "install", install)
+    monkeypatch.setattr(bootstrap, "check_disk", lambda venv: None)
+    monkeypatch.setattr(bootstrap, "choose_python", lambda given, venv: bootstrap.Interpreter(
+        sys.executable, "CPython", tuple(sys.version_info[:3])))
+    assert bootstrap.main(["--venv", str(venv)]) == 2
+    assert installed == [lock("v2-maxwell-pascal")]
+    assert "the GPU changed since the last run (none, now maxwell-pascal)" in capsys.readouterr().err

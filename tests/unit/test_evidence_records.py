@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from envcheck import locks, tiers
+from envcheck import gpu_table, locks, tiers
 
 EVIDENCE = locks.REQUIREMENTS / "evidence"
 RECORDS = sorted(EVIDENCE.glob("py3.*/*-*.txt"))
@@ -47,6 +47,17 @@ def test_every_lock_has_a_record_on_its_tiers_cpu(tier, python):
     assert record.exists(), (f"no evidence for {locks.display(locks.lock_path(tier, python))}: run "
                              f"TTSRIG_EVIDENCE_PYTHON=python{locks.python_name(python)} bin/evidence {tier}:{cpu}")
     assert pair(record)[1:] == (tier, cpu)
+
+
+@pytest.mark.parametrize("python", locks.SUPPORTED_PYTHONS, ids=locks.python_name)
+@pytest.mark.parametrize("gpu_lock", gpu_table.load().locks, ids=lambda lock: lock.name)
+def test_every_gpu_lock_has_a_record_on_the_cpu_of_each_tier_it_serves(gpu_lock, python):
+    for tier in gpu_lock.tiers:
+        cpu = tiers.load().tier(tier).emulate
+        record = EVIDENCE / f"py{locks.python_name(python)}" / f"{gpu_lock.name}-{cpu}.txt"
+        assert record.exists(), (f"no evidence for {locks.display(locks.lock_path(gpu_lock.name, python))} on "
+                                 f"{cpu}: run TTSRIG_EVIDENCE_PYTHON=python{locks.python_name(python)} bin/evidence "
+                                 f"{gpu_lock.name}:{cpu}")
 
 
 @pytest.mark.parametrize("record", RECORDS, ids=lambda r: f"{r.parent.name}/{r.name}")

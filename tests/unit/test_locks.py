@@ -13,13 +13,15 @@ from packaging.requirements import Requirement
 from packaging.specifiers import SpecifierSet
 from packaging.version import Version
 
-from envcheck import locks, tiers
+from envcheck import gpu_table, locks, tiers
 from envcheck.errors import TtsrigError
 
 REQ = locks.REQUIREMENTS
 TIERS = list(tiers.TIER_NAMES)
 PYTHONS = [locks.python_name(v) for v in locks.SUPPORTED_PYTHONS]
-PAIRS = [(tier, python) for tier in TIERS for python in PYTHONS]  # one lock each
+# One lock each: every tier's, and every GPU lock (a tier's lock for a GPU class, envcheck/data/gpus.json).
+PAIRS = [(name, python) for name in locks.lock_names() for python in PYTHONS]
+GPU_LOCKS = {lock.name: lock for lock in gpu_table.load().locks}
 SINGLE_LOCKS = sorted(REQ.glob("*.txt"))  # one file for every Python
 ALL_LOCKS = SINGLE_LOCKS + sorted(REQ.glob("py3.*/*.txt"))
 
@@ -103,10 +105,26 @@ def test_lock_names_no_path_of_this_machine(lock):
 
 @pytest.mark.parametrize("pair", PAIRS, ids=pair_id)
 def test_tier_lock_holds_no_forbidden_package(pair):
-    tier, python = pair
-    pins = {**lock_of(tier, python), **locks.parse_lock(REQ / "nodeps.txt")}
-    forbidden = {locks.canonical(n) for n in tiers.load().tier(tier).forbidden}
-    assert not forbidden & set(pins)
+    name, python = pair
+    pins = {**lock_of(name, python), **locks.parse_lock(REQ / "nodeps.txt")}
+    for tier in GPU_LOCKS[name].tiers if name in GPU_LOCKS else (name,):  # a GPU lock: every tier it serves
+        forbidden = {locks.canonical(n) for n in tiers.load().tier(tier).forbidden}
+        assert not forbidden & set(pins), tier
+
+
+# What a GPU decides: the torch build and what comes with it (its CUDA libraries, triton).
+TORCH_DECIDED = re.compile(r"^(torch|torchaudio|triton|nvidia-[a-z0-9-]+)$")
+
+
+@pytest.mark.parametrize("pair", [p for p in PAIRS if p[0] in GPU_LOCKS], ids=pair_id)
+def test_a_gpu_lock_changes_only_what_the_torch_build_decides(pair):
+    """A GPU lock is its tier's lock with another torch: every other pin is the tier's, so the tier's evidence
+    for them holds, and moving between the two changes only the torch build."""
+    name, python = pair
+    own, tiers_lock = lock_of(name, python), lock_of(GPU_LOCKS[name].tier, python)
+    changed = sorted(n for n in set(own) | set(tiers_lock)
+                     if (own.get(n) and own[n].version) != (tiers_lock.get(n) and tiers_lock[n].version))
+    assert changed and all(TORCH_DECIDED.match(n) for n in changed), changed
 
 
 def check_pins_satisfy(lock: Path, source: Path, python: str) -> None:
@@ -384,7 +402,8 @@ def test_bin_lock_refuses_a_python_it_cannot_find_in_one_line(tmp_path):
             (["--python", "3.9"], "bin/lock: --python 3.9: the supported Pythons are 3.10 3.11 3.12 3.13\n"),
             (["--python", "3.12", "dev"], "bin/lock: dev.txt is one lock for every Python, compiled with 3.11: "
                                           "drop --python 3.12\n"),
-            (["v4"], "bin/lock: unknown lock 'v4' (pre-v2 v2 v3 bootstrap dev test-in-venv nodeps)\n")):
+            (["v4"], "bin/lock: unknown lock 'v4' (pre-v2 v2 v3 v2-maxwell-pascal bootstrap dev test-in-venv "
+                     "nodeps)\n")):
         out = subprocess.run([str(root / "bin/lock"), *args], capture_output=True, text=True, env=env)
         assert (out.returncode, out.stderr) == (2, expected), args
     assert sorted(p.name for p in (root / "requirements").iterdir()) == ["nodeps.in"]  # nothing was written
