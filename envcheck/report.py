@@ -80,7 +80,13 @@ def resolve_venv(venv: str | None) -> Path:
         path = Path(sys.prefix)  # .venv/bin/envcheck: the venv it runs in
     else:
         path = ROOT / ".venv"
-    if not (path / "pyvenv.cfg").exists() or not (path / "bin" / "python").exists():
+    try:
+        usable = (path / "pyvenv.cfg").exists() and (path / "bin" / "python").exists()
+    except PermissionError:
+        raise TtsrigError(f"cannot look into the venv {path}: permission denied (it belongs to another user, or a "
+                          "folder above it is private). Run envcheck as its owner, or have them make it readable "
+                          f"(chmod -R a+rX {path}).") from None
+    if not usable:
         raise TtsrigError(f"{path} is not a venv. Build one with bin/bootstrap, or point envcheck at one: "
                           "--venv PATH. (Before installing, `envcheck probe` and `envcheck scan FILE` work "
                           "without a venv.)")
