@@ -292,8 +292,8 @@ def test_say_default_records_the_phonemes_whose_duration_collapsed(monkeypatch):
     frames = [3] + [1 if s == "t" else 4 for s in kept]  # the leading pad, then one per symbol: 't' collapsed
     monkeypatch.setattr(styletts2, "synthesize_timed", lambda *a, **k: (np.ones(2400, np.float32), frames))
     speaker = say.Speaker.__new__(say.Speaker)
-    speaker.engine, speaker.cfg, speaker.voice, speaker.style = "default", {
-        "alpha": 0.3, "beta": 0.7, "diffusion_steps": 3, "embedding_scale": 1.0}, None, None
+    speaker.engine, speaker.cfg, speaker.voice, speaker.style, speaker.device = "default", {
+        "alpha": 0.3, "beta": 0.7, "diffusion_steps": 3, "embedding_scale": 1.0}, None, None, "cpu"
     speaker.render("Cut. Cut.", seed=1)
     assert [(c["phoneme"], c["frames"]) for c in speaker.collapsed] == [("t", 1), ("t", 1)]
     assert speaker.piece_lengths == [2400, 2400]

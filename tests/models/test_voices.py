@@ -193,6 +193,7 @@ def test_cuda_out_of_memory_suggests_the_cpu_or_shorter_text(monkeypatch):
     from voices import say
 
     speaker = say.Speaker.__new__(say.Speaker)
+    speaker.engine, speaker.device = "strong", "cpu"
 
     def out_of_memory(sentence):
         raise __import__("torch").cuda.OutOfMemoryError("CUDA out of memory")
