@@ -6,7 +6,9 @@ What lives where:
   and bytes), `venv` (bootstrap's state record, the names at a venv's top, its site-packages), `locks`
   (requirement files and hash-pinned locks: reading, nodeps.txt, conformance), `tiers` (the tier table).
 - `probe`: which tier this CPU is, and whether it has AVX2.
-- `bootstrap`: bin/bootstrap, from a clean checkout to a verified venv.
+- `bootstrap`: bin/bootstrap, from a clean checkout to a verified venv; its steps in `bootstrap_python`,
+  `bootstrap_venv`, `bootstrap_wheels`, `bootstrap_install` and `bootstrap_summary`, the plan they share in
+  `bootstrap_plan`, paths and logging in `bootstrap_common`.
 - the verifier: `report` (the `envcheck` report), `isolated` (one check in its own interpreter, optionally
   under qemu), `probes` (the report's import probes and smoke checks), `knowledge` (`envcheck scan` and
   its data file), `evidence` (`envcheck evidence`), `asr_probe` (faster-whisper end to end with a tiny

@@ -223,16 +223,61 @@ def wheels_row(report: Report) -> Row:
     return Row("python", name, OK, f"{where}: all {len(installed)} installed wheels fit{needs}")
 
 
+def recorded_layers(state: dict, lock_name: str, python: str) -> dict[str, Path | None]:
+    """The layers the venv's record lists (bin/bootstrap --with): name -> its lock, or None for a built one."""
+    names = state.get("layers") if isinstance(state.get("layers"), dict) else {}
+    return {name: locks.layer_path(name, lock_name, python) for name in names if name in locks.LAYERS}
+
+
+def built_layer_rows(venv: Path, state: dict, layers: dict[str, Path | None]) -> list[Row]:
+    """A built layer (whisper.cpp on pre-v2): its programs in the venv's bin/."""
+    from envcheck import whispercpp_build
+
+    rows = []
+    for name in (n for n, path in layers.items() if path is None):
+        record = state["layers"][name] if isinstance(state["layers"][name], dict) else {}
+        missing = [p for p in whispercpp_build.PROGRAMS if not (venv / "bin" / p).is_file()]
+        detail = (f"whisper.cpp {record.get('whisper.cpp', '?')} ({record.get('build', '?')} build): "
+                  f"{', '.join(whispercpp_build.PROGRAMS)} in {venv / 'bin'}")
+        rows.append(Row("lock", f"{name} layer", FAILED if missing else OK,
+                        f"{', '.join(missing)} missing from {venv / 'bin'}: re-run bin/bootstrap --with {name}"
+                        if missing else detail))
+    return rows
+
+
+def layer_checks(state: dict, venv: Path, emulate: str | None) -> list[tuple[str, Check]]:
+    """The ASR layer at work when the record lists it: faster-whisper transcribing a tiny random Whisper, or the
+    built whisper-cli transcribing as ttsrig runs it (under --emulate, the binary runs under qemu)."""
+    from envcheck import evidence
+
+    record = (state.get("layers") if isinstance(state.get("layers"), dict) else {}).get("asr")
+    if not isinstance(record, dict):
+        return []
+    if "lock" in record:
+        check = next(c for c in evidence.ASR_CHECKS if c.name == "faster-whisper transcribe int8")
+        return [("smoke", dataclasses.replace(check, name="ASR layer: faster-whisper transcribes",
+                                              package="faster-whisper"))]
+    check = evidence.whisper_cpp_checks(str(venv / "bin" / "whisper-cli"), emulate)[1]
+    return [("smoke", dataclasses.replace(check, name="ASR layer: whisper-cli transcribes"))]
+
+
 def lock_rows(report: Report, state: dict) -> list[Row]:
     venv_tier = state.get("tier") if state.get("tier") in tiers.TIER_NAMES else report.cpu.get("tier")
     if venv_tier not in tiers.TIER_NAMES:
         return [Row("lock", "lock conformance", FAILED, "no tier known for this venv; run bin/bootstrap")]
     table = tiers.load()
+    python = python_version(report.venv) or "?"
+    # The lock the record names when it is one of ttsrig's (a GPU lock is not its tier's), else the tier's.
+    recorded = Path(str(state.get("lock") or "")).stem
     try:
-        lock = locks.lock_path(venv_tier, python_version(report.venv) or "?")
+        lock = locks.lock_path(recorded if recorded in locks.lock_names() else venv_tier, python)
+        layers = recorded_layers(state, lock.stem, python)
     except TtsrigError as exc:
         return [Row("lock", "lock conformance", FAILED, f"no lock to compare with: {exc}")]
     pins = {**locks.parse_lock(lock), **locks.parse_lock(locks.REQUIREMENTS / "nodeps.txt")}
+    for layer_lock in layers.values():
+        if layer_lock:
+            pins.update(locks.parse_lock(layer_lock))
     forbidden = {**table.tier(venv_tier).forbidden}
     if report.cpu.get("tier") in tiers.TIER_NAMES:
         forbidden.update(table.tier(report.cpu["tier"]).forbidden)
@@ -246,8 +291,10 @@ def lock_rows(report: Report, state: dict) -> list[Row]:
                         f"{'; '.join(parts[:12])}{' ...' if len(parts) > 12 else ''}. "
                         f"Re-run bin/bootstrap --venv {report.venv} to restore {locks.display(lock)}"))
     else:
+        with_layers = "".join(f" + {locks.display(path)}" for path in layers.values() if path)
         rows.append(Row("lock", "versions equal the lock", OK,
-                        f"{len(pins)} packages equal {locks.display(lock)} + nodeps.txt"))
+                        f"{len(pins)} packages equal {locks.display(lock)} + nodeps.txt{with_layers}"))
+    rows += built_layer_rows(report.venv, state, layers)
     if result.forbidden_present:
         why = "; ".join(f"{n}: {forbidden.get(n, '')}" for n in result.forbidden_present)
         rows.append(Row("lock", "forbidden packages absent", FAILED,
@@ -402,6 +449,7 @@ def build(venv: str | None = None, *, emulate: str | None = None, checkpoints: P
     gpu = not emulate and has_nvidia_driver()
     if gpu:
         checks += [("gpu", c) for c in probes.GPU]
+    checks += layer_checks(state, path, emulate)
     if only:
         checks = [(s, c) for s, c in checks if c.name in only]
     report.rows += run_probes(report, checks, jobs)

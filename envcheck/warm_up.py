@@ -2,7 +2,7 @@
 
 One interpreter in the new venv imports, printing nothing, (1) the report's import probes (envcheck.probes:
 the stack, with f5-tts's model core loaded the way ttsrig loads it) and then (2) every import statement of
-ttsrig's command packages (trainers/, voices/, patches/), read from their source, function-level imports
+ttsrig's command packages (trainers/, voices/, patches/, and the ASR backends), read from their source, function-level imports
 included: the model code those commands import lazily (vocos, transformers' WavLM, StyleTTS2's modules, ...)
 is compiled too, and a new import in the code joins the warm-up without anyone keeping a list. Python writes
 the .pyc file of every module it imports. Standard library only (bootstrap runs on Python 3.8).
@@ -16,17 +16,20 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-COMMAND_PACKAGES = ("trainers", "voices", "patches")
+# ...and the ASR backends, which live in envcheck because its probes run them too (envcheck/asr_backends.py).
+COMMAND_PACKAGES = ("trainers", "voices", "patches", "envcheck/asr_backends.py")
 # Our own modules are compiled in the checkout on first use; the warm-up is for the venv's packages.
 PROJECT_PACKAGES = frozenset({"envcheck", "trainers", "voices", "patches", "tests"})
 TIMEOUT_S = 1800
 
 
 def command_imports(packages: tuple[str, ...] = COMMAND_PACKAGES, root: Path = ROOT) -> list[str]:
-    """Each distinct absolute import statement of another package in these packages' source, in file order."""
+    """Each distinct absolute import statement of another package in these packages' (or files') source, in
+    file order."""
     statements: dict[str, None] = {}
     for package in packages:
-        for source in sorted((root / package).rglob("*.py")):
+        where = root / package
+        for source in [where] if where.is_file() else sorted(where.rglob("*.py")):
             tree = ast.parse(source.read_text(encoding="utf-8"), str(source))
             for node in ast.walk(tree):
                 statement = _statement(node)

@@ -58,6 +58,9 @@ def print_status(env: Env, tier: str, chosen: list[ModuleType]) -> int:
         state, detail = patch.status(env, tier)
         print(f"{patch.NAME:14s} {state:11s} {detail}")
         worst = max(worst, 0 if state in GOOD else 1)
+    for name, entry in env.layers().items():  # what bootstrap added beside the patched packages: not patched
+        what = entry.get("lock") or f"whisper.cpp {entry.get('whisper.cpp', '?')} ({entry.get('build', '?')} build)"
+        print(f"{name + ' layer':14s} {'unpatched':11s} {what}: nothing of it needs a patch")
     return worst
 
 
@@ -72,7 +75,8 @@ def print_status_json(env: Env, tier: str, chosen: list[ModuleType]) -> int:
             state, detail = "unknown", str(exc)
         found.append({"name": patch.NAME, "state": state, "detail": detail, "ok": state in GOOD})
     ok = all(p["ok"] for p in found)
-    print(json.dumps({"venv": str(env.prefix), "tier": tier, "ok": ok, "patches": found}, indent=2))
+    print(json.dumps({"venv": str(env.prefix), "tier": tier, "ok": ok, "patches": found, "layers": env.layers()},
+                     indent=2))
     return 0 if ok else 1
 
 

@@ -68,3 +68,11 @@ class Env:
     def tier(self) -> str | None:
         """The tier bin/bootstrap built this venv for, if it did."""
         return recorded_tier(self.prefix)
+
+    def layers(self) -> dict[str, dict]:
+        """The layers bin/bootstrap added to this venv (--with asr), as its record lists them."""
+        from envcheck.venv import read_state
+
+        layers = (read_state(self.prefix) or {}).get("layers")
+        return {name: entry for name, entry in layers.items() if isinstance(entry, dict)} \
+            if isinstance(layers, dict) else {}

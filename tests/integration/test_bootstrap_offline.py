@@ -28,13 +28,13 @@ pytestmark = pytest.mark.integration
 FIRST_STEPS = """
 import sys
 from pathlib import Path
-from envcheck import bootstrap
+from envcheck import bootstrap, bootstrap_install, bootstrap_python, bootstrap_venv
 args = bootstrap.build_parser().parse_args(sys.argv[1:2])
-plan = bootstrap.make_plan(args, bootstrap.check_python(sys.executable))
+plan = bootstrap.make_plan(args, bootstrap_python.check_python(sys.executable))
 if sys.argv[2:]:
     plan.offline, plan.wheelhouse = True, Path(sys.argv[2])
-bootstrap.ensure_venv(plan)
-bootstrap.ensure_bootstrap_tools(plan)
+bootstrap_venv.ensure_venv(plan)
+bootstrap_install.ensure_bootstrap_tools(plan)
 """
 
 

@@ -114,7 +114,7 @@ def test_removing_a_dropped_package_removes_only_its_files_in_the_venv(host_venv
     package's RECORD lists inside the venv, so a RECORD that points out of it costs the user nothing."""
     import sys
 
-    from envcheck import bootstrap
+    from envcheck import bootstrap_install, bootstrap_plan
 
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
@@ -131,10 +131,10 @@ def test_removing_a_dropped_package_removes_only_its_files_in_the_venv(host_venv
     (meta / "RECORD").write_text("oldpkg.py,,\noldpkg-1.0.dist-info/METADATA,,\noldpkg-1.0.dist-info/RECORD,,\n"
                                  "oldpkg-1.0.dist-info/INSTALLER,,\n../../../../home/thesis.tex,,\n"
                                  f"{outside / 'thesis.tex'},,\n")
-    plan = bootstrap.Plan("v3", "v3", tier_lock("v3"), ROOT / "requirements/nodeps.txt", venv,
-                          sys.executable, "uv", False, "d", pins=locks.parse_lock(tier_lock("v3")))
-    remove = bootstrap.packages_to_remove(plan, ["oldpkg", "pip", "uv"], locks.installed(site))
+    plan = bootstrap_plan.Plan("v3", "v3", tier_lock("v3"), ROOT / "requirements/nodeps.txt", venv,
+                               sys.executable, "uv", False, "d", pins=locks.parse_lock(tier_lock("v3")))
+    remove = bootstrap_install.packages_to_remove(plan, ["oldpkg", "pip", "uv"], locks.installed(site))
     assert remove == ["oldpkg"]
-    bootstrap.run(bootstrap.uninstall_cmd(plan, remove), plan, "removing oldpkg")
+    bootstrap_install.run(bootstrap_install.uninstall_cmd(plan, remove), plan, "removing oldpkg")
     assert "oldpkg" not in locks.installed(site) and not (site / "oldpkg.py").exists()
     assert (outside / "thesis.tex").read_text() == "mine"

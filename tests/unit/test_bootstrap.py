@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from envcheck import bootstrap, locks
+from envcheck import (bootstrap, bootstrap_common, bootstrap_install, bootstrap_plan, bootstrap_python,
+                      bootstrap_summary, bootstrap_venv, bootstrap_wheels, locks)
 from envcheck.errors import TtsrigError
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -26,8 +27,8 @@ def lock(tier: str, python: str = PY) -> str:
 @pytest.fixture(autouse=True)
 def own_wheel_cache(tmp_path, monkeypatch):
     """The user's wheel cache and wheelhouse setting stay out of these tests."""
-    monkeypatch.setenv(bootstrap.WHEEL_CACHE_ENV, str(tmp_path / "wheel-cache"))
-    monkeypatch.delenv(bootstrap.WHEELHOUSE_ENV, raising=False)
+    monkeypatch.setenv(bootstrap_wheels.WHEEL_CACHE_ENV, str(tmp_path / "wheel-cache"))
+    monkeypatch.delenv(bootstrap_wheels.WHEELHOUSE_ENV, raising=False)
     monkeypatch.setenv("TTSRIG_PYTHON_DIR", str(tmp_path / "managed-python"))  # --python-install's folder
 
 
@@ -95,7 +96,7 @@ def test_hand_edited_lock_is_refused_before_anything_happens(probed, tmp_path, m
     lock = req / f"py{PY}/pre-v2.txt"
     lock.write_text(lock.read_text().replace("numpy==1.26.4 \\\n", "numpy==1.26.4\n", 1).replace(
         "numpy==1.26.4\n    --hash", "numpy==1.26.4\n#    --hash", 1))
-    monkeypatch.setattr(bootstrap, "REQUIREMENTS", req)
+    monkeypatch.setattr(bootstrap_common, "REQUIREMENTS", req)
     venv = tmp_path / "venv"
     assert bootstrap.main(["--venv", str(venv)]) == 2
     err = capsys.readouterr().err
@@ -114,11 +115,11 @@ def test_hand_edited_lock_is_refused_before_anything_happens(probed, tmp_path, m
     ],
 )
 def test_installer_failures_become_clear_messages(tmp_path, output, expected):
-    plan = bootstrap.Plan("v3", "v3", ROOT / lock("v3"), ROOT / "requirements/nodeps.txt",
+    plan = bootstrap_plan.Plan("v3", "v3", ROOT / lock("v3"), ROOT / "requirements/nodeps.txt",
                           tmp_path, sys.executable, "uv", False, "x")
     script = f"import sys; print({output!r}); sys.exit(3)"
     with pytest.raises(TtsrigError, match=expected):
-        bootstrap.run([sys.executable, "-c", script], plan, "installing something")
+        bootstrap_install.run([sys.executable, "-c", script], plan, "installing something")
 
 
 @pytest.mark.parametrize("version", ["3 9", "3 9 18", "3 14 0", "3 8 10"])
@@ -127,7 +128,7 @@ def test_unsupported_python_is_named_with_the_fix(tmp_path, version):
     fake.write_text(f"#!/bin/sh\necho 'CPython {version}'\n")
     fake.chmod(0o755)
     with pytest.raises(TtsrigError) as caught:
-        bootstrap.check_python(str(fake))
+        bootstrap_python.check_python(str(fake))
     message = str(caught.value)
     assert f"is CPython {version.replace(' ', '.')}; ttsrig's locks are for CPython 3.10 to 3.13. Pass --python" in message
     assert "sudo apt-get install python3 python3-venv" in message and "\n" not in message
@@ -140,39 +141,40 @@ def test_python_without_venv_module_is_named_with_the_fix(tmp_path, minor):
                     "echo \"ModuleNotFoundError: No module named 'ensurepip'\" >&2\nexit 1\n")
     fake.chmod(0o755)
     with pytest.raises(TtsrigError, match=f"no working `venv` module.*python{minor}-venv"):
-        bootstrap.check_python(str(fake))
+        bootstrap_python.check_python(str(fake))
 
 
 def test_missing_python_is_named(tmp_path):
     with pytest.raises(TtsrigError, match="not found.*CPython 3.10 to 3.13"):
-        bootstrap.check_python(str(tmp_path / "nope"))
+        bootstrap_python.check_python(str(tmp_path / "nope"))
 
 
 def test_this_python_is_accepted():
     if sys.version_info[:2] not in locks.SUPPORTED_PYTHONS:
         pytest.skip("the tests run on a supported Python under tox")
-    found = bootstrap.check_python(sys.executable)
+    found = bootstrap_python.check_python(sys.executable)
     assert found.version == tuple(sys.version_info[:3]) and found.has_venv and found.supported
 
 
 def test_never_installs_into_a_python_installation(tmp_path):
-    plan = bootstrap.Plan("v3", "v3", Path("x"), Path("y"), Path(sys.base_prefix), sys.executable, "uv", False, "d")
+    plan = bootstrap_plan.Plan("v3", "v3", Path("x"), Path("y"), Path(sys.base_prefix), sys.executable, "uv", False,
+                               "d")
     with pytest.raises(TtsrigError, match="never installs into the system's site-packages"):
-        bootstrap.ensure_venv(plan)
+        bootstrap_venv.ensure_venv(plan)
 
 
 def test_refuses_a_folder_that_is_not_a_venv(tmp_path):
     (tmp_path / "notes.txt").write_text("mine")
-    plan = bootstrap.Plan("v3", "v3", Path("x"), Path("y"), tmp_path, sys.executable, "uv", False, "d")
+    plan = bootstrap_plan.Plan("v3", "v3", Path("x"), Path("y"), tmp_path, sys.executable, "uv", False, "d")
     with pytest.raises(TtsrigError, match="exists and is not a virtual environment"):
-        bootstrap.ensure_venv(plan)
+        bootstrap_venv.ensure_venv(plan)
     assert (tmp_path / "notes.txt").read_text() == "mine"
 
 
 def test_full_disk_is_caught_before_installing(tmp_path, monkeypatch):
-    monkeypatch.setattr(bootstrap.shutil, "disk_usage", lambda p: shutil._ntuple_diskusage(100, 99, 10**9))
+    monkeypatch.setattr(bootstrap_venv.shutil, "disk_usage", lambda p: shutil._ntuple_diskusage(100, 99, 10**9))
     with pytest.raises(TtsrigError, match=r"only 1.0 GB free.*--venv PATH"):
-        bootstrap.check_disk(tmp_path / "venv")
+        bootstrap_venv.check_disk(tmp_path / "venv")
 
 
 def test_shim_refuses_a_missing_python(tmp_path):
@@ -192,15 +194,15 @@ def test_first_run_installs_archspec_before_deciding_the_tier(tmp_path, monkeypa
          "level": "x86-64", "sources": {"cpuid": {"ok": True}}},
     ])
     monkeypatch.setattr(bootstrap, "probe_cpu", lambda venv, python: (calls.append("probe"), next(answers))[1])
-    monkeypatch.setattr(bootstrap, "check_disk", lambda venv: None)
-    monkeypatch.setattr(bootstrap, "ensure_venv", lambda plan: calls.append("venv"))
-    monkeypatch.setattr(bootstrap, "ensure_bootstrap_tools", lambda plan: calls.append("archspec"))
+    monkeypatch.setattr(bootstrap_venv, "check_disk", lambda venv: None)
+    monkeypatch.setattr(bootstrap_venv, "ensure_venv", lambda plan: calls.append("venv"))
+    monkeypatch.setattr(bootstrap_install, "ensure_bootstrap_tools", lambda plan: calls.append("archspec"))
 
     def install(plan, state):
         calls.append(f"install {plan.tier}")
         raise TtsrigError("stop here")
 
-    monkeypatch.setattr(bootstrap, "install", install)
+    monkeypatch.setattr(bootstrap_install, "install", install)
     assert bootstrap.main(["--venv", str(tmp_path / "venv")]) == 2
     assert calls == ["probe", "venv", "archspec", "probe", "install pre-v2"]
     assert "cpuid view unavailable" not in capsys.readouterr().err
@@ -230,8 +232,8 @@ def fake_python(tmp_path):
     return str(path)
 
 
-def plan_for(venv: Path, python: str = sys.executable, **extra) -> bootstrap.Plan:
-    return bootstrap.Plan("v3", "v3", ROOT / lock("v3"), ROOT / "requirements/nodeps.txt", venv, python,
+def plan_for(venv: Path, python: str = sys.executable, **extra) -> bootstrap_plan.Plan:
+    return bootstrap_plan.Plan("v3", "v3", ROOT / lock("v3"), ROOT / "requirements/nodeps.txt", venv, python,
                           "uv", False, "d", **extra)
 
 
@@ -248,7 +250,7 @@ def no_installs(monkeypatch):
         calls.append(what)
         raise TtsrigError(f"stopped before: {what}")
 
-    monkeypatch.setattr(bootstrap, "run", stop)
+    monkeypatch.setattr(bootstrap_install, "run", stop)
     return calls
 
 
@@ -260,7 +262,7 @@ def test_a_stray_pyvenv_cfg_beside_user_files_is_refused_and_nothing_is_lost(tmp
     (folder / "lib" / "data.csv").write_text("1,2,3")
     before = user_files(folder)
     with pytest.raises(TtsrigError) as caught:
-        bootstrap.ensure_venv(plan_for(folder, fake_python))
+        bootstrap_venv.ensure_venv(plan_for(folder, fake_python))
     message = str(caught.value)
     assert "\n" not in message
     assert str(folder) in message and "did not make" in message
@@ -286,11 +288,11 @@ def test_main_refuses_a_folder_it_did_not_make_in_one_line(probed, tmp_path, fak
 def test_an_empty_folder_may_be_used_and_the_record_comes_before_the_venv(tmp_path, fake_python):
     folder = tmp_path / "empty"
     folder.mkdir()
-    bootstrap.ensure_venv(plan_for(folder, fake_python))
+    bootstrap_venv.ensure_venv(plan_for(folder, fake_python))
     assert (folder / "pyvenv.cfg").is_file()
     # The record was written first: a run killed while the venv is made leaves a folder the next run owns.
     assert (folder / ".record-came-first").read_text() == "yes\n"
-    assert json.loads((folder / bootstrap.STATE_NAME).read_text())["made_by"] == "bin/bootstrap"
+    assert json.loads((folder / bootstrap_venv.STATE_NAME).read_text())["made_by"] == "bin/bootstrap"
 
 
 @pytest.mark.parametrize("damage", ["only the record is left", "lib removed", "python not runnable",
@@ -303,7 +305,7 @@ def test_a_venv_bootstrap_made_with_a_broken_tree_is_rebuilt_keeping_other_files
     (venv / "pyvenv.cfg").write_text("home = /gone\n")
     (venv / "bin/python").write_text("not a program")  # the base Python was removed: it no longer runs
     (venv / "ttsrig-patches.json").write_text("{}")
-    (venv / bootstrap.STATE_NAME).write_text(json.dumps({"complete": True, "tier": "v3", "packages": ["torch"]}))
+    (venv / bootstrap_venv.STATE_NAME).write_text(json.dumps({"complete": True, "tier": "v3", "packages": ["torch"]}))
     (venv / "my-notes.txt").write_text("kept")
     if damage == "only the record is left":
         for entry in ("bin", "lib", "pyvenv.cfg", "ttsrig-patches.json"):
@@ -314,18 +316,18 @@ def test_a_venv_bootstrap_made_with_a_broken_tree_is_rebuilt_keeping_other_files
         shutil.rmtree(venv / "lib")
     elif damage == "pyvenv.cfg removed":
         (venv / "pyvenv.cfg").unlink()
-    bootstrap.ensure_venv(plan_for(venv, fake_python))
+    bootstrap_venv.ensure_venv(plan_for(venv, fake_python))
     assert (venv / "pyvenv.cfg").read_text() == "home = /nowhere\n"  # made again
     assert not (venv / "lib/python3.11/site-packages/torch").exists()
     assert not (venv / "ttsrig-patches.json").exists()  # the patch record of the old torch went with it
     assert (venv / "my-notes.txt").read_text() == "kept"  # not bootstrap's: left alone
-    assert json.loads((venv / bootstrap.STATE_NAME).read_text())["complete"] is False
+    assert json.loads((venv / bootstrap_venv.STATE_NAME).read_text())["complete"] is False
 
 
 def test_a_state_file_without_its_tree_is_rebuilt_by_main(probed, tmp_path, fake_python, no_installs, capsys):
     venv = tmp_path / "venv"
     venv.mkdir()
-    (venv / bootstrap.STATE_NAME).write_text(json.dumps({"complete": True, "tier": "pre-v2", "lock_digest": "x"}))
+    (venv / bootstrap_venv.STATE_NAME).write_text(json.dumps({"complete": True, "tier": "pre-v2", "lock_digest": "x"}))
     assert bootstrap.main(["--venv", str(venv), "--python", fake_python]) == 2  # stopped at the first install
     err = capsys.readouterr().err
     assert "rebuilding it" in err and "Traceback" not in err
@@ -336,27 +338,28 @@ def test_a_state_file_without_its_tree_is_rebuilt_by_main(probed, tmp_path, fake
 def test_a_venv_made_by_bootstrap_with_a_working_python_is_kept(tmp_path):
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
-    (venv / bootstrap.STATE_NAME).write_text("{}")
+    (venv / bootstrap_venv.STATE_NAME).write_text("{}")
     marker = venv / f"lib/python{PY}/site-packages/marker.txt"
     marker.write_text("x")
     pip = venv / f"lib/python{PY}/site-packages/pip"
     pip.mkdir()
     (pip / "__init__.py").write_text("")
-    bootstrap.ensure_venv(plan_for(venv))
+    bootstrap_venv.ensure_venv(plan_for(venv))
     assert marker.exists()
     # The check is for the plan's Python, not for 3.11: the same venv does not pass as another Python's.
     other = "3.13.0" if PY != "3.13" else "3.12.0"
-    assert bootstrap.venv_tree_ok(plan_for(venv)) and not bootstrap.venv_tree_ok(plan_for(venv, python_version=other))
+    assert bootstrap_venv.venv_tree_ok(plan_for(venv))
+    assert not bootstrap_venv.venv_tree_ok(plan_for(venv, python_version=other))
 
 
 def test_a_killed_venv_creation_is_one_line_and_the_next_run_finishes_it(tmp_path, fake_python, monkeypatch):
     venv = tmp_path / "venv"
     monkeypatch.setenv("FAKE_VENV_EXIT", "1")
     with pytest.raises(TtsrigError, match=r"creating the venv .* failed.*re-run bin/bootstrap"):
-        bootstrap.ensure_venv(plan_for(venv, fake_python))
-    assert (venv / bootstrap.STATE_NAME).is_file()  # still bootstrap's folder
+        bootstrap_venv.ensure_venv(plan_for(venv, fake_python))
+    assert (venv / bootstrap_venv.STATE_NAME).is_file()  # still bootstrap's folder
     monkeypatch.setenv("FAKE_VENV_EXIT", "0")
-    bootstrap.ensure_venv(plan_for(venv, fake_python))
+    bootstrap_venv.ensure_venv(plan_for(venv, fake_python))
     assert (venv / "pyvenv.cfg").is_file()
 
 
@@ -376,12 +379,12 @@ def test_home_the_root_and_the_checkout_are_never_a_venv_even_with_a_record(tmp_
     home.mkdir()
     monkeypatch.setenv("HOME", str(home))
     (home / "pyvenv.cfg").write_text("home = /gone\n")  # `python -m venv ~` once, and a record in it
-    (home / bootstrap.STATE_NAME).write_text("{}")
+    (home / bootstrap_venv.STATE_NAME).write_text("{}")
     (home / "photos.txt").write_text("irreplaceable")
     for venv, what in ((home, "your home folder"), (Path("/"), "the root folder"), (ROOT, "the ttsrig checkout"),
                        (ROOT.parent, "a folder above the ttsrig checkout")):
         with pytest.raises(TtsrigError, match=f"is {what}; .*Choose another --venv"):
-            bootstrap.ensure_venv(plan_for(venv, fake_python))
+            bootstrap_venv.ensure_venv(plan_for(venv, fake_python))
     assert (home / "photos.txt").read_text() == "irreplaceable"
 
 
@@ -399,7 +402,7 @@ def test_a_symlink_is_judged_where_it_points(probed, tmp_path, fake_python, no_i
     target.parent.mkdir()
     link.unlink()
     link.symlink_to(target)
-    bootstrap.ensure_venv(plan_for(bootstrap.resolve_venv(str(link)), fake_python))
+    bootstrap_venv.ensure_venv(plan_for(bootstrap_venv.resolve_venv(str(link)), fake_python))
     assert (target / "pyvenv.cfg").is_file() and link.is_symlink()
 
 
@@ -410,8 +413,8 @@ def test_removal_takes_only_installed_packages_and_never_bootstraps_own_tools(tm
             "iniconfig": "2.0.0", "pandas": "3.0", "torch": "2.7.0"}
     # A state record (hand-edited, or from a broken run) that names the tools themselves.
     previous = ["pip", "setuptools", "uv", "archspec", "ttsrig", "iniconfig", "not-installed", "torch", 7]
-    assert bootstrap.packages_to_remove(plan, previous, have) == ["iniconfig", "pandas"]
-    assert bootstrap.packages_to_remove(plan, "garbage", have) == ["pandas"]
+    assert bootstrap_install.packages_to_remove(plan, previous, have) == ["iniconfig", "pandas"]
+    assert bootstrap_install.packages_to_remove(plan, "garbage", have) == ["pandas"]
 
 
 # --- --offline into a new venv, the wheel cache and the wheelhouse --------
@@ -436,8 +439,8 @@ def fake_bootstrap_lock(tmp_path: Path) -> tuple[Path, dict[str, Path]]:
 @pytest.fixture
 def offline_setup(tmp_path, monkeypatch):
     req, wheels = fake_bootstrap_lock(tmp_path)
-    monkeypatch.setattr(bootstrap, "REQUIREMENTS", req)
-    monkeypatch.setenv(bootstrap.WHEEL_CACHE_ENV, str(tmp_path / "cache"))
+    monkeypatch.setattr(bootstrap_common, "REQUIREMENTS", req)
+    monkeypatch.setenv(bootstrap_wheels.WHEEL_CACHE_ENV, str(tmp_path / "cache"))
     calls = []
 
     def record(cmd, plan, what, *rest):
@@ -447,7 +450,7 @@ def offline_setup(tmp_path, monkeypatch):
             for wheel in wheels.values():
                 shutil.copy(wheel, dest / wheel.name)
 
-    monkeypatch.setattr(bootstrap, "run", record)
+    monkeypatch.setattr(bootstrap_install, "run", record)
     venv = tmp_path / "venv"
     (venv / "lib/python3.11/site-packages").mkdir(parents=True)
     return venv, wheels, calls, tmp_path / "cache"
@@ -458,7 +461,7 @@ def test_offline_with_nothing_cached_says_what_to_copy_where(offline_setup):
     plan = plan_for(venv)
     plan.offline = True
     with pytest.raises(TtsrigError) as caught:
-        bootstrap.ensure_bootstrap_tools(plan)
+        bootstrap_install.ensure_bootstrap_tools(plan)
     message = str(caught.value)
     assert "\n" not in message
     assert message.startswith("offline, and the installer's own wheels (archspec 0.2.7, uv 0.13.9")
@@ -469,7 +472,7 @@ def test_offline_with_nothing_cached_says_what_to_copy_where(offline_setup):
 
 def test_online_the_installer_wheels_are_kept_then_installed_from_disk(offline_setup):
     venv, wheels, calls, cache = offline_setup
-    bootstrap.ensure_bootstrap_tools(plan_for(venv))
+    bootstrap_install.ensure_bootstrap_tools(plan_for(venv))
     download, install = calls
     assert download[2:4] == ["pip", "download"] and "--require-hashes" in download
     assert sorted(p.name for p in cache.iterdir()) == sorted(w.name for w in wheels.values())  # no temp folder left
@@ -479,7 +482,7 @@ def test_online_the_installer_wheels_are_kept_then_installed_from_disk(offline_s
     calls.clear()
     plan = plan_for(venv)
     plan.offline = True
-    bootstrap.ensure_bootstrap_tools(plan)
+    bootstrap_install.ensure_bootstrap_tools(plan)
     assert len(calls) == 1 and "download" not in calls[0]
 
 
@@ -491,7 +494,7 @@ def test_a_wheelhouse_serves_the_installer_and_a_damaged_wheel_is_refused(offlin
         shutil.copy(wheel, house / wheel.name)
     (house / "uv-0.13.9-py3-none-macosx_11_0_arm64.whl").write_bytes(b"another platform")
     plan = plan_for(venv, wheelhouse=house)
-    bootstrap.ensure_bootstrap_tools(plan)
+    bootstrap_install.ensure_bootstrap_tools(plan)
     (install,) = calls
     links = Path(install[install.index("--find-links") + 1])
     assert "--no-index" in install and "--require-hashes" in install
@@ -500,7 +503,7 @@ def test_a_wheelhouse_serves_the_installer_and_a_damaged_wheel_is_refused(offlin
     (house / wheels["uv"].name).write_bytes(b"tampered")
     with pytest.raises(TtsrigError, match=r"installing from the wheelhouse only.*uv-0.13.9-py3-none-manylinux"
                                           r"_2_17_x86_64.whl does not match the hash"):
-        bootstrap.ensure_bootstrap_tools(plan)
+        bootstrap_install.ensure_bootstrap_tools(plan)
     assert calls == [] and not links.exists()
 
 
@@ -512,15 +515,16 @@ def test_the_wheelhouse_plan_uses_it_for_every_step(probed, tmp_path, monkeypatc
         name = pin.name.replace("-", "_")
         (house / (f"{name}-{pin.version}.tar.gz" if pin.name == "monotonic-align"
                   else f"{name}-{pin.version}-py3-none-any.whl")).write_bytes(b"")
-    monkeypatch.setenv(bootstrap.WHEELHOUSE_ENV, str(house))
+    monkeypatch.setenv(bootstrap_wheels.WHEELHOUSE_ENV, str(house))
     assert bootstrap.main(["--dry-run", "--offline", "--venv", str(tmp_path / "v")]) == 0
     out = capsys.readouterr().out
     assert f"uv install --no-index --find-links {house} --offline --require-hashes --no-deps -r {lock('pre-v2')}" in out
     assert f"--no-index --find-links {house} --offline --require-hashes --no-deps --no-build-isolation -r requirements/nodeps.txt" in out
     assert f"pip install --require-hashes --no-deps --no-index --find-links {house} --find-links" in out
     plan = bootstrap.make_plan(bootstrap.build_parser().parse_args(["--venv", str(tmp_path / "v")]),
-                               bootstrap.check_python(sys.executable))
-    assert bootstrap.installer_cmd(plan, "-r", "x")[-5:] == ["--no-index", "--find-links", str(house), "-r", "x"]
+                               bootstrap_python.check_python(sys.executable))
+    assert bootstrap_install.installer_cmd(plan, "-r", "x")[-5:] == ["--no-index", "--find-links", str(house), "-r",
+                                                                    "x"]
     # One file missing: refused before anything changes, naming it and the folder.
     (house / "torch-2.7.0-py3-none-any.whl").unlink()
     assert bootstrap.main(["--offline", "--venv", str(tmp_path / "v")]) == 2
@@ -544,7 +548,7 @@ def test_pip_cannot_install_offline_without_a_wheelhouse(probed, tmp_path, capsy
 def test_offline_cache_misses_become_clear_messages(tmp_path, output, expected):
     script = f"import sys; print({output!r}); sys.exit(1)"
     with pytest.raises(TtsrigError, match=expected):
-        bootstrap.run([sys.executable, "-c", script], plan_for(tmp_path), "installing something")
+        bootstrap_install.run([sys.executable, "-c", script], plan_for(tmp_path), "installing something")
 
 
 # --- a hand-edited lock names its line ---------------------------------------
@@ -561,8 +565,8 @@ def git_checkout(tmp_path, monkeypatch):
     subprocess.run([*git, "init", "-q"], check=True)
     subprocess.run([*git, "add", "requirements"], check=True)
     subprocess.run([*git, "commit", "-q", "-m", "locks"], check=True)
-    monkeypatch.setattr(bootstrap, "ROOT", repo)
-    monkeypatch.setattr(bootstrap, "REQUIREMENTS", repo / "requirements")
+    monkeypatch.setattr(bootstrap_common, "ROOT", repo)
+    monkeypatch.setattr(bootstrap_common, "REQUIREMENTS", repo / "requirements")
     return repo
 
 
@@ -609,12 +613,12 @@ def test_an_installer_hash_mismatch_names_the_lock_line(tmp_path):
     line = locks.parse_lock(v3)["munch"].line
     with pytest.raises(TtsrigError, match=rf"{lock('v3')} line {line}: the file of munch==2.5.0 does not match"
                                           r".*edited by hand.*git checkout -- requirements/"):
-        bootstrap.run([sys.executable, "-c", script], plan_for(tmp_path), "installing", (ROOT / "requirements/nodeps.txt", v3))
+        bootstrap_install.run([sys.executable, "-c", script], plan_for(tmp_path), "installing", (ROOT / "requirements/nodeps.txt", v3))
     pip_output = ("ERROR: THESE PACKAGES DO NOT MATCH THE HASHES FROM THE REQUIREMENTS FILE.\n"
                   "    munch==2.5.0 from https://files.example/munch-2.5.0-py2.py3-none-any.whl (from -r x (line 1)):\n")
     script = f"import sys; print({pip_output!r}); sys.exit(1)"
     with pytest.raises(TtsrigError, match=rf"{lock('v3')} line {line}: the file of munch==2.5.0"):
-        bootstrap.run([sys.executable, "-c", script], plan_for(tmp_path), "installing", (v3,))
+        bootstrap_install.run([sys.executable, "-c", script], plan_for(tmp_path), "installing", (v3,))
 
 
 def test_a_pin_the_index_does_not_have_is_called_an_edit_online_and_missing_offline(tmp_path):
@@ -622,10 +626,10 @@ def test_a_pin_the_index_does_not_have_is_called_an_edit_online_and_missing_offl
     script = f"import sys; print({output!r}); sys.exit(1)"
     v3 = ROOT / lock("v3")
     with pytest.raises(TtsrigError, match=rf"{lock('v3')} names a release the index does not have.*edited by hand"):
-        bootstrap.run([sys.executable, "-c", script], plan_for(tmp_path), "installing", (v3,))
+        bootstrap_install.run([sys.executable, "-c", script], plan_for(tmp_path), "installing", (v3,))
     house = plan_for(tmp_path, wheelhouse=tmp_path / "house")
     with pytest.raises(TtsrigError, match=rf"a file of {lock('v3')} is not in {tmp_path}/house: copy it there"):
-        bootstrap.run([sys.executable, "-c", script], house, "installing", (v3,))
+        bootstrap_install.run([sys.executable, "-c", script], house, "installing", (v3,))
 
 
 def test_a_venv_whose_python_cannot_run_is_probed_with_the_given_python(tmp_path):
@@ -685,20 +689,20 @@ def test_the_newest_supported_python_on_path_is_picked(path_dir, tmp_path, capsy
     fake_python_at(path_dir, "python3.12", "3.12.3")
     not_a_python(path_dir, "python3.13")  # a pyenv shim: on PATH, does not run
     fake_python_at(path_dir, "python3.14", "3.14.0")  # too new: never a candidate
-    chosen = bootstrap.choose_python(None, tmp_path / "venv")
+    chosen = bootstrap_python.choose_python(None, tmp_path / "venv")
     assert (Path(chosen.path).name, chosen.name) == ("python3.12", "CPython 3.12.3")
     with pytest.raises(TtsrigError, match=r"python3.13 does not run as a Python \(pyenv: python3.13: command not "
                                           r"found\)\. Pass --python with a CPython 3.10 to 3.13 that runs"):
-        bootstrap.choose_python("python3.13", tmp_path / "venv")
+        bootstrap_python.choose_python("python3.13", tmp_path / "venv")
     fake_python_at(path_dir, "python3.13", "3.13.5")
-    assert Path(bootstrap.choose_python(None, tmp_path / "venv").path).name == "python3.13"
+    assert Path(bootstrap_python.choose_python(None, tmp_path / "venv").path).name == "python3.13"
     # --python wins over PATH.
-    assert bootstrap.choose_python("python3.10", tmp_path / "venv").name == "CPython 3.10.12"
+    assert bootstrap_python.choose_python("python3.10", tmp_path / "venv").name == "CPython 3.10.12"
 
 
 def test_python3_counts_when_its_version_is_supported(path_dir, tmp_path):
     fake_python_at(path_dir, "python3", "3.12.3")  # Ubuntu 24.04 without the python3.12 name on PATH
-    assert bootstrap.choose_python(None, tmp_path / "venv").name == "CPython 3.12.3"
+    assert bootstrap_python.choose_python(None, tmp_path / "venv").name == "CPython 3.12.3"
 
 
 def test_an_existing_venv_keeps_its_python_when_it_is_on_path(path_dir, tmp_path):
@@ -706,19 +710,19 @@ def test_an_existing_venv_keeps_its_python_when_it_is_on_path(path_dir, tmp_path
     fake_python_at(path_dir, "python3.13", "3.13.5")
     venv = tmp_path / "venv"
     venv.mkdir()
-    (venv / bootstrap.STATE_NAME).write_text(json.dumps({"complete": True, "tier": "v3", "python": "3.11.2"}))
-    assert bootstrap.choose_python(None, venv).name == "CPython 3.11.2"
-    assert bootstrap.choose_python(None, tmp_path / "new").name == "CPython 3.13.5"
+    (venv / bootstrap_venv.STATE_NAME).write_text(json.dumps({"complete": True, "tier": "v3", "python": "3.11.2"}))
+    assert bootstrap_python.choose_python(None, venv).name == "CPython 3.11.2"
+    assert bootstrap_python.choose_python(None, tmp_path / "new").name == "CPython 3.13.5"
 
 
 def test_the_newest_without_venv_gives_way_to_one_with_it(path_dir, tmp_path, capsys):
     fake_python_at(path_dir, "python3.13", "3.13.5", has_venv=False)
     fake_python_at(path_dir, "python3.11", "3.11.2")
-    assert bootstrap.choose_python(None, tmp_path / "venv").name == "CPython 3.11.2"
+    assert bootstrap_python.choose_python(None, tmp_path / "venv").name == "CPython 3.11.2"
     assert "python3.13 (CPython 3.13.5) cannot make a venv" in capsys.readouterr().err
     (path_dir / "python3.11").unlink()
     with pytest.raises(TtsrigError) as caught:
-        bootstrap.choose_python(None, tmp_path / "venv")
+        bootstrap_python.choose_python(None, tmp_path / "venv")
     assert "has no working `venv` module" in str(caught.value)
     assert "`sudo apt-get install python3.13-venv`" in str(caught.value)
 
@@ -752,7 +756,7 @@ def test_the_plan_picks_the_lock_of_the_chosen_python(probed, path_dir, tmp_path
 def test_the_summary_names_the_lock_and_the_python(tmp_path):
     plan = plan_for(tmp_path, python="/usr/bin/python3.12", python_version="3.12.1")
     plan.lock = ROOT / lock("v3", "3.12")
-    text = bootstrap.summary(plan, locks.conformance({}, {}, []), [], "applied", 1.0)
+    text = bootstrap_summary.summary(plan, locks.conformance({}, {}, []), [], "applied", 1.0)
     assert "lock:      requirements/py3.12/v3.txt, CPython 3.12.1 + requirements/nodeps.txt" in text
     assert "python:    CPython 3.12.1 (/usr/bin/python3.12)" in text
 
@@ -762,7 +766,7 @@ def test_a_missing_lock_for_the_chosen_python_is_one_line_before_anything(probed
     req = tmp_path / "requirements"
     shutil.copytree(ROOT / "requirements", req, ignore=shutil.ignore_patterns("evidence"))
     (req / "py3.12/pre-v2.txt").unlink()
-    monkeypatch.setattr(bootstrap, "REQUIREMENTS", req)
+    monkeypatch.setattr(bootstrap_common, "REQUIREMENTS", req)
     fake_python_at(path_dir, "python3.12", "3.12.3")
     venv = tmp_path / "venv"
     assert bootstrap.main(["--venv", str(venv)]) == 2
@@ -780,7 +784,7 @@ def test_another_python_on_an_existing_venv_is_refused_in_one_line(probed, path_
     venv.mkdir()
     record = {"complete": True, "made_by": "bin/bootstrap", "tier": "pre-v2", "python": "3.11.2",
               "lock": lock("pre-v2", "3.11")}
-    (venv / bootstrap.STATE_NAME).write_text(json.dumps(record))
+    (venv / bootstrap_venv.STATE_NAME).write_text(json.dumps(record))
     before = user_files(venv)
     for args in (["--dry-run"], []):
         assert bootstrap.main([*args, "--venv", str(venv), "--python", python312]) == 2
@@ -790,7 +794,7 @@ def test_another_python_on_an_existing_venv_is_refused_in_one_line(probed, path_
                        f"elsewhere with --venv PATH, or remove {venv} (bin/bootstrap made it) and re-run.\n")
     assert user_files(venv) == before and not no_installs
     # A record from before bootstrap wrote the Python: pyvenv.cfg's version says it.
-    (venv / bootstrap.STATE_NAME).write_text(json.dumps({"complete": True, "tier": "pre-v2"}))
+    (venv / bootstrap_venv.STATE_NAME).write_text(json.dumps({"complete": True, "tier": "pre-v2"}))
     (venv / "pyvenv.cfg").write_text("home = /usr/bin\nversion = 3.11.7\n")
     assert bootstrap.main(["--dry-run", "--venv", str(venv), "--python", python312]) == 2
     assert "was built with CPython 3.11.7" in capsys.readouterr().err
@@ -803,14 +807,14 @@ def test_the_record_names_the_python_and_its_lock(tmp_path, monkeypatch, python)
     venv = tmp_path / "venv"
     plan = plan_for(venv, fake, python_version=python)
     plan.lock = ROOT / lock("v3", minor)
-    bootstrap.ensure_venv(plan)
-    assert json.loads((venv / bootstrap.STATE_NAME).read_text())["python"] == python  # written before the venv
-    assert bootstrap.site_packages(venv) == venv / f"lib/python{minor}/site-packages"
-    monkeypatch.setattr(bootstrap, "ensure_venv", lambda plan: None)
-    monkeypatch.setattr(bootstrap, "ensure_bootstrap_tools", lambda plan: None)
-    monkeypatch.setattr(bootstrap, "run", lambda *args, **kw: None)
-    bootstrap.install(plan, {})
-    state = json.loads((venv / bootstrap.STATE_NAME).read_text())
+    bootstrap_venv.ensure_venv(plan)
+    assert json.loads((venv / bootstrap_venv.STATE_NAME).read_text())["python"] == python  # written before the venv
+    assert bootstrap_venv.site_packages(venv) == venv / f"lib/python{minor}/site-packages"
+    monkeypatch.setattr(bootstrap_venv, "ensure_venv", lambda plan: None)
+    monkeypatch.setattr(bootstrap_install, "ensure_bootstrap_tools", lambda plan: None)
+    monkeypatch.setattr(bootstrap_install, "run", lambda *args, **kw: None)
+    bootstrap_install.install(plan, {})
+    state = json.loads((venv / bootstrap_venv.STATE_NAME).read_text())
     assert (state["python"], state["lock"], state["complete"]) == (python, lock("v3", minor), True)
     from envcheck.venv import recorded_python
     assert recorded_python(venv) == python
@@ -821,8 +825,9 @@ def test_the_module_runs_on_python_3_8_syntax():
     import it (the venv's own Python is checked separately)."""
     import ast
 
-    for module in ("bootstrap", "managed_python", "paths", "locks", "tiers", "venv", "atomic", "digests", "errors",
-                   "wheels"):
+    for module in ("bootstrap", "bootstrap_common", "bootstrap_plan", "bootstrap_python", "bootstrap_venv",
+                   "bootstrap_wheels", "bootstrap_install", "bootstrap_summary", "managed_python", "paths", "locks",
+                   "tiers", "venv", "atomic", "digests", "errors", "wheels"):
         source = (ROOT / "envcheck" / f"{module}.py").read_text()
         ast.parse(source, feature_version=(3, 8))
         assert "removeprefix" not in source and "removesuffix" not in source, module
@@ -849,7 +854,7 @@ def test_the_compiler_hint_names_the_dev_package_of_the_venvs_python(tmp_path):
     script = "import sys; print(\"error: command 'gcc' failed: No such file or directory\"); sys.exit(1)"
     plan = plan_for(tmp_path, python_version="3.13.5")
     with pytest.raises(TtsrigError, match=r"`sudo apt-get install build-essential python3.13-dev`"):
-        bootstrap.run([sys.executable, "-c", script], plan, "installing something")
+        bootstrap_install.run([sys.executable, "-c", script], plan, "installing something")
 
 
 def managed_python_at(tmp_path: Path, version: str = "3.11.9") -> str:
@@ -861,13 +866,14 @@ def managed_python_at(tmp_path: Path, version: str = "3.11.9") -> str:
 
 def test_the_python_install_made_is_used_by_later_runs_without_the_flag(path_dir, tmp_path):
     managed = managed_python_at(tmp_path)
-    assert bootstrap.choose_python(None, tmp_path / "venv").path == managed  # nothing on PATH
+    assert bootstrap_python.choose_python(None, tmp_path / "venv").path == managed  # nothing on PATH
     fake_python_at(path_dir, "python3.13", "3.13.5")
-    assert bootstrap.choose_python(None, tmp_path / "new").name == "CPython 3.13.5"  # PATH's newest comes first
+    assert bootstrap_python.choose_python(None, tmp_path / "new").name == "CPython 3.13.5"  # PATH's newest comes first
     venv = tmp_path / "venv"
     venv.mkdir()
-    (venv / bootstrap.STATE_NAME).write_text(json.dumps({"complete": True, "tier": "v3", "python": "3.11.9"}))
-    assert bootstrap.choose_python(None, venv).path == managed  # ...but a venv keeps the Python it was built with
+    (venv / bootstrap_venv.STATE_NAME).write_text(json.dumps({"complete": True, "tier": "v3", "python": "3.11.9"}))
+    # ...but a venv keeps the Python it was built with
+    assert bootstrap_python.choose_python(None, venv).path == managed
 
 
 def test_python_install_plans_with_the_installed_python_and_the_summary_says_whose_it_is(probed, path_dir,
@@ -877,7 +883,7 @@ def test_python_install_plans_with_the_installed_python_and_the_summary_says_who
     out = capsys.readouterr().out
     assert f"python: CPython 3.11.9 ({managed})" in out and f"lock: {lock('pre-v2', '3.11')}" in out
     plan = plan_for(tmp_path, python=managed, python_version="3.11.9")
-    text = bootstrap.summary(plan, locks.conformance({}, {}, []), [], "applied", 1.0)
+    text = bootstrap_summary.summary(plan, locks.conformance({}, {}, []), [], "applied", 1.0)
     assert (f"python:    CPython 3.11.9 ({managed}; uv's baseline x86-64 build, in ttsrig's folder "
             f"{tmp_path / 'managed-python'})") in text
 
@@ -902,13 +908,13 @@ def test_compile_choices_reach_the_installers(tmp_path):
     """all: the installer compiles every module; used and none: it compiles nothing (uv's default; pip is told).
     none is the default: tests/bench/README.md has the measured trade-off."""
     assert bootstrap.build_parser().parse_args([]).compile == "none" == plan_for(tmp_path / "v").compile
-    default = bootstrap.installer_cmd(plan_for(tmp_path / "v"), "-r", "x")
+    default = bootstrap_install.installer_cmd(plan_for(tmp_path / "v"), "-r", "x")
     assert "--compile-bytecode" not in default
     for installer in ("uv", "pip"):
         for choice, flag in (("all", True), ("used", False), ("none", False)):
             plan = plan_for(tmp_path / "v", compile=choice)
             plan.installer = installer
-            cmd = bootstrap.installer_cmd(plan, "-r", "x")
+            cmd = bootstrap_install.installer_cmd(plan, "-r", "x")
             if installer == "uv":
                 assert ("--compile-bytecode" in cmd) is flag, (installer, choice)
             else:
@@ -1034,19 +1040,125 @@ def test_a_new_card_on_a_rerun_is_noticed_and_its_lock_applied(probed, tmp_path,
     venv = tmp_path / "venv"
     (venv / "bin").mkdir(parents=True)
     (venv / "pyvenv.cfg").write_text(f"home = /usr/bin\nversion = {'.'.join(map(str, sys.version_info[:3]))}\n")
-    bootstrap.write_state(venv, {"complete": True, "made_by": "bin/bootstrap", "tier": "v3", "lock": lock("v3"),
+    bootstrap_venv.write_state(venv, {"complete": True, "made_by": "bin/bootstrap", "tier": "v3", "lock": lock("v3"),
                                  "gpu_class": "none", "python": ".".join(map(str, sys.version_info[:3])),
                                  "lock_digest": "an earlier lock's"})
     installed = []
 
     def install(plan, state):
-        installed.append(bootstrap.rel(plan.lock))
+        installed.append(bootstrap_common.rel(plan.lock))
         raise TtsrigError("stop here")
 
-    monkeypatch.setattr(bootstrap, "install", install)
-    monkeypatch.setattr(bootstrap, "check_disk", lambda venv: None)
-    monkeypatch.setattr(bootstrap, "choose_python", lambda given, venv: bootstrap.Interpreter(
+    monkeypatch.setattr(bootstrap_install, "install", install)
+    monkeypatch.setattr(bootstrap_venv, "check_disk", lambda venv: None)
+    monkeypatch.setattr(bootstrap_python, "choose_python", lambda given, venv: bootstrap_python.Interpreter(
         sys.executable, "CPython", tuple(sys.version_info[:3])))
     assert bootstrap.main(["--venv", str(venv)]) == 2
     assert installed == [lock("v2-maxwell-pascal")]
     assert "the GPU changed since the last run (none, now maxwell-pascal)" in capsys.readouterr().err
+
+
+# -- layers: --with asr (envcheck.bootstrap_layers) ------------------------------------------------------------
+
+def made_venv(venv: Path, tier: str, **record) -> Path:
+    (venv / "bin").mkdir(parents=True)
+    (venv / "pyvenv.cfg").write_text(f"home = /usr/bin\nversion = {'.'.join(map(str, sys.version_info[:3]))}\n")
+    bootstrap_venv.write_state(venv, {"complete": True, "made_by": "bin/bootstrap", "tier": tier, "lock": lock(tier),
+                                      "gpu_class": "none", "python": ".".join(map(str, sys.version_info[:3])),
+                                      "lock_digest": "an earlier lock's", **record})
+    return venv
+
+
+def stop_at_install(monkeypatch) -> list:
+    """bootstrap.main up to the install step: what it would install (the plan), then one line."""
+    seen = []
+
+    def install(plan, state):
+        seen.append(plan)
+        raise TtsrigError("stop here")
+
+    monkeypatch.setattr(bootstrap_install, "install", install)
+    monkeypatch.setattr(bootstrap_venv, "check_disk", lambda venv: None)
+    monkeypatch.setattr(bootstrap_python, "choose_python", lambda given, venv: bootstrap_python.Interpreter(
+        sys.executable, "CPython", tuple(sys.version_info[:3])))
+    return seen
+
+
+@pytest.mark.parametrize("tier", ["v2", "v3"])
+def test_with_asr_on_v2_and_v3_installs_the_layer_lock_after_the_tiers(probed, tmp_path, capsys, tier):
+    probed(tier)
+    assert bootstrap.main(["--dry-run", "--with", "asr", "--venv", str(tmp_path / "v")]) == 0
+    out = capsys.readouterr().out
+    layer = lock(tier).replace(".txt", "-asr.txt")
+    assert out.index(f"-r {lock(tier)}") < out.index(f"the asr layer: faster-whisper and what it needs, from {layer}")
+    assert not (tmp_path / "v").exists()
+
+
+def test_the_layer_pins_join_the_plan_and_its_lock_the_digest(probed, tmp_path, monkeypatch):
+    probed("v3")
+    seen = stop_at_install(monkeypatch)
+    venv = made_venv(tmp_path / "venv", "v3")
+    assert bootstrap.main(["--venv", str(venv)]) == 2
+    assert bootstrap.main(["--venv", str(venv), "--with", "asr"]) == 2
+    plain, layered = seen
+    assert {"faster-whisper", "ctranslate2", "onnxruntime", "av"} <= set(layered.pins) - set(plain.pins)
+    assert all(layered.pins[n].version == plain.pins[n].version for n in plain.pins)
+    assert layered.lock_digest != plain.lock_digest
+    assert layered.layer_records() == {"asr": {"lock": lock("v3").replace(".txt", "-asr.txt")}}
+
+
+def test_a_rerun_without_with_keeps_the_layer_and_says_so_without_removes_it(probed, tmp_path, monkeypatch, capsys):
+    probed("v3")
+    seen = stop_at_install(monkeypatch)
+    venv = made_venv(tmp_path / "venv", "v3", layers={"asr": {"lock": lock("v3").replace(".txt", "-asr.txt")}})
+    assert bootstrap.main(["--venv", str(venv)]) == 2
+    assert [layer.name for layer in seen[-1].layers] == ["asr"] and seen[-1].layers[0].kept
+    assert "keeping the asr layer an earlier run installed (--without asr removes it)" in capsys.readouterr().err
+    assert bootstrap.main(["--venv", str(venv), "--without", "asr"]) == 2
+    assert seen[-1].layers == [] and "faster-whisper" not in seen[-1].pins
+    assert bootstrap.main(["--venv", str(venv), "--with", "asr", "--without", "asr"]) == 2
+    assert "--with asr and --without asr together: choose one" in capsys.readouterr().err
+
+
+def test_dropping_the_layer_removes_its_packages_not_the_tiers(tmp_path):
+    venv = tmp_path / "venv"
+    plan = plan_for(venv, pins=locks.parse_lock(ROOT / lock("v3")))
+    layered = {**plan.pins, **locks.parse_lock(ROOT / lock("v3").replace(".txt", "-asr.txt"))}
+    have = {name: pin.version for name, pin in layered.items()}
+    removed = bootstrap_install.packages_to_remove(plan, sorted(layered), have)
+    assert removed == ["av", "ctranslate2", "faster-whisper", "flatbuffers", "onnxruntime"]
+
+
+@pytest.mark.parametrize("probed_tier, build", [("pre-v2", "for this CPU"), ("v3", "for plain x86-64")])
+def test_with_asr_on_pre_v2_builds_whisper_cpp_for_the_cpu_that_runs_it(probed, tmp_path, capsys, probed_tier, build):
+    probed(probed_tier)
+    args = ["--dry-run", "--with", "asr", "--venv", str(tmp_path / "v")] + (["--tier", "pre-v2"] if probed_tier != "pre-v2" else [])
+    assert bootstrap.main(args) == 0
+    out = capsys.readouterr().out
+    assert f"whisper.cpp 1.8.5's whisper-cli and whisper-quantize, built from hash-pinned source into the venv's bin/ ({build}" in out
+
+
+def test_a_pre_v2_build_without_its_tools_is_one_line_before_anything_changes(probed, tmp_path, monkeypatch, capsys):
+    from envcheck import whispercpp_build
+
+    probed("pre-v2")
+    installs = stop_at_install(monkeypatch)
+    venv = made_venv(tmp_path / "venv", "pre-v2")
+    monkeypatch.setattr(whispercpp_build.shutil, "which", lambda tool: None if tool == "cmake" else "/usr/bin/" + tool)
+    assert bootstrap.main(["--venv", str(venv), "--with", "asr"]) == 2
+    err = capsys.readouterr().err
+    assert "--with asr builds whisper.cpp on this CPU (no wheel of an ASR runs on tier pre-v2) and needs cmake: " \
+           "sudo apt-get install cmake, then re-run. Nothing was changed." in err
+    assert installs == []
+
+
+def test_a_pre_v2_build_offline_without_the_source_names_what_to_copy(probed, tmp_path, monkeypatch, capsys):
+    from envcheck import whispercpp_build
+
+    probed("pre-v2")
+    installs = stop_at_install(monkeypatch)
+    venv = made_venv(tmp_path / "venv", "pre-v2")
+    monkeypatch.setattr(whispercpp_build.shutil, "which", lambda tool: "/usr/bin/" + tool)
+    assert bootstrap.main(["--venv", str(venv), "--with", "asr", "--offline"]) == 2
+    assert f"this run is offline: download {whispercpp_build.SOURCE_URL}" in capsys.readouterr().err
+    assert installs == []

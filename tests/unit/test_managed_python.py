@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from envcheck import bootstrap, locks, managed_python
+from envcheck import bootstrap, bootstrap_python, bootstrap_wheels, locks, managed_python
 from envcheck.errors import TtsrigError
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -36,13 +36,13 @@ def uv_wheel(tmp_path_factory, pytestconfig) -> Path:
     pins = {"uv": locks.parse_lock(ROOT / "requirements" / "bootstrap.txt")["uv"]}
     cache = getattr(pytestconfig, "cache", None)
     kept = Path(cache.mkdir("uv-wheel")) if cache else tmp_path_factory.mktemp("uv-wheel")
-    good, _ = bootstrap.verified_wheels(pins, [bootstrap.default_wheel_cache(), kept])
+    good, _ = bootstrap_wheels.verified_wheels(pins, [bootstrap_wheels.default_wheel_cache(), kept])
     if not good:
         try:
-            bootstrap.fetch_installer_wheels(sys.executable, kept, bootstrap.run_download)
+            bootstrap_wheels.fetch_installer_wheels(sys.executable, kept, bootstrap_wheels.run_download)
         except TtsrigError as exc:
             pytest.skip(f"the uv wheel is not on disk and cannot be downloaded: {exc}")
-        good, _ = bootstrap.verified_wheels(pins, [kept])
+        good, _ = bootstrap_wheels.verified_wheels(pins, [kept])
     return good["uv"]
 
 
@@ -241,7 +241,7 @@ def test_an_archive_in_the_downloads_folder_is_installed_and_found_again(uv, tmp
     assert python == folder / "cpython-3.11-linux-x86_64-gnu" / "bin" / "python3.11"
     assert "cpython-3.11.7-linux-x86_64-gnu" in entries(folder)
     assert "--mirror file://" in calls(tmp_path)[-1]  # served from the folder, through uv's hash check
-    found = bootstrap.inspect_python(str(python))
+    found = bootstrap_python.inspect_python(str(python))
     assert (found.implementation, found.minor, found.has_venv) == ("CPython", (3, 11), True)
     # Installed: the next run asks uv nothing.
     before = calls(tmp_path)
@@ -272,7 +272,7 @@ def test_python_and_python_install_together_are_refused(capsys, tmp_path):
 
 
 def test_offline_without_the_uv_wheel_says_what_to_copy_where(capsys, tmp_path, monkeypatch):
-    monkeypatch.setenv(bootstrap.WHEEL_CACHE_ENV, str(tmp_path / "wheels"))
+    monkeypatch.setenv(bootstrap_wheels.WHEEL_CACHE_ENV, str(tmp_path / "wheels"))
     monkeypatch.setenv(managed_python.PYTHON_DIR_ENV, str(tmp_path / "pythons"))
     assert bootstrap.main(["--python-install", "--offline", "--venv", str(tmp_path / "v")]) == 2
     err = capsys.readouterr().err
@@ -282,7 +282,7 @@ def test_offline_without_the_uv_wheel_says_what_to_copy_where(capsys, tmp_path, 
 
 
 def test_main_offline_names_the_archive_and_builds_nothing(uv_wheel, capsys, tmp_path, monkeypatch):
-    monkeypatch.setenv(bootstrap.WHEEL_CACHE_ENV, str(uv_wheel.parent))
+    monkeypatch.setenv(bootstrap_wheels.WHEEL_CACHE_ENV, str(uv_wheel.parent))
     monkeypatch.setenv(managed_python.PYTHON_DIR_ENV, str(tmp_path / "pythons"))
     assert bootstrap.main(["--python-install", "--offline", "--python-downloads", str(tmp_path / "dl"),
                            "--venv", str(tmp_path / "v")]) == 2
@@ -292,7 +292,7 @@ def test_main_offline_names_the_archive_and_builds_nothing(uv_wheel, capsys, tmp
 
 
 def test_the_dry_run_says_what_would_be_installed_and_installs_nothing(uv_wheel, capsys, tmp_path, monkeypatch):
-    monkeypatch.setenv(bootstrap.WHEEL_CACHE_ENV, str(uv_wheel.parent))
+    monkeypatch.setenv(bootstrap_wheels.WHEEL_CACHE_ENV, str(uv_wheel.parent))
     monkeypatch.setenv(managed_python.PYTHON_DIR_ENV, str(tmp_path / "pythons"))
     assert bootstrap.main(["--python-install", "--dry-run", "--offline", "--venv", str(tmp_path / "v")]) == 0
     out = capsys.readouterr().out

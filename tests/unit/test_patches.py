@@ -384,3 +384,13 @@ def test_revert_never_writes_where_an_edited_record_points(venv, tmp_path, capsy
     assert run(venv, "revert", "--only", "dynamo") == 2
     assert "names other files than the patch writes" in capsys.readouterr().err
     assert victim.read_text() == "precious" and dynamo.MARK.encode() in target(venv).read_bytes()
+
+
+def test_status_names_the_layers_bootstrap_added_and_patches_none_of_them(venv, capsys):
+    record = {"tier": "v3", "complete": True, "layers": {"asr": {"lock": "requirements/py3.11/v3-asr.txt"}}}
+    (venv / "ttsrig-state.json").write_text(json.dumps(record))
+    run(venv, "status", "--only", "dynamo")
+    assert "asr layer      unpatched   requirements/py3.11/v3-asr.txt: nothing of it needs a patch" in \
+        capsys.readouterr().out
+    run(venv, "status", "--only", "dynamo", "--json")
+    assert json.loads(capsys.readouterr().out)["layers"] == record["layers"]

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from envcheck import bootstrap, report
+from envcheck import bootstrap_venv, report
 from envcheck.venv import read_state, recorded_tier, site_packages, write_state
 from patches.target import Env
 
@@ -26,7 +26,7 @@ def test_site_packages_follows_the_venvs_python_version(tmp_path, config):
     venv = venv_with(tmp_path, config, "lib/python3.12/site-packages")
     assert site_packages(venv) == venv / "lib/python3.12/site-packages"
     # bootstrap, the report and the patches tool all ask the same place
-    assert Env.of(str(venv)).site == report.site_packages(venv) == bootstrap.site_packages(venv)
+    assert Env.of(str(venv)).site == report.site_packages(venv) == bootstrap_venv.site_packages(venv)
 
 
 def test_a_config_without_a_version_falls_back_to_the_one_lib_folder(tmp_path):
