@@ -54,6 +54,33 @@ def lock_names() -> tuple[str, ...]:
     return TIER_NAMES + tuple(lock.name for lock in gpu_table.load().locks)
 
 
+# Lock layers: optional parts installed on top of a tier's lock (`bin/bootstrap --with NAME`), each compiled per
+# (Python, tier) by bin/lock with that tier's lock as its constraints, so a layer never moves one of the tier's
+# pins. Name -> the tiers it has a lock for (a GPU lock takes its tier's layer: the layers hold no torch).
+# ASR: faster-whisper on v2 and v3; a pre-v2 CPU gets whisper.cpp built on the machine instead (CTranslate2
+# dies with SIGILL there when it loads a model: requirements/evidence/asr-phenom.txt).
+LAYERS = {"asr": ("v2", "v3")}
+
+
+def layer_path(layer: str, tier: str, python_version: str | tuple[int, ...],
+               requirements: Path | None = None) -> Path | None:
+    """requirements/py3.X/<tier>-<layer>.txt for a tier (or the tier of a GPU lock), or None when the layer has
+    no lock for that tier (pre-v2's ASR is built, not installed); a missing file is one line."""
+    from envcheck import gpu_table
+
+    base = next((lock.tier for lock in gpu_table.load().locks if lock.name == tier), tier)
+    if base not in LAYERS[layer]:
+        return None
+    tier_lock = lock_path(base, python_version, requirements)
+    path = tier_lock.with_name(f"{base}-{layer}.txt")
+    if not path.is_file():
+        version = python_name(major_minor(python_version))
+        raise TtsrigError(f"the {layer} layer of tier {base} for CPython {version} ({display(path)}) is missing: "
+                          f"make it with `bin/lock --python {version} {layer}`, or restore it with "
+                          "`git checkout -- requirements/`.")
+    return path
+
+
 def lock_path(tier: str, python_version: str | tuple[int, ...], requirements: Path | None = None) -> Path:
     """requirements/py3.X/<tier>.txt: the lock of `tier` (or of a tier's GPU lock, `lock_names`) for that Python;
     refuses an unknown name, an unsupported Python or a missing file in one line. `requirements` is the folder

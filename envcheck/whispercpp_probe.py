@@ -27,7 +27,7 @@ import numpy as np
 
 from envcheck.asr_probe import ENCODER_POSITIONS, DECODER_POSITIONS, MELS, TEXT_TOKENS, Shape, noise_wav
 from envcheck.atomic import write_atomic
-from trainers.transcribe import GGML_MAGIC, WhisperCpp  # the backend's own command line, not a copy of it
+from envcheck.asr_backends import GGML_MAGIC, WhisperCpp  # the backend's own command line, not a copy of it
 
 ENGLISH_VOCABULARY = 51864  # n_vocab of the .en models: whisper.cpp derives every special token id from it
 FFT_BINS = 201  # whisper.cpp's WHISPER_N_FFT / 2 + 1 (400-sample window)
@@ -163,7 +163,7 @@ def _answering(d: int, answer: int) -> dict:
             "decoder.token_embedding.weight": rows}
 
 
-# The prompt of an English-only model run with -nt (as trainers/transcribe.py runs whisper-cli): <|startoftranscript|>
+# The prompt of an English-only model run with -nt (as envcheck/asr_backends.py runs whisper-cli): <|startoftranscript|>
 # <|notimestamps|> (whisper.cpp's whisper_full_with_state); the first token said is predicted at its last position.
 PROMPT = 2
 
@@ -237,7 +237,7 @@ def _prepared(binary: str, emulate: str | None, seconds: float) -> Iterator[tupl
 
 
 def transcribe(binary: str, emulate: str | None = None, seconds: float = 1.0) -> str:
-    """One line: whisper-cli run as ttsrig runs it (trainers/transcribe.py's WhisperCpp) on noise with the
+    """One line: whisper-cli run as ttsrig runs it (envcheck/asr_backends.py's WhisperCpp) on noise with the
     one-word model, under `-cpu EMULATE` when given: what it heard, the only word the model can say, and how
     long it took. A build that heard anything else computed wrong sums: that raises."""
     import soundfile as sf

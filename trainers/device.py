@@ -2,18 +2,9 @@
 Trainers, say-default/say-strong, audition and the ASR backends all call `pick`."""
 from __future__ import annotations
 
-import os
 import sys
 
 from envcheck.errors import TtsrigError
-
-
-def cpu_threads() -> int:
-    """The cores this process may run on (its affinity: a container's or taskset's share, not the machine's)."""
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except (AttributeError, OSError):
-        return max(1, os.cpu_count() or 1)
 
 
 def no_kernels(index: int = 0) -> str | None:

@@ -33,7 +33,8 @@ from envcheck import arguments, crashpoint, paths, reading, run_lock
 from envcheck.atomic import write_atomic, write_json_atomic
 from envcheck.digests import bytes_sha256, file_sha256
 from envcheck.errors import TtsrigError
-from trainers import audio, manifest, transcribe
+from envcheck import asr_backends as transcribe
+from trainers import audio, manifest
 from trainers import device as device_mod
 from trainers.manifest import Clip
 

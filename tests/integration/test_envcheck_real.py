@@ -178,3 +178,28 @@ def test_a_venv_the_user_cannot_write_still_verifies_and_says_why_it_is_slower(h
         pyc.write_bytes(data)
     assert "is read-only for you" in out.stderr and "compileall" in out.stderr, out.stderr[-2000:]
     assert re.search(r"^\s+ok\s+numpy\s", out.stdout, re.M), out.stdout  # verified all the same
+
+
+# -- the ASR layer on a pre-v2 CPU: whisper.cpp built by bootstrap, run under the emulated Phenom (CI only) ------
+
+@pytest.mark.ci_only
+@pytest.mark.emulated
+def test_with_asr_on_pre_v2_builds_whisper_cli_that_runs_on_an_emulated_phenom(run_bootstrap, test_venvs):
+    """--tier pre-v2 on this newer CPU builds for plain x86-64 (a native build would use what a Phenom II
+    lacks); envcheck --emulate phenom runs the built whisper-cli under qemu as ttsrig runs it. The layer is
+    taken away again (--without asr), so the other tests see the venv they expect."""
+    venv = test_venvs / "pre-v2"
+    built = run_bootstrap("--tier", "pre-v2", "--venv", str(venv), "--with", "asr")
+    try:
+        assert "layers:    asr (whisper.cpp, portable)" in built.stdout, built.stdout
+        assert all(os.access(venv / "bin" / program, os.X_OK) for program in ("whisper-cli", "whisper-quantize"))
+        code, report = envcheck(venv, "--emulate", "phenom", "--only", "ASR layer: whisper-cli transcribes")
+        rows = {c["name"]: c for c in report["checks"]}
+        assert rows["ASR layer: whisper-cli transcribes"]["status"] == "ok", rows["ASR layer: whisper-cli transcribes"]
+        assert rows["asr layer"]["status"] == "ok" and "portable build" in rows["asr layer"]["detail"]
+        again = run_bootstrap("--tier", "pre-v2", "--venv", str(venv))
+        assert "keeping the asr layer an earlier run installed" in again.stderr and "nothing changed" in again.stdout
+    finally:
+        removed = run_bootstrap("--tier", "pre-v2", "--venv", str(venv), "--without", "asr")
+    assert "removed the asr layer (whisper-cli, whisper-quantize)" in removed.stdout
+    assert not (venv / "bin" / "whisper-cli").exists()

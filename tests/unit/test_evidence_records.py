@@ -11,7 +11,11 @@ import pytest
 from envcheck import gpu_table, locks, tiers
 
 EVIDENCE = locks.REQUIREMENTS / "evidence"
-RECORDS = sorted(EVIDENCE.glob("py3.*/*-*.txt"))
+LAYER_SUFFIXES = tuple(f"-{layer}" for layer in locks.LAYERS)
+ALL_RECORDS = sorted(EVIDENCE.glob("py3.*/*-*.txt"))
+# A layer's record (py3.X/<tier>-<layer>-<cpu>.txt, `envcheck evidence --checks asr`) is checked on its own below.
+RECORDS = [r for r in ALL_RECORDS if not r.stem.rsplit("-", 1)[0].endswith(LAYER_SUFFIXES)]
+LAYER_RECORDS = [r for r in ALL_RECORDS if r not in RECORDS]
 # Rows whose detail starts with the version of this distribution.
 VERSIONED = {"numpy": "numpy", "torch": "torch", "transformers": "transformers", "scipy": "scipy", "numba": "numba",
              "scikit-learn": "scikit-learn", "librosa": "librosa", "soundfile": "soundfile", "soxr": "soxr",
@@ -81,3 +85,32 @@ def test_each_record_is_of_its_lock_on_its_cpu_and_everything_ran(record):
             assert rows[f"{row}, oneDNN off"][0] == "ok"  # and the hook's remedy works
             continue
         assert status == "ok", f"{record.name}: {row}: {status}: {detail}"
+
+
+# -- lock layers: each layer lock on its tier's CPU, the layer's own checks (envcheck evidence --checks asr) -----
+
+LAYER_ROWS = {"numpy": "numpy", "ctranslate2": "ctranslate2", "av (PyAV)": "av", "onnxruntime": "onnxruntime",
+              "tokenizers": "tokenizers", "faster-whisper import": "faster-whisper"}
+
+
+@pytest.mark.parametrize("python", locks.SUPPORTED_PYTHONS, ids=locks.python_name)
+@pytest.mark.parametrize("layer, tier", [(layer, tier) for layer, served in locks.LAYERS.items() for tier in served])
+def test_every_layer_lock_has_a_record_on_its_tiers_cpu(layer, tier, python):
+    cpu = tiers.load().tier(tier).emulate
+    record = EVIDENCE / f"py{locks.python_name(python)}" / f"{tier}-{layer}-{cpu}.txt"
+    assert record in LAYER_RECORDS, f"no evidence for {locks.display(locks.layer_path(layer, tier, python))} on {cpu}"
+
+
+@pytest.mark.parametrize("record", LAYER_RECORDS, ids=lambda r: f"{r.parent.name}/{r.name}")
+def test_each_layer_record_is_of_its_lock_and_everything_ran(record):
+    python = locks.major_minor(record.parent.name[2:])
+    name, cpu = record.stem.rsplit("-", 1)
+    tier, layer = name.rsplit("-", 1)
+    header, rows = read(record)
+    assert header["cpu"] == f"qemu-x86_64 -cpu {cpu}" and cpu == tiers.load().tier(tier).emulate
+    assert locks.major_minor(re.search(r"\(CPython (\d+\.\d+)\.\d+\)", header["python"])[1]) == python
+    pins = locks.parse_lock(locks.layer_path(layer, tier, python))
+    for row, package in LAYER_ROWS.items():
+        assert rows[row][1].split()[0] == pins[package].version, (row, rows[row], pins[package].version)
+    assert {"faster-whisper VAD (onnxruntime)", "faster-whisper transcribe float32"} <= set(rows)
+    assert all(status == "ok" for status, _detail in rows.values()), rows

@@ -235,7 +235,8 @@ def recorded_arch(version: str) -> tuple[str, str, tuple[str, ...]]:
     return full, cuda, tuple(arch)
 
 
-LOCK_TORCH = sorted({gpu_choice.torch_pin(lock) for lock in locks.REQUIREMENTS.glob("py3.*/*.txt")})
+LOCK_TORCH = sorted({gpu_choice.torch_pin(locks.lock_path(name, locks.python_name(python)))
+                     for name in locks.lock_names() for python in locks.SUPPORTED_PYTHONS})
 
 
 @pytest.mark.parametrize("version", LOCK_TORCH)

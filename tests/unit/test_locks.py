@@ -69,7 +69,8 @@ def test_there_is_a_lock_per_tier_and_python_plus_bootstrap_nodeps_and_dev():
         assert locks.lock_path(tier, python) == REQ / f"py{python}" / f"{tier}.txt"
     # Nothing else in the Python folders: a lock there that no (tier, Python) names would never be used.
     assert {p.relative_to(REQ).as_posix() for p in REQ.glob("py*/*")} == {
-        f"py{python}/{tier}.txt" for tier, python in PAIRS}
+        f"py{python}/{tier}.txt" for tier, python in PAIRS} | {
+        f"py{python}/{tier}-{layer}.txt" for layer, tier, python in LAYER_CASES}
 
 
 def test_every_tier_lock_was_compiled_by_its_own_python():
@@ -402,7 +403,7 @@ def test_bin_lock_refuses_a_python_it_cannot_find_in_one_line(tmp_path):
             (["--python", "3.9"], "bin/lock: --python 3.9: the supported Pythons are 3.10 3.11 3.12 3.13\n"),
             (["--python", "3.12", "dev"], "bin/lock: dev.txt is one lock for every Python, compiled with 3.11: "
                                           "drop --python 3.12\n"),
-            (["v4"], "bin/lock: unknown lock 'v4' (pre-v2 v2 v3 v2-maxwell-pascal bootstrap dev test-in-venv "
+            (["v4"], "bin/lock: unknown lock 'v4' (pre-v2 v2 v3 v2-maxwell-pascal asr bootstrap dev test-in-venv "
                      "nodeps)\n")):
         out = subprocess.run([str(root / "bin/lock"), *args], capture_output=True, text=True, env=env)
         assert (out.returncode, out.stderr) == (2, expected), args
@@ -419,3 +420,43 @@ def test_the_projects_requires_python_admits_exactly_the_supported_pythons():
     spec = SpecifierSet(tomllib.loads((REQ.parent / "pyproject.toml").read_text())["project"]["requires-python"])
     admitted = [(3, minor) for minor in range(6, 20) if spec.contains(f"3.{minor}.0")]
     assert admitted == list(locks.SUPPORTED_PYTHONS)
+
+
+# -- lock layers (envcheck.locks.LAYERS): installed on top of a tier's lock, never moving one of its pins ------
+
+LAYER_CASES = [(layer, tier, python) for layer, layer_tiers in locks.LAYERS.items() for tier in layer_tiers
+               for python in PYTHONS]
+
+
+@pytest.mark.parametrize("case", LAYER_CASES, ids=lambda c: f"{c[1]}-{c[0]}-py{c[2]}")
+def test_a_layer_keeps_every_pin_and_hash_of_its_tier(case):
+    layer, tier, python = case
+    path = locks.layer_path(layer, tier, python)
+    assert path == REQ / f"py{python}" / f"{tier}-{layer}.txt"
+    own, tier_pins = locks.parse_lock(path), lock_of(tier, python)
+    shared = set(own) & set(tier_pins)
+    assert shared and all(own[n].version == tier_pins[n].version for n in shared), \
+        [(n, own[n].version, tier_pins[n].version) for n in shared if own[n].version != tier_pins[n].version]
+    assert all(set(own[n].hashes) == set(tier_pins[n].hashes) for n in shared)
+    assert not any(TORCH_DECIDED.match(n) for n in own), "a layer holds no torch: GPU locks share it"
+    forbidden = {locks.canonical(n) for n in tiers.load().tier(tier).forbidden}
+    assert not forbidden & set(own)
+    check_pins_satisfy(path, REQ / f"{layer}.in", python)
+
+
+@pytest.mark.parametrize("python", PYTHONS)
+def test_a_gpu_lock_takes_its_tiers_layer_and_pre_v2_has_none(python):
+    for name, gpu_lock in GPU_LOCKS.items():
+        assert locks.layer_path("asr", name, python) == locks.layer_path("asr", gpu_lock.tier, python)
+        own, gpu_pins = locks.parse_lock(locks.layer_path("asr", name, python)), lock_of(name, python)
+        assert all(own[n].version == gpu_pins[n].version for n in set(own) & set(gpu_pins))
+    assert locks.layer_path("asr", "pre-v2", python) is None
+
+
+def test_a_missing_layer_lock_is_one_line_naming_bin_lock(tmp_path):
+    import shutil
+
+    shutil.copytree(REQ / "py3.12", tmp_path / "py3.12")
+    (tmp_path / "py3.12" / "v3-asr.txt").unlink()
+    with pytest.raises(TtsrigError, match=r"the asr layer of tier v3 for CPython 3.12 .* `bin/lock --python 3.12 asr`"):
+        locks.layer_path("asr", "v3", "3.12", tmp_path)
