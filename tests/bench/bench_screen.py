@@ -131,7 +131,7 @@ def capped_options(model, tokens: int) -> dict:
 
 @dataclasses.dataclass
 class CappedFasterWhisper:
-    """trainers/transcribe.py's FasterWhisper call (16 kHz audio, language "en", faster-whisper's other
+    """envcheck/asr_backends.py's FasterWhisper call (16 kHz audio, language "en", faster-whisper's other
     defaults: beam 5, no VAD) plus capped_options(). voices/asr.py cannot pass those options (it is not
     changed for a benchmark), so the bench calls faster-whisper itself, with the same screen around it."""
 
@@ -174,7 +174,7 @@ class CappedFasterWhisper:
 
 @dataclasses.dataclass
 class ScriptedWhisperCpp:
-    """ttsrig's own whisper.cpp backend (voices/asr.py -> trainers/transcribe.py's command line, unchanged: beam
+    """ttsrig's own whisper.cpp backend (voices/asr.py -> envcheck/asr_backends.py's command line, unchanged: beam
     from --beam, no timestamps) on a tiny.en-shaped ggml model from envcheck/whispercpp_probe.py whose decoder says
     exactly `text_tokens` distinct tokens and stops: as many decoder steps as tiny.en spends on the passage's
     transcript (whisper-cli runs with -nt, so no timestamp tokens), with no temperature fallback."""

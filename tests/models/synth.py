@@ -8,9 +8,11 @@ import numpy as np
 import soundfile as sf
 
 
-def speech(text: str, rate: int = 22_050) -> np.ndarray:
-    """espeak-ng's rendering of text as float32 mono at `rate` (espeak-ng speaks at 22.05 kHz)."""
-    wav = subprocess.run(["espeak-ng", "--stdout", text], capture_output=True, check=True).stdout
+def speech(text: str, rate: int = 22_050, words_per_minute: int | None = None) -> np.ndarray:
+    """espeak-ng's rendering of text as float32 mono at `rate` (espeak-ng speaks at 22.05 kHz), at its default
+    speaking rate (175 words per minute) or `words_per_minute`."""
+    speed = ["-s", str(words_per_minute)] if words_per_minute else []
+    wav = subprocess.run(["espeak-ng", *speed, "--stdout", text], capture_output=True, check=True).stdout
     import io
 
     data, native = sf.read(io.BytesIO(wav), dtype="float32")

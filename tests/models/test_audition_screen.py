@@ -180,7 +180,7 @@ def test_a_named_backend_that_is_missing_is_refused_before_rendering(tmp_path):
     done = audition_cli("render", "strong", str(tmp_path / "run" / "epoch_*.safetensors"), "--out", str(out),
                         "--screen", "--asr", "whisper-cpp", path="/usr/bin:/bin")
     assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
-    assert "--asr whisper.cpp: neither whisper-cli nor whisper-cpp is on PATH" in done.stderr
+    assert "--asr whisper.cpp: neither whisper-cli nor whisper-cpp is in the venv's bin/ or on PATH" in done.stderr
     assert not out.exists()
 
 
@@ -376,7 +376,7 @@ def test_a_render_killed_after_a_wav_leaves_a_record_of_exactly_what_is_there(ki
 def test_faster_whisper_is_never_started_on_a_pre_v2_cpu(tmp_path, monkeypatch):
     """CTranslate2 imports on a Core 2 or Phenom II and dies with SIGILL loading a model
     (requirements/evidence/asr-phenom-numpy1.txt): there, auto skips faster-whisper, and naming it is one line."""
-    from trainers import transcribe
+    from envcheck import asr_backends as transcribe
 
     started = []
 

@@ -16,7 +16,8 @@ import pytest
 from envcheck.digests import file_sha256
 from envcheck.errors import TtsrigError
 from tests.models import synth
-from trainers import manifest, prepare, transcribe
+from envcheck import asr_backends as transcribe
+from trainers import manifest, prepare
 from trainers.prepare import Settings
 
 ROOT = Path(__file__).resolve().parents[2]

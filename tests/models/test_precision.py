@@ -19,11 +19,13 @@ F5_AUTO = {"NVIDIA GeForce GTX 970": None, "Tesla P40": None, "Tesla P100-PCIE-1
 
 
 @pytest.mark.parametrize("name", CARDS)
-def test_auto_follows_the_capability_for_f5_and_styletts2(name):
+def test_auto_follows_the_capability_for_both_trainers(name):
     capability = CARDS[name]
     assert precision.autocast_dtype("auto", "cuda", capability=capability, name=name) == F5_AUTO[name]
-    st2 = precision.autocast_dtype("auto", "cuda", allowed=("bf16",), capability=capability, name=name)
-    assert st2 == (torch.bfloat16 if F5_AUTO[name] == torch.bfloat16 else None)  # never fp16 without its scalers
+    assert precision.autocast_dtype("auto", "cuda", capability=capability, name=name) == F5_AUTO[name]
+    # a command that cannot compute in fp16 (no loss scaler) is never handed it by auto
+    narrow = precision.autocast_dtype("auto", "cuda", allowed=("bf16",), capability=capability, name=name)
+    assert narrow == (torch.bfloat16 if F5_AUTO[name] == torch.bfloat16 else None)
 
 
 @pytest.mark.parametrize("name", [n for n, c in CARDS.items() if c < (8, 0)])

@@ -1,6 +1,7 @@
 """trainers.prepare on synthetic recordings: layouts, clips, mels, manifest, re-runs and bad input."""
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import subprocess
@@ -17,7 +18,8 @@ from envcheck import run_lock, whispercpp_probe
 from envcheck.errors import TtsrigError
 from tests import whisper_cpp
 from tests.models import synth
-from trainers import audio, manifest, mels, prepare, transcribe
+from envcheck import asr_backends as transcribe
+from trainers import audio, manifest, mels, prepare
 from trainers.prepare import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -165,6 +167,9 @@ def test_split_on_silence_cuts_in_the_gaps(tmp_path):
 
 def test_no_backend_and_nothing_transcribed_says_how(tmp_path, monkeypatch):
     monkeypatch.setenv("PATH", "/usr/bin:/bin")
+    real_find_spec = importlib.util.find_spec  # a venv without the ASR layer (the models venv has it)
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name == "faster_whisper" else real_find_spec(name, *a))
     root = tmp_path / "in"
     synth.write(root / "a.wav", synth.speech(SENTENCES[0]))
     assert transcribe.find("auto", model=None, language=None, device="cpu") is None

@@ -572,7 +572,7 @@ def test_a_backend_that_cannot_start_is_one_line(monkeypatch):
     monkeypatch.setitem(sys.modules, "faster_whisper", fake)
     with pytest.raises(TtsrigError) as caught:
         asr.find("faster-whisper", model="/nowhere")
-    assert "faster-whisper ASR backend could not start: RuntimeError: Unable to open" in str(caught.value)
+    assert "faster-whisper could not load the model '/nowhere' (RuntimeError: Unable to open" in str(caught.value)
     assert "\n" not in str(caught.value)
 
 

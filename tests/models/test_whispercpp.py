@@ -17,7 +17,7 @@ from envcheck.errors import TtsrigError
 from envcheck import whispercpp_probe as probe
 from tests import whisper_cpp
 from tests.models import synth
-from trainers import transcribe
+from envcheck import asr_backends as transcribe
 
 # The tensor names whisper.cpp loads, as src/whisper-arch.h of whisper.cpp 1.8 spells them (%d: the block).
 BLOCK = ["mlp_ln.weight", "mlp_ln.bias", "mlp.0.weight", "mlp.0.bias", "mlp.2.weight", "mlp.2.bias",
