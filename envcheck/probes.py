@@ -142,8 +142,43 @@ GPU_MEL = CPU_MEL.replace("wave = torch.sin(torch.linspace(0, 2000, 24000))",
                           "wave = torch.sin(torch.linspace(0, 2000, 24000, device='cuda'))").replace(
                           "norm=None)(wave)", "norm=None).to('cuda')(wave)")
 
+# torchrun's engine on this machine (trainers/distributed.py): one process per GPU (or BACKEND's count on the CPU)
+# joins a process group and all-reduces, as a multi-GPU run's first step does. Forked, so the code needs no file.
+DISTRIBUTED = """
+import datetime, socket, sys
+import torch, torch.distributed as dist, torch.multiprocessing as mp
+BACKEND, CPU_PROCESSES = {backend!r}, {cpu_processes}
+def work(rank, n, port):
+    dist.init_process_group(BACKEND, init_method=f"tcp://127.0.0.1:{{port}}", rank=rank, world_size=n,
+                            timeout=datetime.timedelta(seconds=60))
+    if BACKEND == "nccl":
+        torch.cuda.set_device(rank)
+    value = torch.full((1,), float(rank + 1), device=f"cuda:{{rank}}" if BACKEND == "nccl" else "cpu")
+    dist.all_reduce(value)
+    assert value.item() == n * (n + 1) / 2, value.item()
+    dist.destroy_process_group()
+n = torch.cuda.device_count() if BACKEND == "nccl" else CPU_PROCESSES
+if n < 2:
+    print(f"{{n}} GPU: a torchrun run here has one process (nothing to all-reduce)")
+    sys.exit(0)
+with socket.socket() as s:
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+mp.start_processes(work, args=(n, port), nprocs=n, start_method="fork")
+names = ", ".join(torch.cuda.get_device_name(i) for i in range(n)) if BACKEND == "nccl" else "CPU processes"
+print(f"{{BACKEND}} all-reduce across {{n}}: {{names}}; torchrun --nproc_per_node={{n}} can use them")
+"""
+
+
+def distributed_check(backend: str = "nccl", cpu_processes: int = 2) -> Check:
+    """The process-group check: NCCL across every GPU (the report's), or gloo across CPU processes (tests)."""
+    name = "NCCL across the GPUs" if backend == "nccl" else f"{backend} across {cpu_processes} processes"
+    return _check(name, "torch", DISTRIBUTED.format(backend=backend, cpu_processes=cpu_processes), 180)
+
+
 GPU: list[Check] = [
     _check("CUDA device", "torch", GPU_DEVICE),
     _check("GPU matmul", "torch", GPU_MATMUL),
     _check("GPU mel spectrogram", "torchaudio", GPU_MEL),
+    distributed_check("nccl"),
 ]

@@ -11,7 +11,8 @@ second-stage fine-tune recipe of the original repository (train_finetune.py):
   SLM feature matching (WavLM), monotonic, s2s, F0, norm, duration, CE, and from diff_epoch the style
   diffusion (diff) and style reconstruction (sty); from joint_epoch the SLM adversarial training;
 - a batch of one works (the upstream code squeezes it away), the CPU works (no hard-coded cuda), no
-  DataLoader workers, bf16 mixed precision on cards of compute capability 8.0 and newer (--amp auto).
+  DataLoader workers; --amp auto from the card: bf16 from compute capability 8.0, fp16 with a loss scaler
+  on 7.x cards with tensor cores, float32 below.
 
 Each epoch writes, atomically, `epoch_2nd_NNNNN.pth` ({"net": {module: weights}}, tensors only: it loads
 with torch.load's safe default, in the package's inference code and in voices/say-default) and
@@ -21,6 +22,7 @@ with torch.load's safe default, in the package's inference code and in voices/sa
 from __future__ import annotations
 
 import argparse
+import contextlib
 import io
 import json
 import random
@@ -44,8 +46,8 @@ from patches.checkpoints import CheckpointError, add_trust_argument, load_checkp
 from patches.quiet import silenced
 from trainers import device as device_mod
 from trainers import manifest as manifest_mod
-from trainers import mas, phonemes, precision, run_state, styletts2_model, styletts2_pieces
-from trainers.guard import LoopGuard, check_finite
+from trainers import batch_fit, distributed, mas, phonemes, precision, run_state, styletts2_model, styletts2_pieces
+from trainers.guard import LoopGuard, NonFinite, check_finite
 from trainers.mels import STYLETTS2_HOP, STYLETTS2_PAD
 
 REF_FRAMES = 192  # reference mels are crops of this many frames, as upstream
@@ -226,11 +228,15 @@ class Decoded:
 class Trainer:
     @silenced("empty_mel_filters")  # styletts2's MultiResolutionSTFTLoss, as upstream's recipe builds it
     def __init__(self, config: dict, manifest: Path, out: Path, *, device: str = "cpu", trust: bool = False,
-                 amp: str = "auto", progress: bool = True, log=print):
+                 amp: str = "auto", progress: bool = True, log=print, world: distributed.World | None = None):
         from styletts2.losses import DiscriminatorLoss, GeneratorLoss, MultiResolutionSTFTLoss, WavLMLoss
         from styletts2.utils import recursive_munch
 
-        self.config, self.out, self.device, self.progress, self.log = config, out, device, progress, log
+        # Under torchrun each rank trains on its own batches and the updates average their gradients
+        # (trainers.distributed); rank 0 alone writes and logs.
+        self.world = world or distributed.World()
+        self.config, self.out, self.device = config, out, device
+        self.progress, self.log = progress and self.world.main, log if self.world.main else (lambda message: None)
         self.loss_w = {k[len("lambda_"):]: float(v) for k, v in config["loss_params"].items() if k.startswith("lambda_")}
         self.seed = int(config.get("seed", 0))
         torch.manual_seed(self.seed)
@@ -246,6 +252,7 @@ class Trainer:
             log(f"pretrain: loaded {', '.join(loaded)}")
         for key in self.model:
             self.model[key].to(device)
+            self.world.same_weights(self.model[key])
         self.stft_loss = MultiResolutionSTFTLoss().to(device)
         self.gl = GeneratorLoss(self.model.mpd, self.model.msd).to(device)
         self.dl = DiscriminatorLoss(self.model.mpd, self.model.msd).to(device)
@@ -261,10 +268,14 @@ class Trainer:
             self.slmadv = SLMAdversarialLoss(self.model, self.wl, self.sampler, p["min_len"], p["max_len"],
                                              batch_percentage=p["batch_percentage"], skip_update=p["iter"], sig=p["sig"])
         self.optimizers = self._optimizers()
-        # auto: bf16 on compute capability 8.0 and newer, else float32. Not fp16 on 7.x cards: each of this
-        # recipe's optimisers would need its own loss scaler, which the loop does not have (yet).
-        self.dtype = precision.autocast_dtype(amp, device, allowed=("bf16",))
+        # auto: bf16 from compute capability 8.0, fp16 on 7.x cards with tensor cores, else float32. fp16 runs
+        # with one loss scaler shared by the step's updates (discriminators, generator, SLM adversarial): each
+        # update unscales its own optimisers before its clipping and steps, and ends with the scaler's update.
+        self.dtype = distributed.common_dtype(self.world, precision.autocast_dtype(amp, device))
+        self.scaler = torch.amp.GradScaler(device) if self.dtype == torch.float16 else None
         self.epoch = self.iters = 0
+        self.batch_size = int(config["batch_size"])  # halved when CUDA runs out of memory (recorded)
+        self.batch_changes: list[dict] = []
         self.history: list[dict] = []
         self.running_std: list[float] = []
         self.n_down = self.model.text_aligner.n_down
@@ -310,7 +321,7 @@ class Trainer:
         loss_sty, loss_diff = self._diffusion_losses(styles, ref, diffusing)
         d, p = self.model.predictor(styles.d_en, styles.s_dur, b.input_lengths, aligned.attn_mono, b.text_mask)
         crops = self._crops(b, batch["waves"], aligned.asr, p)
-        if crops is None:
+        if self.world.any(crops is None):  # every rank skips the step together (a collective waits otherwise)
             return None  # as upstream: too short a crop for the decoder
         decoded = self._decode(crops)
         losses = {"disc": self._discriminator_step(decoded)}
@@ -421,11 +432,32 @@ class Trainer:
             return self.zero
         self.zero_grad()
         d_loss = self.dl(decoded.y_rec_gt.detach(), decoded.y_rec.detach()).mean()
-        check_finite("disc", d_loss)
-        d_loss.backward()
-        self.optimizers["msd"].step()
-        self.optimizers["mpd"].step()
+        self.agree_finite({"disc": d_loss})
+        self.update(d_loss, ("msd", "mpd"))
         return d_loss.detach()
+
+    def update(self, loss: torch.Tensor, keys: tuple[str, ...], adjust=None) -> None:
+        """Backward `loss` and step the optimisers of `keys`; `adjust()` runs on the true gradients between
+        (with fp16 the loss is scaled for backward and the gradients unscaled before it; a step whose gradients
+        overflowed is skipped by the scaler and the scale lowered)."""
+        trained = [p for key in keys for p in self.model[key].parameters()]
+        if self.scaler is None:
+            loss.backward()
+            self.world.average_gradients(trained)
+            if adjust:
+                adjust()
+            for key in keys:
+                self.optimizers[key].step()
+            return
+        self.scaler.scale(loss).backward()
+        self.world.average_gradients(trained)
+        for key in keys:
+            self.scaler.unscale_(self.optimizers[key])
+        if adjust:
+            adjust()
+        for key in keys:
+            self.scaler.step(self.optimizers[key])
+        self.scaler.update()
 
     def _generator_losses(self, b: Batch, aligned: Alignment, d: torch.Tensor, crops: Crops, decoded: Decoded,
                           loss_sty: torch.Tensor, loss_diff: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -456,14 +488,18 @@ class Trainer:
 
     def _generator_step(self, terms: dict[str, torch.Tensor], diffusing: bool) -> None:
         """Stop on a non-finite term, else one update of every trained module with the weighted sum."""
-        for name, value in terms.items():
-            check_finite(name, value)
+        self.agree_finite(terms)
         g_loss = sum(self.loss_w[name] * value for name, value in terms.items() if self.loss_w.get(name, 0) > 0)
-        g_loss.backward()
-        for key in TRAINED:
-            self.optimizers[key].step()
-        if diffusing:
-            self.optimizers["diffusion"].step()
+        self.update(g_loss, tuple(TRAINED) + (("diffusion",) if diffusing else ()))
+
+    def agree_finite(self, terms: dict[str, torch.Tensor]) -> None:
+        """check_finite on every term, agreed by the ranks: all stop together, the one with the bad term
+        naming it."""
+        bad = next((name for name, value in terms.items() if not torch.isfinite(value).all()), None)
+        if self.world.any(bad is not None):
+            if bad is None:
+                raise NonFinite("(another rank's)", float("nan"))
+            check_finite(bad, terms[bad])
 
     def slm_feature_loss(self, wav: torch.Tensor, y_rec: torch.Tensor) -> torch.Tensor:
         """WavLM feature matching, with the batch dimension kept (the package's version squeezes it away)."""
@@ -480,27 +516,27 @@ class Trainer:
         out = self.slmadv(self.iters, y_rec_gt, y_rec_gt_pred, batch["waves"], batch["mel_input_length"].to(self.device),
                           ref_texts.to(self.device), ref_lengths.to(self.device), use_ind, s_trg.detach(),
                           ref if self.params.multispeaker else None)
-        if out is None:
+        if self.world.any(out is None):
             return {}
         d_loss_slm, loss_gen_lm, _ = out
-        self.zero_grad()
-        loss_gen_lm.backward()
-        norm = sum(float(q.grad.norm()) ** 2 for q in m.predictor.parameters() if q.grad is not None) ** 0.5
-        if norm > p["thresh"]:
-            for key in m:
-                for q in m[key].parameters():
+
+        def clip_and_scale() -> None:  # the recipe's: by the predictor's gradient norm, then per module
+            norm = sum(float(q.grad.norm()) ** 2 for q in m.predictor.parameters() if q.grad is not None) ** 0.5
+            if norm > p["thresh"]:
+                for key in m:
+                    for q in m[key].parameters():
+                        if q.grad is not None:
+                            q.grad *= 1 / norm
+            for module in (m.predictor.duration_proj, m.predictor.lstm, m.diffusion):
+                for q in module.parameters():
                     if q.grad is not None:
-                        q.grad *= 1 / norm
-        for module in (m.predictor.duration_proj, m.predictor.lstm, m.diffusion):
-            for q in module.parameters():
-                if q.grad is not None:
-                    q.grad *= p["scale"]
-        for key in ("bert_encoder", "bert", "predictor", "diffusion"):
-            self.optimizers[key].step()
-        if torch.is_tensor(d_loss_slm) and d_loss_slm.requires_grad:
+                        q.grad *= p["scale"]
+
+        self.zero_grad()
+        self.update(loss_gen_lm, ("bert_encoder", "bert", "predictor", "diffusion"), adjust=clip_and_scale)
+        if not self.world.any(not (torch.is_tensor(d_loss_slm) and d_loss_slm.requires_grad)):
             self.zero_grad()
-            d_loss_slm.backward()
-            self.optimizers["wd"].step()
+            self.update(d_loss_slm, ("wd",))
         return {"slm_gen": loss_gen_lm.detach(), "slm_disc": torch.as_tensor(d_loss_slm).detach()}
 
     # checkpoints
@@ -515,12 +551,18 @@ class Trainer:
         torch.save({"net": net, "epoch": self.epoch, "iters": self.iters}, buffer)
         return buffer.getvalue()
 
-    def save(self, name: str) -> Path:
+    def save(self, name: str) -> Path | None:
+        if not self.world.main:  # rank 0 writes; the others hold the same weights
+            return None
         net = {key: self.model[key].state_dict() for key in self.model}
         state = {"net": net, "optimizers": {k: o.state_dict() for k, o in self.optimizers.items()},
                  "epoch": self.epoch, "iters": torch.tensor(self.iters), "history": self.history,
                  "running_std": self.running_std, "rng": run_state.rng_state(self.rng),
-                 "model_params": json.dumps(self.config["model_params"], sort_keys=True)}
+                 "model_params": json.dumps(self.config["model_params"], sort_keys=True),
+                 "batches": {"configured": int(self.config["batch_size"]), "batch_size": self.batch_size,
+                             "changes": self.batch_changes}}
+        if self.scaler is not None:
+            state["scaler"] = self.scaler.state_dict()
         path = run_state.write_pair(self.out, name, ".pth", self.inference_weights(), state, "iters")
         keep = int(self.config.get("keep", 3))
         states = sorted(self.out.glob("epoch_2nd_*.state.safetensors"))
@@ -541,12 +583,62 @@ class Trainer:
         self.epoch, self.iters = int(state["epoch"]), int(state["iters"])
         self.history, self.running_std = list(state["history"]), list(state["running_std"])
         run_state.set_rng_state(state["rng"], self.rng)
+        self.resume_batches(state.get("batches"))
+        if self.scaler is not None and "scaler" in state:
+            self.scaler.load_state_dict(state["scaler"])
         restored = run_state.restore_weights(path, ".pth", self.inference_weights)
         if restored:
             print(f"note: {restored.name} was missing beside {path.name} (a run stopped between its two writes); "
                   "written again from that state", file=sys.stderr)
 
+    def resume_batches(self, saved: dict | None) -> None:
+        """The batch size the stopped run had come down to after running out of memory, unless batch_size was
+        set anew for this run."""
+        if saved and int(self.config["batch_size"]) == saved["configured"]:
+            self.batch_size, self.batch_changes = int(saved["batch_size"]), list(saved["changes"])
+
+    def fitted_steps(self, indices: list[int]) -> list[dict[str, float] | None]:
+        """The steps over one batch of the epoch's order, `batch_size` clips at a time. When CUDA runs out of
+        memory, batch_size is halved (recorded; later epochs draw batches of the new size) and the clips are
+        tried again from the same random state. Unlike F5's passes this halves the batch the optimisers see:
+        the recipe's discriminator, generator and SLM updates per batch are not split into accumulated passes
+        (yet). The discriminators may already have taken that batch's update when the generator ran out."""
+        results, done = [], 0
+        while done < len(indices):
+            chunk = indices[done:done + self.batch_size]
+            before = run_state.rng_state(self.rng)
+            try:
+                batch = self.data.collate(chunk, self.rng)
+                batch_fit.check_simulated(batch["mels"].shape[0] * batch["mels"].shape[-1])
+                with torch.autocast("cuda", dtype=self.dtype, enabled=self.dtype is not None):
+                    results.append(self.step(batch))
+                done += len(chunk)
+                continue
+            except torch.cuda.OutOfMemoryError:
+                if len(chunk) == 1 or self.world.size > 1:
+                    raise  # the guard names what is left to lower (under torchrun: every rank stops)
+            self.zero_grad()
+            if torch.cuda.is_available():
+                torch.cuda.empty_cache()
+            run_state.set_rng_state(before, self.rng)
+            self.batch_size = len(chunk) // 2
+            self.batch_changes.append({"iters": self.iters, "batch_size": self.batch_size})
+            self.log(f"note: CUDA ran out of memory at step {self.iters + 1}: batch_size now {self.batch_size} "
+                     "(recorded in the run; lower max_len to keep the batch)")
+        return results
+
     # the loop
+
+    def rank_batches(self, batches: list[list[int]]) -> list[list[int]]:
+        """This rank's batches of the epoch's order: batch i is rank i mod N's, and every rank takes the same
+        number (a last, incomplete round is left out, and said once)."""
+        if self.world.size == 1:
+            return batches
+        usable = len(batches) // self.world.size * self.world.size
+        if usable < len(batches) and self.epoch == 0:
+            self.log(f"note: {len(batches) - usable} batch(es) of each epoch are left out so that each of the "
+                     f"{self.world.size} processes takes {usable // self.world.size}")
+        return batches[self.world.rank:usable:self.world.size]
 
     def write_log(self) -> None:
         header = "epoch\titers\tskipped\tseconds\t" + "\t".join(TERMS) + "\n"
@@ -560,28 +652,28 @@ class Trainer:
         epochs = int(self.config["epochs"])
         guard = LoopGuard(last_good=self.latest_state,
                           nonfinite_fix="Lower optimizer_params.lr (--set), or set that loss's weight to 0.",
-                          out_of_memory_fix=lambda: f"Lower --set batch_size (now {self.config['batch_size']}) or "
-                          f"--set max_len (now {self.config['max_len']}), and keep SLM adversarial training off "
-                          "(no --slm-adversarial).")
+                          out_of_memory_fix=lambda: f"Already one clip per step: lower --set max_len (now "
+                          f"{self.config['max_len']}), keep SLM adversarial training off (no --slm-adversarial), "
+                          "free the card (nvidia-smi lists what holds it) or use --device cpu.")
         with guard:
             while self.epoch < epochs:
                 self.set_modes()
                 sums: dict[str, float] = {}
                 steps = skipped = 0
                 started = time.monotonic()
-                batches = self.data.batches(int(self.config["batch_size"]), self.seed, self.epoch)
+                batches = self.rank_batches(self.data.batches(self.batch_size, self.seed, self.epoch))
                 for indices in tqdm(batches, desc=f"epoch {self.epoch + 1}/{epochs}", unit="batch",
                                     disable=not self.progress):
-                    with guard.step(f"at epoch {self.epoch + 1}"), \
-                            torch.autocast("cuda", dtype=self.dtype, enabled=self.dtype is not None):
-                        losses = self.step(self.data.collate(indices, self.rng))
-                    if losses is None:
-                        skipped += 1
-                    else:
-                        steps += 1
-                        for k, v in losses.items():
-                            sums[k] = sums.get(k, 0.0) + v
-                    if guard.interrupted:
+                    with guard.step(f"at epoch {self.epoch + 1}"):
+                        results = self.fitted_steps(indices)
+                    for losses in results:
+                        if losses is None:
+                            skipped += 1
+                        else:
+                            steps += 1
+                            for k, v in losses.items():
+                                sums[k] = sums.get(k, 0.0) + v
+                    if self.world.any(guard.interrupted):
                         path = self.save("interrupted")
                         self.log(f"interrupted: saved {path}; continue with --resume")
                         return self.history
@@ -589,7 +681,11 @@ class Trainer:
                 means = {k: v / max(1, steps) for k, v in sums.items()}
                 self.history.append({"epoch": self.epoch, "iters": self.iters, "skipped": skipped,
                                      "seconds": time.monotonic() - started, "losses": means})
+                self.world.check_in_step((p for key in self.model for p in self.model[key].parameters()),
+                                         f"after epoch {self.epoch}")
                 path = self.save(f"epoch_2nd_{self.epoch:05d}")
+                if not self.world.main:
+                    continue
                 self.write_log()
                 for leftover in self.out.glob("interrupted.*"):
                     leftover.unlink()
@@ -615,8 +711,9 @@ def build_parser() -> argparse.ArgumentParser:
                    "(the recipe's joint training; the memory peak: off by default)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out")
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
-    p.add_argument("--amp", default="auto", choices=("auto", "off", "bf16"), help="mixed precision on a GPU (auto, "
-                   "the default: bf16 on compute capability 8.0 and newer, float32 below; bf16 is refused below 8.0)")
+    p.add_argument("--amp", default="auto", choices=("auto", "off", "bf16", "fp16"), help="mixed precision on a GPU "
+                   "(auto, the default: bf16 on compute capability 8.0 and newer, fp16 with a loss scaler on 7.x cards "
+                   "with tensor cores, float32 on Pascal, Maxwell and GTX 16xx; bf16 is refused below 8.0)")
     p.add_argument("--language", default="en-us", help="espeak-ng voice for phonemisation (the pretrain: en-us)")
     p.add_argument("--quiet", action="store_true")
     add_trust_argument(p)
@@ -626,8 +723,10 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     log = (lambda message: None) if args.quiet else (lambda message: print(message, file=sys.stderr))
+    world = distributed.World()
     try:
         device = device_mod.pick(args.device)
+        world = distributed.join(device)  # under torchrun: this process's rank; else a world of one
         config_path = args.out / "config.yml"
         run_state.check_out(args.out, args.resume)
         if args.resume:
@@ -641,15 +740,19 @@ def main(argv: list[str] | None = None) -> int:
             pieces = styletts2_pieces.find(args.pretrained_dir, args.wavlm, need_wavlm=need_wavlm)
             config = styletts2_pieces.make_config(pieces, sets, args.slm_adversarial)
             config["language"] = args.language
-        with run_state.run_folder(args.out):
+        # Rank 0 owns the run folder (its lock, its removal when the start fails); the others only read it.
+        with run_state.run_folder(args.out) if world.main else contextlib.nullcontext():
             trainer = Trainer(config, args.manifest, args.out, device=device, trust=args.trust_checkpoint,
-                              amp=args.amp, progress=not args.quiet, log=log)
-            styletts2_pieces.save_config(config, config_path)  # once the data and pieces are known good
+                              amp=args.amp, progress=not args.quiet, log=log, world=world)
+            if world.main:
+                styletts2_pieces.save_config(config, config_path)  # once the data and pieces are known good
             history = run_state.train(trainer, args.resume)
     except (TtsrigError, CheckpointError) as exc:
-        print(f"trainers.styletts2: {exc}", file=sys.stderr)
+        print(f"trainers.styletts2{world.label}: {exc}", file=sys.stderr)
         return 2
-    if history:
+    finally:
+        world.close()
+    if history and world.main:
         print(f"done: {history[-1]['epoch']} epochs; checkpoints and train-log.tsv in {args.out}")
     return 0
 

@@ -1,6 +1,7 @@
 """The StyleTTS2 fine-tune wrapper on a reduced model, tiny random pieces and synthetic speech."""
 from __future__ import annotations
 
+import gc
 import json
 import os
 import subprocess
@@ -13,9 +14,9 @@ import soundfile as sf
 import torch
 
 from envcheck.errors import TtsrigError
-from patches.checkpoints import UntrustedCheckpoint
+from patches.checkpoints import UntrustedCheckpoint, load_checkpoint
 from tests.models import synth, tiny_styletts2
-from trainers import mas, phonemes, prepare, styletts2_pieces
+from trainers import batch_fit, mas, phonemes, prepare, styletts2_pieces
 from trainers import styletts2 as st
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -41,6 +42,14 @@ def dataset(tmp_path_factory) -> Path:
                               "cpu", progress=False)
     assert summary["clips"] == len(SENTENCES) + 2, summary
     return root / "set" / "manifest.jsonl"
+
+
+@pytest.fixture(autouse=True)
+def release_trainers():
+    """The in-process trainers here hold a StyleTTS2 with its optimisers (GBs) in reference cycles: collect them
+    after each test, or the session's memory grows until the torchrun test's processes do not fit."""
+    yield
+    gc.collect()
 
 
 def train(dataset: Path, out: Path, pieces: Path | None, *args: str) -> subprocess.CompletedProcess:
@@ -232,9 +241,69 @@ def test_nan_stops_the_run_and_keeps_the_last_good_checkpoint(run_two_epochs, da
         raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
 
     trainer.step = out_of_memory
-    with pytest.raises(TtsrigError, match="out of memory.*batch_size \\(now 2\\).*max_len \\(now 80\\)"):
+    with pytest.raises(TtsrigError, match="out of memory.*one clip per step: lower --set max_len \\(now 80\\)"):
         trainer.run()
     assert (run / "epoch_2nd_00002.pth").read_bytes() == good
+
+
+def trainer_from(run_two_epochs, dataset, out: Path, notes: list | None = None, **changes) -> st.Trainer:
+    """A Trainer with the two-epoch run's config (its pieces, max_len 80), `changes` applied at the top level."""
+    import yaml
+
+    straight, _ = run_two_epochs
+    config = {**yaml.safe_load((straight / "config.yml").read_text()), **changes}
+    out.mkdir(exist_ok=True)
+    log = notes.append if notes is not None else (lambda message: None)
+    return st.Trainer(config, dataset, out, trust=True, progress=False, log=log)
+
+
+def test_running_out_of_memory_halves_the_batch_and_resume_keeps_it(run_two_epochs, dataset, tmp_path, monkeypatch):
+    """A batch of two clips fails as CUDA would (simulated: no GPU here): the step is tried again with one clip
+    at a time, batch_size 1 is recorded in the state, and a trainer resumed from it (the failure gone) keeps
+    it. (F5's test proves a resumed halved run bit-exact over whole epochs.)"""
+    notes: list[str] = []
+    trainer = trainer_from(run_two_epochs, dataset, tmp_path / "run", notes, epochs=1)
+    longest = max(trainer.data.load(i)[1].shape[-1] for i in range(len(trainer.data.items)))
+    monkeypatch.setenv(batch_fit.SIMULATE_VARIABLE, str(longest))  # any one clip passes, any two padded fail
+    trainer.set_modes()
+    pair = trainer.data.batches(2, trainer.seed, 0)[0]
+    results = trainer.fitted_steps(pair)
+    assert len(results) == 2 and trainer.iters == 2  # the pair, one clip per step
+    assert trainer.batch_size == 1 and trainer.batch_changes == [{"iters": 0, "batch_size": 1}]
+    assert any("CUDA ran out of memory at step 1: batch_size now 1" in n for n in notes)
+    trainer.save("epoch_2nd_00001")
+    monkeypatch.delenv(batch_fit.SIMULATE_VARIABLE)
+    resumed = trainer_from(run_two_epochs, dataset, tmp_path / "run", epochs=2)
+    resumed.resume()
+    assert resumed.batch_size == 1 and resumed.batch_changes == trainer.batch_changes
+
+
+def test_a_loss_scaler_takes_the_same_steps_slm_adversarial_included(run_two_epochs, dataset, tmp_path):
+    """fp16's path on the CPU: one GradScaler shared by the discriminator, generator and SLM adversarial
+    updates. In float32 a power-of-two scale is exact, so two steps must equal two without it, bit for bit:
+    the scaling, the unscaling before the SLM step's gradient clipping, and the steps are all in their places."""
+    import yaml
+
+    straight, _ = run_two_epochs
+    loss_params = yaml.safe_load((straight / "config.yml").read_text())["loss_params"]
+    trained = {}
+    for name in ("plain", "scaled"):
+        # the recipe's SLM adversarial training from the first step; a fresh trainer re-seeds every generator
+        trainer = trainer_from(run_two_epochs, dataset, tmp_path / name, epochs=1,
+                               loss_params={**loss_params, "joint_epoch": 0})
+        assert trainer.slmadv is not None
+        if name == "scaled":
+            trainer.scaler = torch.amp.GradScaler("cpu", init_scale=2.0 ** 12)
+        trainer.set_modes()
+        for indices in trainer.data.batches(2, trainer.seed, 0)[:2]:
+            trainer.step(trainer.data.collate(indices, trainer.rng))
+        if name == "scaled":  # an update for the discriminators, the generator and each SLM adversarial update
+            assert trainer.scaler.state_dict()["_growth_tracker"] >= 2 * trainer.iters > 0
+        trained[name] = {key: {n: v.clone() for n, v in trainer.model[key].state_dict().items()}
+                         for key in trainer.model}
+    for key, weights in trained["plain"].items():
+        for name, value in weights.items():
+            assert torch.equal(value, trained["scaled"][key][name]), (key, name)
 
 
 def test_the_package_inference_class_loads_the_checkpoint(run_two_epochs, monkeypatch):

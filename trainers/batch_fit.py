@@ -1,0 +1,117 @@
+"""A batch that fits the card: how much of a training batch one forward pass may hold on this GPU, and what a
+trainer does when CUDA runs out of memory anyway.
+
+The documented batch stays what the optimiser sees (F5: `--frames-per-batch` mel frames, the same batches in
+the same order on every card). When the card cannot hold it at once, the batch is split into passes whose
+gradients are summed before the one optimiser step (gradient accumulation), each pass's loss weighted by its
+share of the batch's frames. The pass size comes from the card's free memory, the precision and a memory
+model measured on a real card (`F5_MEMORY`); when a pass still runs out of memory it is halved and the same
+batch is tried again. The run records each change, and a resumed run reuses the recorded size.
+
+`TTSRIG_SIMULATE_OOM_ABOVE=FRAMES` (tests only, like envcheck.crashpoint) makes any pass of more padded frames
+raise CUDA's out-of-memory error, on any device, so the halving is tested where no GPU is.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import torch
+
+from envcheck.errors import TtsrigError
+
+GIB = 1024 ** 3
+SIMULATE_VARIABLE = "TTSRIG_SIMULATE_OOM_ABOVE"
+
+
+@dataclass(frozen=True)
+class MemoryModel:
+    """Peak CUDA memory of one training step: a part that grows with the parameters (weights, gradients, the
+    AdamW moments, the autocast copies: `bytes_per_param`), and one that grows with the padded frames of the
+    pass times the model's width and depth (the activations kept for backward: `bytes_per_frame_unit`, per
+    frame x dim x depth, per precision). `source` names the measurement."""
+    bytes_per_param: float
+    bytes_per_frame_unit: dict[str, float]
+    measured: tuple[str, ...]  # the precisions measured on a card; the others are estimates
+    source: str
+
+
+# From tests/bench/results/f5-gpu-3200.json and f5-gpu-6400.json (F5TTS_v1_Base, 337.1 M parameters, dim 1024,
+# depth 22, bf16 autocast, AdamW, H200): peak allocated 9.32 GiB at 3200 frames and 13.14 GiB at 6400, i.e.
+# 5.50 GiB at no frames (17.5 bytes per parameter) and 1.22 MiB per frame (56.9 bytes per frame x dim x depth). fp16 keeps the same activations as bf16; fp32 keeps them at twice the width (an estimate
+# until a card measures it: the out-of-memory halving covers it).
+_F5_FIXED_GIB, _F5_PER_FRAME_GIB = 5.50, (13.14 - 9.32) / 3200
+_F5_BASE = {"params": 337.1e6, "dim": 1024, "depth": 22}
+F5_MEMORY = MemoryModel(
+    bytes_per_param=_F5_FIXED_GIB * GIB / _F5_BASE["params"],
+    bytes_per_frame_unit={"bf16": _F5_PER_FRAME_GIB * GIB / (_F5_BASE["dim"] * _F5_BASE["depth"]),
+                          "fp16": _F5_PER_FRAME_GIB * GIB / (_F5_BASE["dim"] * _F5_BASE["depth"]),
+                          "fp32": 2 * _F5_PER_FRAME_GIB * GIB / (_F5_BASE["dim"] * _F5_BASE["depth"])},
+    measured=("bf16",),
+    source="tests/bench/results/f5-gpu-3200.json, f5-gpu-6400.json")
+EMA_BYTES_PER_PARAM = 4  # --ema keeps a float32 copy of every weight
+# What the peak leaves to others: CUDA's context and the caching allocator's fragmentation.
+HEADROOM_SHARE, HEADROOM_BYTES = 0.9, int(0.5 * GIB)
+
+
+@dataclass(frozen=True)
+class Fit:
+    pass_frames: int  # padded frames per forward pass; 0: the whole batch in one pass
+    why: str  # one line for the log and run.json
+
+
+def f5_pass_frames(*, free_bytes: int, card: str, params: int, dim: int, depth: int, precision: str,
+                   ema: bool, batch_frames: int, model: MemoryModel = F5_MEMORY) -> Fit:
+    """The pass size for an F5 batch of `batch_frames` on a card with `free_bytes` free; refused in one line
+    when the weights, gradients and optimiser state alone do not fit."""
+    fixed = params * (model.bytes_per_param + (EMA_BYTES_PER_PARAM if ema else 0))
+    usable = free_bytes * HEADROOM_SHARE - HEADROOM_BYTES
+    estimate = "" if precision in model.measured else " (estimated: not yet measured on a card in " + precision + ")"
+    if fixed >= usable:
+        raise TtsrigError(
+            f"F5 fine-tuning a model of {params / 1e6:.0f} M parameters needs about {fixed / GIB:.1f} GiB for its "
+            f"weights, gradients and AdamW state{' and EMA' if ema else ''} before any batch; {card} has "
+            f"{free_bytes / GIB:.1f} GiB free, of which about {max(0.0, usable) / GIB:.1f} GiB is usable. Free the "
+            "card (nvidia-smi lists what holds it), use a card with more memory, or --device cpu.")
+    per_frame = model.bytes_per_frame_unit[precision] * dim * depth
+    fits = int((usable - fixed) // per_frame)
+    if fits >= batch_frames:
+        return Fit(0, f"the whole batch ({batch_frames} frames) in one pass: {card}, {free_bytes / GIB:.1f} GiB free, "
+                      f"{precision}{estimate}")
+    fits = max(1, fits)
+    passes = -(-batch_frames // fits)
+    return Fit(fits, f"{fits} frames per pass, about {passes} passes per batch of {batch_frames} frames, gradients "
+                     f"accumulated: {card}, {free_bytes / GIB:.1f} GiB free, {precision}{estimate}")
+
+
+def pieces(lengths: list[int], pass_frames: int) -> list[tuple[int, int]]:
+    """[start, stop) ranges over a batch's clips (in the batch's order) whose padded size (clips x the longest)
+    is at most `pass_frames` each; a clip longer than that is a pass of its own. 0: one piece."""
+    if not pass_frames:
+        return [(0, len(lengths))]
+    ranges, start, longest = [], 0, 0
+    for i, frames in enumerate(lengths):
+        longest_with = max(longest, frames)
+        if i > start and longest_with * (i - start + 1) > pass_frames:
+            ranges.append((start, i))
+            start, longest_with = i, frames
+        longest = longest_with
+    ranges.append((start, len(lengths)))
+    return ranges
+
+
+def halved(pass_frames: int, lengths: list[int]) -> int | None:
+    """The next pass size after running out of memory with `pass_frames` on a batch of `lengths`, or None
+    when every pass already holds one clip (nothing smaller is possible)."""
+    current = pass_frames or max(lengths) * len(lengths)
+    if all(b - a == 1 for a, b in pieces(lengths, current)):
+        return None
+    return max(1, current // 2)
+
+
+def check_simulated(padded_frames: int) -> None:
+    """Tests only: CUDA's out-of-memory error for a pass over the ceiling TTSRIG_SIMULATE_OOM_ABOVE names."""
+    ceiling = os.environ.get(SIMULATE_VARIABLE)
+    if ceiling and padded_frames > int(ceiling):
+        raise torch.cuda.OutOfMemoryError(f"CUDA out of memory (simulated by {SIMULATE_VARIABLE}={ceiling}: a pass of "
+                                          f"{padded_frames} padded frames)")
