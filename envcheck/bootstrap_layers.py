@@ -68,10 +68,8 @@ def check_before_install(layer: Layer, cache: Path, offline: bool) -> None:
         return
     missing = whispercpp_build.missing_tools()
     if missing:
-        packages = sorted({whispercpp_build.BUILD_TOOLS[t] for t in missing})
         raise TtsrigError(f"--with {layer.name} builds whisper.cpp on this CPU (no wheel of an ASR runs on tier "
-                          f"pre-v2) and needs {', '.join(missing)}: sudo apt-get install {' '.join(packages)}, then "
-                          "re-run. Nothing was changed.")
+                          f"pre-v2) and needs {missing}; install them, then re-run. Nothing was changed.")
     whispercpp_build.source_archive(cache, offline)
 
 

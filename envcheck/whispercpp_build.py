@@ -34,16 +34,19 @@ PORTABLE = ["-DGGML_NATIVE=OFF", "-DGGML_SSE42=OFF", "-DGGML_AVX=OFF", "-DGGML_A
 OPTIONS = ["-DCMAKE_BUILD_TYPE=Release", "-DBUILD_SHARED_LIBS=OFF", "-DWHISPER_BUILD_TESTS=OFF",
            "-DWHISPER_BUILD_SERVER=OFF", "-DWHISPER_SDL2=OFF", "-DWHISPER_CURL=OFF"]
 BUILD_TOOLS = {"cmake": "cmake", "make": "make", "c++": "g++"}  # command -> the Debian package that brings it
-INSTALL_TOOLS = "sudo apt-get install cmake make g++"
 
 
 def archive_name() -> str:
     return SOURCE_URL.rsplit("/", 1)[1]
 
 
-def missing_tools() -> list[str]:
-    """The build tools this machine lacks (cmake's default generator needs make; a C++ compiler)."""
-    return [tool for tool in BUILD_TOOLS if shutil.which(tool) is None]
+def missing_tools() -> str | None:
+    """The build tools this machine lacks (cmake's default generator needs make; a C++ compiler) and the
+    command that installs them, as "cmake, c++ (sudo apt-get install cmake g++)"; None when it has them all."""
+    missing = [tool for tool in BUILD_TOOLS if shutil.which(tool) is None]
+    if not missing:
+        return None
+    return f"{', '.join(missing)} (sudo apt-get install {' '.join(sorted({BUILD_TOOLS[t] for t in missing}))})"
 
 
 def source_archive(cache: Path, offline: bool = False) -> Path:
@@ -79,9 +82,7 @@ def build(dest: Path, cache: Path, *, portable: bool, march: str | None = None,
     a GCC -march instead (amdfam10 for a Phenom II, core2), for the benchmarks' builds."""
     missing = missing_tools()
     if missing:
-        packages = sorted({BUILD_TOOLS[t] for t in missing})
-        raise TtsrigError(f"building whisper.cpp needs {', '.join(missing)}, which this machine lacks: "
-                          f"sudo apt-get install {' '.join(packages)}")
+        raise TtsrigError(f"building whisper.cpp needs {missing}, which this machine lacks")
     archive = source_archive(cache, offline)
     with tempfile.TemporaryDirectory(prefix="ttsrig-whisper-cpp-") as tmp:
         with tarfile.open(archive) as tar:

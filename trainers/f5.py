@@ -228,6 +228,8 @@ class Trainer:
                                      f"{self.world.size} processes ({fit.why})")
 
     def own_fit(self) -> batch_fit.Fit:
+        """This process's pass size before the ranks agree: --pass-frames, the whole batch on the CPU, else what
+        the card's free memory holds at this precision (batch_fit's memory model)."""
         if self.cfg.pass_frames:
             return batch_fit.Fit(self.cfg.pass_frames, f"{self.cfg.pass_frames} frames per pass (--pass-frames)")
         if self.device != "cuda":

@@ -44,3 +44,21 @@ def transcribed(folder: Path, lines: list[str], prefix: str = "c") -> Path:
         write(folder / f"{prefix}{i}.wav", speech(text))
         (folder / f"{prefix}{i}.txt").write_text(text)
     return folder
+
+
+def styletts2_set(root: Path, lines: list[str], odd_clips: bool = False) -> Path:
+    """`lines` spoken by espeak-ng and prepared for StyleTTS2 (clips and its mels) under root/set; with
+    `odd_clips`, also a clip shorter than the decoder's crop and one whose transcript phonemises to nothing.
+    Returns the manifest."""
+    from trainers import prepare
+
+    transcribed(root / "in", lines)
+    if odd_clips:
+        write(root / "in" / "short.wav", speech("Hello."))  # 0.54 s: shorter than the decoder's crop
+        (root / "in" / "short.txt").write_text("Hello.")
+        write(root / "in" / "notes.wav", speech(lines[0]))
+        (root / "in" / "notes.txt").write_text("♪ ♪")
+    summary = prepare.prepare(root / "in", root / "set", prepare.Settings(min_s=0.5, mels=("styletts2",)), None,
+                              "cpu", progress=False)
+    assert summary["clips"] == len(lines) + (2 if odd_clips else 0), summary
+    return root / "set" / "manifest.jsonl"

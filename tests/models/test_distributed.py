@@ -23,7 +23,6 @@ from safetensors.torch import load_file
 
 from tests.models import synth
 from tests.models.test_f5_trainer import TINY, cli_args, dataset, tiny_json  # noqa: F401 (fixtures)
-from trainers import prepare
 
 ROOT = Path(__file__).resolve().parents[2]
 TORCHRUN = str(Path(sys.executable).parent / "torchrun")
@@ -190,10 +189,7 @@ def st_pieces(tmp_path_factory) -> Path:
 def st_dataset(tmp_path_factory) -> Path:
     from tests.models import test_styletts2
 
-    root = tmp_path_factory.mktemp("st-voice")
-    synth.transcribed(root / "in", test_styletts2.SENTENCES)
-    prepare.prepare(root / "in", root / "set", prepare.Settings(mels=("styletts2",)), None, "cpu", progress=False)
-    return root / "set" / "manifest.jsonl"
+    return synth.styletts2_set(tmp_path_factory.mktemp("st-voice"), test_styletts2.SENTENCES)
 
 
 def test_styletts2_two_processes_train_one_model_slm_adversarial_included(st_pieces, st_dataset, tmp_path):

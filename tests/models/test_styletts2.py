@@ -16,7 +16,7 @@ import torch
 from envcheck.errors import TtsrigError
 from patches.checkpoints import UntrustedCheckpoint, load_checkpoint
 from tests.models import synth, tiny_styletts2
-from trainers import batch_fit, mas, phonemes, prepare, styletts2_pieces
+from trainers import batch_fit, mas, phonemes, styletts2_pieces
 from trainers import styletts2 as st
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -32,16 +32,7 @@ def pieces(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def dataset(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("voice")
-    synth.transcribed(root / "in", SENTENCES)
-    synth.write(root / "in" / "short.wav", synth.speech("Hello."))  # 0.54 s: shorter than the decoder's crop
-    (root / "in" / "short.txt").write_text("Hello.")
-    synth.write(root / "in" / "notes.wav", synth.speech(SENTENCES[0]))  # phonemises to nothing
-    (root / "in" / "notes.txt").write_text("♪ ♪")
-    summary = prepare.prepare(root / "in", root / "set", prepare.Settings(min_s=0.5, mels=("styletts2",)), None,
-                              "cpu", progress=False)
-    assert summary["clips"] == len(SENTENCES) + 2, summary
-    return root / "set" / "manifest.jsonl"
+    return synth.styletts2_set(tmp_path_factory.mktemp("voice"), SENTENCES, odd_clips=True)
 
 
 @pytest.fixture(autouse=True)

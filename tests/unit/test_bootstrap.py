@@ -1147,8 +1147,8 @@ def test_a_pre_v2_build_without_its_tools_is_one_line_before_anything_changes(pr
     monkeypatch.setattr(whispercpp_build.shutil, "which", lambda tool: None if tool == "cmake" else "/usr/bin/" + tool)
     assert bootstrap.main(["--venv", str(venv), "--with", "asr"]) == 2
     err = capsys.readouterr().err
-    assert "--with asr builds whisper.cpp on this CPU (no wheel of an ASR runs on tier pre-v2) and needs cmake: " \
-           "sudo apt-get install cmake, then re-run. Nothing was changed." in err
+    assert "--with asr builds whisper.cpp on this CPU (no wheel of an ASR runs on tier pre-v2) and needs cmake " \
+           "(sudo apt-get install cmake); install them, then re-run. Nothing was changed." in err
     assert installs == []
 
 

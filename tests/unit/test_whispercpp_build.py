@@ -48,6 +48,6 @@ def test_a_download_with_another_hash_is_refused_and_removed(tmp_path, monkeypat
 
 def test_missing_build_tools_are_one_line_naming_the_packages(tmp_path, monkeypatch):
     monkeypatch.setattr(whispercpp_build.shutil, "which", lambda tool: None if tool in ("cmake", "c++") else "/bin/x")
-    with pytest.raises(TtsrigError, match=r"needs cmake, c\+\+, which this machine lacks: sudo apt-get install cmake g\+\+$"):
+    with pytest.raises(TtsrigError, match=r"needs cmake, c\+\+ \(sudo apt-get install cmake g\+\+\), which this machine lacks$"):
         whispercpp_build.build(tmp_path / "bin", tmp_path, portable=True)
     assert not (tmp_path / "bin").exists()
