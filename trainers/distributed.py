@@ -12,14 +12,20 @@ identity: nothing changes. Under `torchrun --nproc_per_node=N -m trainers.f5 ...
   and nothing hangs);
 - decisions every rank must share (running out of memory, Ctrl-C, the pass size, the precision: the lowest
   any rank's card computes well) are all-reduced first;
+- StyleTTS2's updates (discriminators, generator, SLM adversarial) do not split into passes: there each global
+  batch is shared clip by clip (share_of) and each update averages the ranks' weighted gradients;
 - only rank 0 writes checkpoints, logs and the progress bar; the checkpoint is the single-process one.
 A rank that dies ends the run: torchrun stops the others, and a rank stuck in a collective gives up after
 TIMEOUT, with a line naming the rank.
 """
 from __future__ import annotations
 
+import contextlib
 import datetime
 import os
+import sys
+import tempfile
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import torch
@@ -93,14 +99,28 @@ class World:
                 p.grad.copy_(flat[offset:offset + p.numel()].view_as(p.grad))
                 offset += p.numel()
 
-    def average_gradients(self, parameters) -> None:
-        """sum_gradients divided by the ranks: each rank trained on its own batch, and the step is their mean."""
+    def average_gradients(self, parameters, weight: float = 1.0) -> None:
+        """sum_gradients divided by the ranks, each rank's gradient first multiplied by `weight` (share_of's:
+        with shares of unequal size the mean is still the whole batch's)."""
         if self.backend is None:
             return
         params = [p for p in parameters if p.requires_grad]
+        if weight != 1.0:
+            for p in params:
+                if p.grad is not None:
+                    p.grad.mul_(weight)
         self.sum_gradients(params)
         for p in params:
             p.grad.div_(self.size)
+
+    def average(self, values: dict[str, float], weight: float = 1.0) -> dict[str, float]:
+        """Each value's mean over the ranks, weighted as average_gradients weighs (the whole batch's loss)."""
+        if self.backend is None:
+            return values
+        names = sorted(values)
+        summed = torch.tensor([values[n] * weight for n in names], dtype=torch.float64, device=self._tensor_device())
+        torch.distributed.all_reduce(summed)
+        return {n: float(v) / self.size for n, v in zip(names, summed.tolist())}
 
     def check_in_step(self, parameters, when: str) -> None:
         """Every rank holds the same weights (they took the same steps): a cheap all-reduced checksum, so a
@@ -154,13 +174,33 @@ def join(device: str) -> World:
             raise TtsrigError(f"rank {rank}: LOCAL_RANK {local_rank}, but this machine shows {cards} GPU(s): "
                               f"--nproc_per_node may not exceed them (CUDA_VISIBLE_DEVICES chooses which)")
         torch.cuda.set_device(local_rank)
-    try:
-        torch.distributed.init_process_group(backend, timeout=TIMEOUT)
-    except Exception as exc:  # a rendezvous that never completes, a port in use
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        raise TtsrigError(f"rank {rank}: the {backend} process group did not start ({first}); check torchrun's "
-                          "--rdzv-endpoint / MASTER_ADDR:MASTER_PORT (a port another program holds?)") from None
+    with held_stderr() as logged:
+        try:
+            torch.distributed.init_process_group(backend, timeout=TIMEOUT)
+        except Exception as exc:  # a rendezvous that never completes, a port in use
+            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            raise TtsrigError(f"rank {rank}: the {backend} process group did not start ({first}); check torchrun's "
+                              "--rdzv-endpoint / MASTER_ADDR:MASTER_PORT (a port another program holds?)") from None
+    sys.stderr.write(logged())  # started: what c10d logged on the way is shown, as without the hold
     return World(rank, size, local_rank, backend)
+
+
+@contextlib.contextmanager
+def held_stderr() -> Iterator[Callable[[], str]]:
+    """File descriptor 2 held in a temporary file for the block: c10d's C++ logs every failed connection attempt
+    there, with dozens of stack frames, before Python sees the error that the one line names. The text it held
+    is given back by the function yielded, after the block; an exception out of the block drops it."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as held:
+        os.dup2(held.fileno(), 2)
+        try:
+            yield lambda: text
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            held.seek(0)
+            text = held.read().decode(errors="replace")
 
 
 # Precisions from the one every card computes to the one the fewest do: fp32 anywhere, fp16 (with a scaler) on 7.x
@@ -172,6 +212,14 @@ def common_dtype(world: World, dtype: torch.dtype | None) -> torch.dtype | None:
     """The autocast dtype every rank can compute well: the lowest any rank's card chose (a P40 beside an RTX
     3060 trains in fp32 on both), so the ranks' gradients are of one precision."""
     return PRECISION_ORDER[world.smallest(PRECISION_ORDER.index(dtype))]
+
+
+def share_of(batch: list[int], rank: int, size: int) -> tuple[list[int], float]:
+    """Rank `rank`'s clips of one global batch (every size-th from its rank on, so the shares differ by one clip
+    at most) and the weight of its gradients: its share of the batch times the ranks, so that averaging the
+    weighted per-share means over the ranks gives the mean over the whole batch."""
+    share = batch[rank::size]
+    return share, len(share) * size / len(batch)
 
 
 def piece_seed(seed: int, step: int, piece: int) -> int:

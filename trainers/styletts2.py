@@ -232,9 +232,13 @@ class Trainer:
         from styletts2.losses import DiscriminatorLoss, GeneratorLoss, MultiResolutionSTFTLoss, WavLMLoss
         from styletts2.utils import recursive_munch
 
-        # Under torchrun each rank trains on its own batches and the updates average their gradients
-        # (trainers.distributed); rank 0 alone writes and logs.
+        # Under torchrun each rank takes its share of every global batch and the updates average their weighted
+        # gradients (trainers.distributed); rank 0 alone writes and logs.
         self.world = world or distributed.World()
+        if int(config["batch_size"]) < self.world.size:
+            raise TtsrigError(f"batch_size {config['batch_size']} is one batch shared by the {self.world.size} "
+                              f"processes, each of which needs a clip of it: --set batch_size={self.world.size} or "
+                              f"more (a multiple of {self.world.size} gives equal shares), or fewer processes")
         self.config, self.out, self.device = config, out, device
         self.progress, self.log = progress and self.world.main, log if self.world.main else (lambda message: None)
         self.loss_w = {k[len("lambda_"):]: float(v) for k, v in config["loss_params"].items() if k.startswith("lambda_")}
@@ -275,6 +279,7 @@ class Trainer:
         self.scaler = torch.amp.GradScaler(device) if self.dtype == torch.float16 else None
         self.epoch = self.iters = 0
         self.batch_size = int(config["batch_size"])  # halved when CUDA runs out of memory (recorded)
+        self.share_weight = 1.0  # this rank's weight in the averaged gradients and losses (distributed.share_of)
         self.batch_changes: list[dict] = []
         self.history: list[dict] = []
         self.running_std: list[float] = []
@@ -333,7 +338,7 @@ class Trainer:
         if self.slmadv is not None and self.epoch >= int(self.config["loss_params"]["joint_epoch"]):
             losses.update(self.slm_adversarial(batch, decoded.y_rec_gt, decoded.y_rec_gt_pred, styles.s_trg, ref))
         self.iters += 1
-        return {k: float(v) for k, v in losses.items()}
+        return self.world.average({k: float(v) for k, v in losses.items()}, self.share_weight)
 
     def _on_device(self, batch: dict) -> Batch:
         dev = self.device
@@ -443,14 +448,14 @@ class Trainer:
         trained = [p for key in keys for p in self.model[key].parameters()]
         if self.scaler is None:
             loss.backward()
-            self.world.average_gradients(trained)
+            self.world.average_gradients(trained, self.share_weight)
             if adjust:
                 adjust()
             for key in keys:
                 self.optimizers[key].step()
             return
         self.scaler.scale(loss).backward()
-        self.world.average_gradients(trained)
+        self.world.average_gradients(trained, self.share_weight)
         for key in keys:
             self.scaler.unscale_(self.optimizers[key])
         if adjust:
@@ -629,16 +634,16 @@ class Trainer:
 
     # the loop
 
-    def rank_batches(self, batches: list[list[int]]) -> list[list[int]]:
-        """This rank's batches of the epoch's order: batch i is rank i mod N's, and every rank takes the same
-        number (a last, incomplete round is left out, and said once)."""
+    def rank_batches(self, batches: list[list[int]]) -> list[tuple[list[int], float]]:
+        """This rank's share of each batch of the epoch's order, with its weight (distributed.share_of); a last
+        batch with fewer clips than processes is left out (said once). In a world of one: the batches."""
         if self.world.size == 1:
-            return batches
-        usable = len(batches) // self.world.size * self.world.size
-        if usable < len(batches) and self.epoch == 0:
-            self.log(f"note: {len(batches) - usable} batch(es) of each epoch are left out so that each of the "
-                     f"{self.world.size} processes takes {usable // self.world.size}")
-        return batches[self.world.rank:usable:self.world.size]
+            return [(batch, 1.0) for batch in batches]
+        usable = [batch for batch in batches if len(batch) >= self.world.size]
+        if len(usable) < len(batches) and self.epoch == 0:
+            self.log(f"note: the last batch of each epoch has fewer clips than the {self.world.size} processes and "
+                     "is left out")
+        return [distributed.share_of(batch, self.world.rank, self.world.size) for batch in usable]
 
     def write_log(self) -> None:
         header = "epoch\titers\tskipped\tseconds\t" + "\t".join(TERMS) + "\n"
@@ -662,8 +667,9 @@ class Trainer:
                 steps = skipped = 0
                 started = time.monotonic()
                 batches = self.rank_batches(self.data.batches(self.batch_size, self.seed, self.epoch))
-                for indices in tqdm(batches, desc=f"epoch {self.epoch + 1}/{epochs}", unit="batch",
-                                    disable=not self.progress):
+                for indices, weight in tqdm(batches, desc=f"epoch {self.epoch + 1}/{epochs}", unit="batch",
+                                            disable=not self.progress):
+                    self.share_weight = weight
                     with guard.step(f"at epoch {self.epoch + 1}"):
                         results = self.fitted_steps(indices)
                     for losses in results:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -120,6 +121,32 @@ def test_a_rank_that_dies_mid_epoch_ends_the_run_and_the_last_checkpoint_stays_w
     assert load_file(out / "epoch_0001.safetensors") and not (out / "epoch_0002.safetensors").exists()
 
 
+def test_ctrl_c_under_torchrun_saves_the_same_batch_once_and_the_run_resumes(two_processes, dataset,  # noqa: F811
+                                                                             tmp_path):
+    """Ctrl-C in the terminal reaches torchrun and both ranks (one process group); torchrun passes SIGINT on to
+    them as well. The ranks agree to stop at the same batch, rank 0 writes the interrupted pair whole, and
+    --resume continues from it."""
+    json_path = two_processes.parent / "tiny.json"
+    out = tmp_path / "ctrl-c"
+    cmd = [TORCHRUN, "--standalone", "--nproc_per_node=2", "-m", "trainers.f5",
+           *cli_args(dataset, out, json_path, "--epochs", "200", *PASS)]
+    run = subprocess.Popen(cmd, cwd=ROOT, env=env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                           start_new_session=True)  # its own process group, as a terminal's foreground job
+    deadline = time.monotonic() + 300
+    while not (out / "epoch_0001.safetensors").exists() and run.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.1)
+    os.killpg(run.pid, signal.SIGINT)
+    _stdout, stderr = run.communicate(timeout=120)
+    assert "interrupted: saved" in stderr, stderr[-3000:]
+    state = load_file(out / "interrupted.state.safetensors")
+    assert load_file(out / "interrupted.safetensors") and int(state["step"]) > 0
+    assert "Traceback" not in stderr.split("interrupted: saved")[0], stderr[-3000:]
+    finished = max(int(p.name[6:10]) for p in out.glob("epoch_????.safetensors"))  # the interrupted epoch's before
+    resumed = torchrun(*cli_args(dataset, out, json_path, "--epochs", str(finished + 1), "--resume", *PASS))
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert load_file(out / f"epoch_{finished + 1:04d}.safetensors") and not (out / "interrupted.safetensors").exists()
+
+
 def test_two_agents_on_localhost_train_as_one_with_a_c10d_rendezvous(two_processes, dataset, tmp_path):  # noqa: F811
     json_path = two_processes.parent / "tiny.json"
     out = tmp_path / "nodes"
@@ -150,6 +177,29 @@ def test_more_processes_than_gpus_is_one_line(dataset, tmp_path, tiny_json, monk
         distributed.join("cpu")
 
 
+@pytest.mark.parametrize("rank, held", [(0, True), (1, False)], ids=["port-in-use", "rendezvous-never-completes"])
+def test_a_process_group_that_cannot_start_is_one_line_naming_the_rank(rank, held, dataset, tmp_path,  # noqa: F811
+                                                                      tiny_json):  # noqa: F811
+    """The env:// rendezvous torchrun hands each rank (MASTER_ADDR:MASTER_PORT), set by hand: rank 0 finding its
+    port held by another program, and rank 1 waiting for a rank 0 that never comes, end in one line within the
+    time-out, with nothing written."""
+    port = free_port()
+    with socket.socket() as other_program:
+        if held:
+            other_program.bind(("127.0.0.1", port))
+            other_program.listen()
+        started = time.monotonic()
+        done = subprocess.run([sys.executable, "-m", "trainers.f5", *cli_args(dataset, tmp_path / "run", tiny_json)],
+                              capture_output=True, text=True, cwd=ROOT, timeout=300,
+                              env={**env(), "WORLD_SIZE": "2", "RANK": str(rank), "LOCAL_RANK": str(rank),
+                                   "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port), "TTSRIG_DIST_TIMEOUT": "5"})
+    assert done.returncode == 2 and time.monotonic() - started < 120, done.stderr[-2000:]
+    [line] = done.stderr.strip().splitlines()
+    assert line.startswith(f"trainers.f5: rank {rank}: the gloo process group did not start (") and \
+        "check torchrun's --rdzv-endpoint / MASTER_ADDR:MASTER_PORT" in line, line
+    assert not (tmp_path / "run").exists()
+
+
 def test_envchecks_process_group_check_all_reduces_across_processes():
     """The report's "NCCL across the GPUs" check, run here with gloo across two CPU processes (the same code)."""
     from envcheck import isolated, probes
@@ -176,6 +226,20 @@ def test_cards_of_different_generations_share_the_lowest_precision(chosen, agree
     assert distributed.common_dtype(distributed.World(), chosen[0]) == chosen[0]
 
 
+@pytest.mark.parametrize("batch, size", [([5, 1, 4, 2], 2), ([5, 1, 4], 2), ([3, 9, 4, 7, 1], 3), ([8, 6], 2)])
+def test_the_ranks_weighted_shares_average_to_the_whole_batchs_mean(batch, size):
+    """StyleTTS2's sharing of one global batch: every clip in exactly one share, shares differing by one clip at
+    most, and the weighted per-share means (what each rank's loss and gradients are) averaged over the ranks,
+    as World.average and average_gradients do, give the mean over the whole batch."""
+    from trainers import distributed
+
+    shares = [distributed.share_of(batch, rank, size) for rank in range(size)]
+    assert sorted(c for share, _ in shares for c in share) == sorted(batch)
+    assert max(len(s) for s, _ in shares) - min(len(s) for s, _ in shares) <= 1
+    averaged = sum(weight * sum(share) / len(share) for share, weight in shares) / size
+    assert math.isclose(averaged, sum(batch) / len(batch))
+
+
 # -- StyleTTS2 ------------------------------------------------------------------------------------------
 
 @pytest.fixture(scope="module")
@@ -194,10 +258,10 @@ def st_dataset(tmp_path_factory) -> Path:
 
 def test_styletts2_two_processes_train_one_model_slm_adversarial_included(st_pieces, st_dataset, tmp_path):
     """StyleTTS2 (test_styletts2.py's reduced model and data; here, before that file's in-process trainers have
-    grown this process) under torchrun with gloo on the CPU: each rank trains on its own batches, every update
-    averages the gradients of its modules over the ranks (the discriminators, the generator and the SLM
-    adversarial steps, the parts upstream's DDP breaks on), the ranks end each epoch with the same weights
-    (checked by the trainer itself, which stops otherwise), and rank 0 alone writes the single-process
+    grown this process) under torchrun with gloo on the CPU: each rank takes its clip of every batch of two,
+    every update averages the gradients of its modules over the ranks (the discriminators, the generator and
+    the SLM adversarial steps, the parts upstream's DDP breaks on), the ranks end each epoch with the same
+    weights (checked by the trainer itself, which stops otherwise), and rank 0 alone writes the single-process
     checkpoint."""
     from tests.models import test_styletts2
 
@@ -205,13 +269,13 @@ def test_styletts2_two_processes_train_one_model_slm_adversarial_included(st_pie
     run = tmp_path / "ddp"
     cmd = [torchrun, "--standalone", "--nproc_per_node=2", "-m", "trainers.styletts2", str(st_dataset),
            "--out", str(run), "--quiet", "--device", "cpu", "--pretrained-dir", str(st_pieces), "--trust-checkpoint", "--epochs", "1",
-           "--slm-adversarial", "--set", *test_styletts2.FAST, "batch_size=1"]
+           "--slm-adversarial", "--set", *test_styletts2.FAST, "batch_size=2"]
     done = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT,
                           env={**os.environ, "TTSRIG_OFFLINE": "1", "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)},
                           timeout=900)
     assert done.returncode == 0, done.stderr[-3000:]
     [row] = test_styletts2.log_rows(run)
-    assert row["iters"] == str(len(test_styletts2.SENTENCES) // 2)  # each rank took half the batches
+    assert row["iters"] == str(len(test_styletts2.SENTENCES) // 2)  # the batches one process takes
     for term in ("mel", "gen", "disc", "slm_gen"):
         assert math.isfinite(float(row[term])), term
     assert sorted(p.name for p in run.iterdir()) == ["config.yml", "epoch_2nd_00001.pth",

@@ -248,6 +248,14 @@ def trainer_from(run_two_epochs, dataset, out: Path, notes: list | None = None, 
     return st.Trainer(config, dataset, out, trust=True, progress=False, log=log)
 
 
+def test_a_batch_smaller_than_the_processes_is_refused_before_anything_loads(tmp_path):
+    from trainers import distributed
+
+    with pytest.raises(TtsrigError, match=r"batch_size 2 is one batch shared by the 3 processes, each of which "
+                                          r"needs a clip of it: --set batch_size=3 or more"):
+        st.Trainer({"batch_size": 2}, tmp_path / "no-manifest.jsonl", tmp_path / "run", world=distributed.World(0, 3))
+
+
 def test_running_out_of_memory_halves_the_batch_and_resume_keeps_it(run_two_epochs, dataset, tmp_path, monkeypatch):
     """A batch of two clips fails as CUDA would (simulated: no GPU here): the step is tried again with one clip
     at a time, batch_size 1 is recorded in the state, and a trainer resumed from it (the failure gone) keeps
