@@ -20,7 +20,7 @@ import struct
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -122,27 +122,40 @@ def ggml_bytes(shape: Shape = TINY, seed: int = 0, answer: int | None = None,
     rng = np.random.default_rng(seed)
     forced = (_answering(shape.d_model, answer) if answer is not None
               else _scripted(shape.d_model, script) if script is not None else {})
-    d = shape.d_model
-    parts = [struct.pack("<12i", GGML_MAGIC, ENGLISH_VOCABULARY, ENCODER_POSITIONS, d, shape.heads,
-                         shape.encoder_layers, DECODER_POSITIONS, d, shape.heads, shape.decoder_layers, MELS, F16)]
-    filters = mel_filters()
-    parts += [struct.pack("<2i", *filters.shape), filters.tobytes()]
-    tokens = text_tokens()
-    parts.append(struct.pack("<i", len(tokens)))
-    parts += [struct.pack("<i", len(t)) + t for t in tokens]
-    for name, dims in tensor_shapes(shape):
+
+    def weight(name: str, dims: tuple[int, ...]) -> np.ndarray:
         data = rng.standard_normal(dims).astype("<f4") * np.float32(0.05)
         if name.endswith("ln.weight") or name.endswith("ln_post.weight"):
             data += np.float32(1.0)
         replace = forced.get(name) or forced.get(_any_block(name))
-        if replace:
-            data = replace(data)
+        return replace(data) if replace else data
+
+    return ggml_file_bytes(shape, mel_filters(), text_tokens(), weight)
+
+
+def ggml_file_bytes(shape: Shape, filters: np.ndarray, tokens: list[bytes],
+                    weight: Callable[[str, tuple[int, ...]], np.ndarray]) -> bytes:
+    """The float16 ggml file whisper.cpp loads, in the layout of its models/convert-pt-to-ggml.py: the header,
+    the mel filters ([n_mels, bins]), the text tokens' bytes, then every tensor of tensor_shapes(shape) as
+    `weight(name, dims)` gives it (float32, openai-whisper's [out, in] order), stored as float16 where the
+    converter stores it so."""
+    d = shape.d_model
+    parts = [struct.pack("<12i", GGML_MAGIC, ENGLISH_VOCABULARY, ENCODER_POSITIONS, d, shape.heads,
+                         shape.encoder_layers, DECODER_POSITIONS, d, shape.heads, shape.decoder_layers, MELS, F16)]
+    filters = np.ascontiguousarray(filters, dtype="<f4")
+    parts += [struct.pack("<2i", *filters.shape), filters.tobytes()]
+    parts.append(struct.pack("<i", len(tokens)))
+    parts += [struct.pack("<i", len(t)) + t for t in tokens]
+    for name, dims in tensor_shapes(shape):
+        data = np.asarray(weight(name, dims), dtype="<f4")
+        if data.shape != dims:
+            raise ValueError(f"{name}: shape {data.shape}, whisper.cpp loads {dims}")
         f32 = _stored_as_f32(name, dims)
         if not f32:
             data = data.astype("<f2")
         encoded = name.encode()
         parts.append(struct.pack(f"<3i{len(dims)}i", len(dims), len(encoded), F32 if f32 else F16, *reversed(dims)))
-        parts += [encoded, data.tobytes()]
+        parts += [encoded, np.ascontiguousarray(data).tobytes()]
     return b"".join(parts)
 
 

