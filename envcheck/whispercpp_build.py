@@ -11,7 +11,6 @@ Standard library only (bootstrap imports it).
 """
 from __future__ import annotations
 
-import hashlib
 import os
 import shutil
 import subprocess
@@ -21,6 +20,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+from envcheck.digests import file_sha256
 from envcheck.errors import TtsrigError
 
 SOURCE_URL = ("https://files.pythonhosted.org/packages/9f/35/610787a277e177e6b7983277a35a2969c0876b46c0d889bc6a0c4b4ac4a7/"
@@ -53,7 +53,7 @@ def source_archive(cache: Path, offline: bool = False) -> Path:
     """The pinned source archive in `cache`, downloaded there (hash-checked) when missing; one line when it
     cannot be had."""
     path = cache / archive_name()
-    if path.is_file() and _sha256(path) == SOURCE_SHA256:
+    if path.is_file() and file_sha256(path) == SOURCE_SHA256:
         return path
     if offline:
         raise TtsrigError(f"whisper.cpp's source ({archive_name()}, sha256 {SOURCE_SHA256[:12]}...) is not in {cache} and "
@@ -68,7 +68,7 @@ def source_archive(cache: Path, offline: bool = False) -> Path:
         staged.unlink(missing_ok=True)
         raise TtsrigError(f"could not download whisper.cpp's source ({SOURCE_URL}): {getattr(exc, 'reason', exc)}. "
                           f"Copy {archive_name()} into {cache} from a machine with the network") from None
-    digest = _sha256(staged)
+    digest = file_sha256(staged)
     if digest != SOURCE_SHA256:
         staged.unlink()
         raise TtsrigError(f"{SOURCE_URL} has sha256 {digest}, not the pinned {SOURCE_SHA256}: refused")
@@ -95,20 +95,18 @@ def build(dest: Path, cache: Path, *, portable: bool, march: str | None = None,
         _run(["cmake", "-S", str(source), "-B", str(build_dir), *OPTIONS, *(PORTABLE if portable or march else []),
               *flags])
         _run(["cmake", "--build", str(build_dir), "--target", *programs, "-j", str(os.cpu_count() or 2)])
-        dest.mkdir(parents=True, exist_ok=True)
         for program in programs:
-            staged = dest / f".{program}.partial"
-            shutil.copy2(build_dir / "bin" / program, staged)
-            staged.replace(dest / program)
+            place(build_dir / "bin" / program, dest / program)
     return dest / "whisper-cli"
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+def place(binary: Path, target: Path) -> None:
+    """binary copied to target (its folder made), through a partial file beside it renamed over it: a build or
+    copy stopped midway leaves no half-written program under the real name."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staged = target.with_name(f".{target.name}.partial")
+    shutil.copy2(binary, staged)
+    staged.replace(target)
 
 
 def _run(cmd: list[str]) -> None:

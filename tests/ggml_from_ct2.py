@@ -148,8 +148,9 @@ def shape_of(ct2: dict[str, np.ndarray], name: str) -> Shape:
     def layers(side: str) -> int:
         return len({key.split("/")[1] for key in ct2 if re.match(rf"{side}/layer_\d+/", key)})
 
-    return Shape(name, d_model=d, heads=int(ct2["encoder/num_heads"]), ffn=ct2["encoder/layer_0/ffn/linear_0/weight"].shape[0],
-                 encoder_layers=layers("encoder"), decoder_layers=layers("decoder"), full_vocabulary=True)
+    return Shape(name, d_model=d, heads=int(ct2["encoder/num_heads"]),
+                 ffn=ct2["encoder/layer_0/ffn/linear_0/weight"].shape[0], encoder_layers=layers("encoder"),
+                 decoder_layers=layers("decoder"), full_vocabulary=True)
 
 
 def whisper_mel_filters() -> np.ndarray:

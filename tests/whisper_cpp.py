@@ -57,13 +57,8 @@ def keep(binary: Path) -> None:
     """A portable whisper-cli built earlier in the run, kept as the tests' binary so that the run builds it once:
     bootstrap's --with asr on pre-v2 (tests/integration) builds the same source with the same options as
     build() below."""
-    target = CACHE / "whisper-cli"
-    if target.is_file():
-        return
-    CACHE.mkdir(parents=True, exist_ok=True)
-    staged = target.with_name(".whisper-cli.partial")
-    shutil.copy2(binary, staged)
-    os.replace(staged, target)
+    if not (CACHE / "whisper-cli").is_file():
+        whispercpp_build.place(binary, CACHE / "whisper-cli")
 
 
 def build(dest: Path = CACHE, march: str | None = None, programs: tuple[str, ...] = ("whisper-cli",)) -> Path:
