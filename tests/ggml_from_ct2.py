@@ -27,6 +27,7 @@ import numpy as np
 
 from envcheck.asr_probe import Shape
 from envcheck.atomic import write_atomic
+from envcheck.errors import TtsrigError
 from envcheck.whispercpp_probe import ENGLISH_VOCABULARY, FFT_BINS, SAMPLE_RATE, ggml_file_bytes
 
 # CTranslate2's DataType enum (include/ctranslate2/types.h), the dtypes a model.bin stores
@@ -180,7 +181,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("folder", type=Path, help="a faster-whisper model folder (model.bin, vocabulary.txt)")
     parser.add_argument("dest", type=Path, help="the ggml file to write")
     args = parser.parse_args(argv)
-    print(convert(args.folder, args.dest))
+    try:
+        print(convert(args.folder, args.dest))
+    except struct.error:
+        print(f"ggml_from_ct2: {args.folder / 'model.bin'} is cut short or not a CTranslate2 model", file=sys.stderr)
+        return 2
+    except (OSError, ValueError, KeyError, TtsrigError) as exc:  # missing files, another model, a variable missing
+        print(f"ggml_from_ct2: {args.folder}: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 2
     return 0
 
 

@@ -104,6 +104,16 @@ def test_gpt2_byte_level_tokens_decode_to_their_bytes():
     assert gpt2_bytes("Ã©") == "é".encode()  # a two-byte UTF-8 character, one BPE symbol per byte
 
 
+def test_a_folder_that_is_not_a_ctranslate2_whisper_is_one_line(tmp_path, capsys):
+    from tests.ggml_from_ct2 import main
+
+    (tmp_path / "model.bin").write_bytes(b"\x06\x00\x00\x00 not a model")
+    assert main([str(tmp_path), str(tmp_path / "out.bin")]) == 2
+    err = capsys.readouterr().err
+    assert err == f"ggml_from_ct2: {tmp_path / 'model.bin'} is cut short or not a CTranslate2 model\n", err
+    assert not (tmp_path / "out.bin").exists()
+
+
 @pytest.fixture(scope="module")
 def ggml_tiny_en(tmp_path_factory) -> Path:
     """tiny.en converted to whisper.cpp's ggml file (tests/ggml_from_ct2.py)."""
