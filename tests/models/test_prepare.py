@@ -165,6 +165,29 @@ def test_split_on_silence_cuts_in_the_gaps(tmp_path):
         assert not any(s < a < s + 2 * rate or s < b < s + 2 * rate for s in starts)
 
 
+def test_voiced_intervals_are_librosa_effects_split_exactly():
+    # trainers.audio computes librosa's silence rule in numpy (no numba compile); the same ranges to the sample.
+    import librosa
+
+    rng = np.random.default_rng(7)
+    speech = synth.speech(SENTENCES[0], 24_000).astype(np.float32)
+    waves = [speech, np.concatenate([synth.silence(0.7, 24_000), speech, synth.silence(1.3, 24_000)]),
+             np.concatenate([synth.tone(0.4, 24_000), synth.silence(0.5, 24_000), 0.01 * synth.tone(0.3, 24_000)]),
+             speech[:700], (1e-3 * rng.standard_normal(30_001)).astype(np.float32)]
+    for _ in range(40):  # tones of random loudness and place over a noise floor
+        wave = (1e-4 * rng.standard_normal(int(rng.integers(2_000, 90_000)))).astype(np.float32)
+        for _ in range(int(rng.integers(1, 5))):
+            a = int(rng.integers(0, len(wave)))
+            wave[a:a + int(rng.integers(200, 30_000))] += float(rng.random()) * 0.5
+        waves.append(wave)
+    for wave in waves:
+        for top_db in (20.0, 40.0, 60.0):
+            ours = audio.voiced_intervals(wave.astype(np.float32), top_db)
+            theirs = librosa.effects.split(wave.astype(np.float32), top_db=top_db, frame_length=1024, hop_length=256)
+            assert ours.tolist() == theirs.tolist(), (len(wave), top_db)
+    assert audio.voiced_intervals(np.zeros(500, np.float32)).shape == (0, 2)
+
+
 def test_no_backend_and_nothing_transcribed_says_how(tmp_path, monkeypatch):
     monkeypatch.setenv("PATH", "/usr/bin:/bin")
     real_find_spec = importlib.util.find_spec  # a venv without the ASR layer (the models venv has it)
