@@ -12,7 +12,9 @@ second-stage fine-tune recipe of the original repository (train_finetune.py):
   diffusion (diff) and style reconstruction (sty); from joint_epoch the SLM adversarial training;
 - a batch of one works (the upstream code squeezes it away), the CPU works (no hard-coded cuda), no
   DataLoader workers; --amp auto from the card: bf16 from compute capability 8.0, fp16 with a loss scaler
-  on 7.x cards with tensor cores, float32 below.
+  on 7.x cards with tensor cores, float32 below;
+- a batch a card cannot hold at once runs in passes of fewer clips (--pass-clips, or halved after CUDA runs
+  out of memory) whose gradients are summed: every update still sees the whole batch.
 
 Each epoch writes, atomically, `epoch_2nd_NNNNN.pth` ({"net": {module: weights}}, tensors only: it loads
 with torch.load's safe default, in the package's inference code and in voices/say-default) and
@@ -215,6 +217,20 @@ class Crops:
 
 
 @dataclass
+class Forward:
+    """One pass's forward: what the discriminators' and the generator's losses read."""
+    b: Batch
+    aligned: Alignment
+    styles: Styles
+    ref: torch.Tensor | None
+    d: torch.Tensor  # the duration predictor's logits
+    crops: Crops
+    decoded: "Decoded"
+    loss_sty: torch.Tensor
+    loss_diff: torch.Tensor
+
+
+@dataclass
 class Decoded:
     y_rec: torch.Tensor  # the decoder's audio from the predicted F0 and energy
     y_rec_gt: torch.Tensor  # the real audio of the crop
@@ -228,7 +244,8 @@ class Decoded:
 class Trainer:
     @silenced("empty_mel_filters")  # styletts2's MultiResolutionSTFTLoss, as upstream's recipe builds it
     def __init__(self, config: dict, manifest: Path, out: Path, *, device: str = "cpu", trust: bool = False,
-                 amp: str = "auto", progress: bool = True, log=print, world: distributed.World | None = None):
+                 amp: str = "auto", progress: bool = True, log=print, world: distributed.World | None = None,
+                 pass_clips: int = 0):
         from styletts2.losses import DiscriminatorLoss, GeneratorLoss, MultiResolutionSTFTLoss, WavLMLoss
         from styletts2.utils import recursive_munch
 
@@ -239,6 +256,9 @@ class Trainer:
             raise TtsrigError(f"batch_size {config['batch_size']} is one batch shared by the {self.world.size} "
                               f"processes, each of which needs a clip of it: --set batch_size={self.world.size} or "
                               f"more (a multiple of {self.world.size} gives equal shares), or fewer processes")
+        if pass_clips and self.world.size > 1:
+            raise TtsrigError("--pass-clips is for one process: under torchrun each process already takes its "
+                              f"share of every batch (batch_size {config['batch_size']} over {self.world.size})")
         self.config, self.out, self.device = config, out, device
         self.progress, self.log = progress and self.world.main, log if self.world.main else (lambda message: None)
         self.loss_w = {k[len("lambda_"):]: float(v) for k, v in config["loss_params"].items() if k.startswith("lambda_")}
@@ -278,9 +298,11 @@ class Trainer:
         self.dtype = distributed.common_dtype(self.world, precision.autocast_dtype(amp, device))
         self.scaler = torch.amp.GradScaler(device) if self.dtype == torch.float16 else None
         self.epoch = self.iters = 0
-        self.batch_size = int(config["batch_size"])  # halved when CUDA runs out of memory (recorded)
+        self.batch_size = int(config["batch_size"])  # what every optimiser step sees, on any card
+        # clips per forward pass (0: the whole batch at once); halved when CUDA runs out of memory (recorded)
+        self.configured_pass_clips = self.pass_clips = int(pass_clips)
+        self.pass_changes: list[dict] = []
         self.share_weight = 1.0  # this rank's weight in the averaged gradients and losses (distributed.share_of)
-        self.batch_changes: list[dict] = []
         self.history: list[dict] = []
         self.running_std: list[float] = []
         self.n_down = self.model.text_aligner.n_down
@@ -312,33 +334,93 @@ class Trainer:
         for key in ("text_aligner", "text_encoder", "predictor", "bert_encoder", "bert", "msd", "mpd"):
             self.model[key].train()
 
-    # one step: the recipe's generator, discriminator and (optionally) SLM adversarial updates. The pieces
-    # run in this order because the aligner, encoders, sampler and decoder draw from torch's random
+    # one step: the recipe's discriminator, generator and (optionally) SLM adversarial updates over one batch,
+    # collated in passes whose gradients are summed (one pass unless the card needs more). The pieces of a
+    # forward run in this order because the aligner, encoders, sampler and decoder draw from torch's random
     # generator and the crops from self.rng: another order would be another (unresumable) run.
 
-    def step(self, batch: dict) -> dict[str, float] | None:
-        b = self._on_device(batch)
+    def step(self, parts: list[dict]) -> dict[str, float] | None:
+        """One step over the batch collated in `parts`, each pass's losses weighted by its share of the clips.
+        With several passes and the adversarial loss on, each pass runs forward twice: once without gradients
+        for the discriminators' update, then again from the same random state for the generator's, which the
+        recipe computes against the updated discriminators (one pass keeps its one forward)."""
+        lengths = [int(n) for part in parts for n in part["mel_input_length"]]
+        crop = self.crop_frames(lengths)
+        if self.world.any(crop is None):  # every rank skips the step together (a collective waits otherwise)
+            return None  # as upstream: too short a crop for the decoder
         diffusing = self.epoch >= int(self.config["loss_params"]["diff_epoch"]) and \
             (self.loss_w["diff"] > 0 or self.loss_w["sty"] > 0)
+        weights = [len(part["waves"]) / len(lengths) for part in parts]
+        kept, states, disc = None, [], self.zero
+        if self.loss_w["gen"] > 0:
+            self.zero_grad()
+            for part, weight in zip(parts, weights):
+                if len(parts) == 1:
+                    kept = self._forward(part, diffusing, crop)
+                else:
+                    states.append(run_state.rng_state(self.rng))
+                    with self.rehearsal():
+                        kept = self._forward(part, diffusing, crop)
+                d_loss = self.dl(kept.decoded.y_rec_gt.detach(), kept.decoded.y_rec.detach()).mean()
+                self.agree_finite({"disc": d_loss})
+                self.backward(d_loss * weight)
+                disc = disc + d_loss.detach() * weight
+            self.apply(("msd", "mpd"))
+        self.zero_grad()
+        sums: dict[str, torch.Tensor] = {}
+        for k, (part, weight) in enumerate(zip(parts, weights)):
+            if states:
+                run_state.set_rng_state(states[k], self.rng)  # the pass the discriminators saw
+            f = kept if len(parts) == 1 and kept is not None else self._forward(part, diffusing, crop)
+            terms = self._generator_losses(f)
+            self.agree_finite(terms)
+            self.backward(sum(self.loss_w[name] * value for name, value in terms.items()
+                              if self.loss_w.get(name, 0) > 0) * weight)
+            for name, value in terms.items():
+                sums[name] = sums.get(name, self.zero) + value.detach() * weight
+        self.apply(tuple(TRAINED) + (("diffusion",) if diffusing else ()))
+        losses = {**sums, "disc": disc, "slm_gen": self.zero, "slm_disc": self.zero}
+        if self.slmadv is not None and self.epoch >= int(self.config["loss_params"]["joint_epoch"]):
+            # from the last pass's clips (with one pass: the batch's, as the recipe)
+            losses.update(self.slm_adversarial(parts[-1], f.decoded.y_rec_gt, f.decoded.y_rec_gt_pred,
+                                               f.styles.s_trg, f.ref))
+        self.iters += 1
+        return self.world.average({k: float(v) for k, v in losses.items()}, self.share_weight)
+
+    def crop_frames(self, mel_lengths: list[int]) -> tuple[int, int] | None:
+        """The batch's crop sizes (the decoder's and the style encoders', in aligner frames) from its shortest
+        clip, the same for every pass; None when that gives the decoder fewer than 80 mel frames."""
+        shortest = min(mel_lengths) // 2 - 1
+        crop = min(shortest, int(self.config["max_len"]) // 2)
+        return None if crop * 2 < 80 else (crop, shortest)
+
+    def _forward(self, batch: dict, diffusing: bool, crop: tuple[int, int]) -> Forward:
+        b = self._on_device(batch)
         ref = self._reference_styles(batch, diffusing)
         aligned = self._alignment(b)
         styles = self._styles(b)
         loss_sty, loss_diff = self._diffusion_losses(styles, ref, diffusing)
         d, p = self.model.predictor(styles.d_en, styles.s_dur, b.input_lengths, aligned.attn_mono, b.text_mask)
-        crops = self._crops(b, batch["waves"], aligned.asr, p)
-        if self.world.any(crops is None):  # every rank skips the step together (a collective waits otherwise)
-            return None  # as upstream: too short a crop for the decoder
-        decoded = self._decode(crops)
-        losses = {"disc": self._discriminator_step(decoded)}
-        self.zero_grad()
-        terms = self._generator_losses(b, aligned, d, crops, decoded, loss_sty, loss_diff)
-        self._generator_step(terms, diffusing)
-        losses.update({k: v.detach() for k, v in terms.items()})
-        losses["slm_gen"] = losses["slm_disc"] = self.zero
-        if self.slmadv is not None and self.epoch >= int(self.config["loss_params"]["joint_epoch"]):
-            losses.update(self.slm_adversarial(batch, decoded.y_rec_gt, decoded.y_rec_gt_pred, styles.s_trg, ref))
-        self.iters += 1
-        return self.world.average({k: float(v) for k, v in losses.items()}, self.share_weight)
+        crops = self._crops(b, batch["waves"], aligned.asr, p, crop)
+        return Forward(b, aligned, styles, ref, d, crops, self._decode(crops), loss_sty, loss_diff)
+
+    @contextlib.contextmanager
+    def rehearsal(self):
+        """A forward whose only use is the discriminators' input: no gradients, and what a forward changes
+        besides its output (batch-norm statistics, the recorded style deviations) put back, so the generator's
+        forward of the same pass changes them once."""
+        norms = [m for key in self.model for m in self.model[key].modules()
+                 if isinstance(m, torch.nn.modules.batchnorm._BatchNorm) and m.training]
+        saved = [{name: buffer.clone() for name, buffer in m.named_buffers(recurse=False)} for m in norms]
+        recorded = len(self.running_std)
+        try:
+            with torch.no_grad():
+                yield
+        finally:
+            for module, buffers in zip(norms, saved):
+                for name, value in buffers.items():
+                    getattr(module, name).copy_(value)
+            del self.running_std[recorded:]
 
     def _on_device(self, batch: dict) -> Batch:
         dev = self.device
@@ -394,11 +476,11 @@ class Trainer:
             else m.diffusion.diffusion(s_trg.unsqueeze(1), embedding=bert_dur).mean()
         return F.l1_loss(s_preds, s_trg), loss_diff
 
-    def _crops(self, b: Batch, waves: list[np.ndarray], asr: torch.Tensor, p: torch.Tensor) -> Crops | None:
-        """The same random window of aligned text, prosody, mel and waveform for every clip; None when the
-        shortest clip gives the decoder fewer than 80 frames."""
-        crop = min(int(b.mel_len.min()) // 2 - 1, int(self.config["max_len"]) // 2)
-        crop_st = int(b.mel_len.min()) // 2 - 1
+    def _crops(self, b: Batch, waves: list[np.ndarray], asr: torch.Tensor, p: torch.Tensor,
+               sizes: tuple[int, int]) -> Crops:
+        """The same random window of aligned text, prosody, mel and waveform for every clip (sizes from
+        crop_frames)."""
+        crop, crop_st = sizes
         en, p_en, gt, wav, st = [], [], [], [], []
         for i in range(b.size):
             half = int(b.mel_len[i]) // 2
@@ -409,9 +491,8 @@ class Trainer:
             wav.append(torch.from_numpy(waves[i][start * 2 * STYLETTS2_HOP:(start + crop) * 2 * STYLETTS2_HOP]))
             start = self.rng.randrange(0, max(1, half - crop_st))
             st.append(b.mels[i, :, start * 2:(start + crop_st) * 2])
-        crops = Crops(torch.stack(en), torch.stack(p_en), torch.stack(gt).detach(),
-                      torch.stack(wav).float().to(self.device).detach())
-        return None if crops.gt.shape[-1] < 80 else crops
+        return Crops(torch.stack(en), torch.stack(p_en), torch.stack(gt).detach(),
+                     torch.stack(wav).float().to(self.device).detach())
 
     def _decode(self, crops: Crops) -> Decoded:
         """Styles of the crop, the real and predicted F0 and energy, and the decoder's audio from the predicted
@@ -431,44 +512,38 @@ class Trainer:
         return Decoded(y_rec, y_rec_gt, y_rec_gt_pred, F.smooth_l1_loss(F0_real, F0_fake) / 10,
                        F.smooth_l1_loss(N_real, N_fake))
 
-    def _discriminator_step(self, decoded: Decoded) -> torch.Tensor:
-        """The discriminators' update on detached audio (before the generator's, as the recipe does)."""
-        if self.loss_w["gen"] <= 0:
-            return self.zero
-        self.zero_grad()
-        d_loss = self.dl(decoded.y_rec_gt.detach(), decoded.y_rec.detach()).mean()
-        self.agree_finite({"disc": d_loss})
-        self.update(d_loss, ("msd", "mpd"))
-        return d_loss.detach()
+    def backward(self, loss: torch.Tensor) -> None:
+        """Gradients of `loss`, added to those already there (with fp16 the loss is scaled first)."""
+        (self.scaler.scale(loss) if self.scaler is not None else loss).backward()
 
-    def update(self, loss: torch.Tensor, keys: tuple[str, ...], adjust=None) -> None:
-        """Backward `loss` and step the optimisers of `keys`; `adjust()` runs on the true gradients between
-        (with fp16 the loss is scaled for backward and the gradients unscaled before it; a step whose gradients
-        overflowed is skipped by the scaler and the scale lowered)."""
-        trained = [p for key in keys for p in self.model[key].parameters()]
-        if self.scaler is None:
-            loss.backward()
-            self.world.average_gradients(trained, self.share_weight)
-            if adjust:
-                adjust()
+    def apply(self, keys: tuple[str, ...], adjust=None) -> None:
+        """Step the optimisers of `keys` on the gradients gathered (averaged over the ranks by their shares);
+        `adjust()` runs on the true gradients first (with fp16 they are unscaled before it; a step whose
+        gradients overflowed is skipped by the scaler and the scale lowered)."""
+        self.world.average_gradients([p for key in keys for p in self.model[key].parameters()], self.share_weight)
+        if self.scaler is not None:
             for key in keys:
-                self.optimizers[key].step()
-            return
-        self.scaler.scale(loss).backward()
-        self.world.average_gradients(trained, self.share_weight)
-        for key in keys:
-            self.scaler.unscale_(self.optimizers[key])
+                self.scaler.unscale_(self.optimizers[key])
         if adjust:
             adjust()
         for key in keys:
-            self.scaler.step(self.optimizers[key])
-        self.scaler.update()
+            if self.scaler is not None:
+                self.scaler.step(self.optimizers[key])
+            else:
+                self.optimizers[key].step()
+        if self.scaler is not None:
+            self.scaler.update()
 
-    def _generator_losses(self, b: Batch, aligned: Alignment, d: torch.Tensor, crops: Crops, decoded: Decoded,
-                          loss_sty: torch.Tensor, loss_diff: torch.Tensor) -> dict[str, torch.Tensor]:
+    def update(self, loss: torch.Tensor, keys: tuple[str, ...], adjust=None) -> None:
+        self.backward(loss)
+        self.apply(keys, adjust)
+
+    def _generator_losses(self, f: Forward) -> dict[str, torch.Tensor]:
         """Every generator term by name: mel, adversarial, SLM, monotonic, s2s, F0, norm, duration, CE, style
         and diffusion."""
-        w, wav, y_rec = self.loss_w, crops.wav, decoded.y_rec
+        b, aligned, d, decoded = f.b, f.aligned, f.d, f.decoded
+        loss_sty, loss_diff = f.loss_sty, f.loss_diff
+        w, wav, y_rec = self.loss_w, f.crops.wav, decoded.y_rec
         loss_mel = self.stft_loss(y_rec.squeeze(1), wav)
         loss_gen = self.gl(decoded.y_rec_gt, y_rec).mean() if w["gen"] > 0 else self.zero
         loss_slm = self.slm_feature_loss(wav, y_rec) if self.wl is not None else self.zero
@@ -490,12 +565,6 @@ class Trainer:
             loss_dur = loss_dur + F.l1_loss(dur_pred[1:length - 1], target[1:length - 1].float())
             loss_ce = loss_ce + F.binary_cross_entropy_with_logits(pred.flatten(), trg.flatten())
         return loss_dur / b.size, loss_ce / b.size
-
-    def _generator_step(self, terms: dict[str, torch.Tensor], diffusing: bool) -> None:
-        """Stop on a non-finite term, else one update of every trained module with the weighted sum."""
-        self.agree_finite(terms)
-        g_loss = sum(self.loss_w[name] * value for name, value in terms.items() if self.loss_w.get(name, 0) > 0)
-        self.update(g_loss, tuple(TRAINED) + (("diffusion",) if diffusing else ()))
 
     def agree_finite(self, terms: dict[str, torch.Tensor]) -> None:
         """check_finite on every term, agreed by the ranks: all stop together, the one with the bad term
@@ -564,8 +633,7 @@ class Trainer:
                  "epoch": self.epoch, "iters": torch.tensor(self.iters), "history": self.history,
                  "running_std": self.running_std, "rng": run_state.rng_state(self.rng),
                  "model_params": json.dumps(self.config["model_params"], sort_keys=True),
-                 "batches": {"configured": int(self.config["batch_size"]), "batch_size": self.batch_size,
-                             "changes": self.batch_changes}}
+                 "passes": {"pass_clips": self.pass_clips, "changes": self.pass_changes}}
         if self.scaler is not None:
             state["scaler"] = self.scaler.state_dict()
         path = run_state.write_pair(self.out, name, ".pth", self.inference_weights(), state, "iters")
@@ -588,7 +656,7 @@ class Trainer:
         self.epoch, self.iters = int(state["epoch"]), int(state["iters"])
         self.history, self.running_std = list(state["history"]), list(state["running_std"])
         run_state.set_rng_state(state["rng"], self.rng)
-        self.resume_batches(state.get("batches"))
+        self.resume_passes(state.get("passes"), state.get("batches"))
         if self.scaler is not None and "scaler" in state:
             self.scaler.load_state_dict(state["scaler"])
         restored = run_state.restore_weights(path, ".pth", self.inference_weights)
@@ -596,41 +664,50 @@ class Trainer:
             print(f"note: {restored.name} was missing beside {path.name} (a run stopped between its two writes); "
                   "written again from that state", file=sys.stderr)
 
-    def resume_batches(self, saved: dict | None) -> None:
-        """The batch size the stopped run had come down to after running out of memory, unless batch_size was
-        set anew for this run."""
-        if saved and int(self.config["batch_size"]) == saved["configured"]:
-            self.batch_size, self.batch_changes = int(saved["batch_size"]), list(saved["changes"])
+    def resume_passes(self, saved: dict | None, older: dict | None) -> None:
+        """The pass size the stopped run had come down to after running out of memory, unless --pass-clips
+        names another; `older`: the record of runs that halved batch_size instead, read as their pass size."""
+        if saved is None and older and int(older["batch_size"]) < int(older["configured"]):
+            saved = {"pass_clips": int(older["batch_size"]), "changes": []}
+        if not saved:
+            return
+        if self.configured_pass_clips and self.configured_pass_clips != saved["pass_clips"]:
+            self.log(f"note: --pass-clips {self.configured_pass_clips}, where the stopped run used "
+                     f"{saved['pass_clips'] or 'whole batches'}: the same batches, summed in other passes")
+            return
+        self.pass_clips, self.pass_changes = int(saved["pass_clips"]), list(saved["changes"])
 
-    def fitted_steps(self, indices: list[int]) -> list[dict[str, float] | None]:
-        """The steps over one batch of the epoch's order, `batch_size` clips at a time. When CUDA runs out of
-        memory, batch_size is halved (recorded; later epochs draw batches of the new size) and the clips are
-        tried again from the same random state. Unlike F5's passes this halves the batch the optimisers see:
-        the recipe's discriminator, generator and SLM updates per batch are not split into accumulated passes
-        (yet). The discriminators may already have taken that batch's update when the generator ran out."""
-        results, done = [], 0
-        while done < len(indices):
-            chunk = indices[done:done + self.batch_size]
+    def passes(self, clips: int) -> list[tuple[int, int]]:
+        """[start, stop) ranges of `clips` clips, pass_clips at a time (one range when 0)."""
+        size = self.pass_clips or clips
+        return [(start, min(clips, start + size)) for start in range(0, clips, size)]
+
+    def fitted_step(self, indices: list[int]) -> dict[str, float] | None:
+        """The step over one batch (this rank's share of it), in passes of pass_clips clips. When CUDA runs out
+        of memory, the pass size is halved (recorded) and the batch tried again from the same random state: the
+        optimisers still see the whole batch. The discriminators may already have taken that batch's update
+        when the generator ran out. Under torchrun the batch is shared already; running out ends the run."""
+        while True:
             before = run_state.rng_state(self.rng)
             try:
-                batch = self.data.collate(chunk, self.rng)
-                batch_fit.check_simulated(batch["mels"].shape[0] * batch["mels"].shape[-1])
+                parts = [self.data.collate(indices[a:b], self.rng) for a, b in self.passes(len(indices))]
+                for part in parts:
+                    batch_fit.check_simulated(part["mels"].shape[0] * part["mels"].shape[-1])
                 with torch.autocast("cuda", dtype=self.dtype, enabled=self.dtype is not None):
-                    results.append(self.step(batch))
-                done += len(chunk)
-                continue
+                    return self.step(parts)
             except torch.cuda.OutOfMemoryError:
-                if len(chunk) == 1 or self.world.size > 1:
+                size = self.pass_clips or len(indices)
+                if size == 1 or self.world.size > 1:
                     raise  # the guard names what is left to lower (under torchrun: every rank stops)
             self.zero_grad()
             if torch.cuda.is_available():
                 torch.cuda.empty_cache()
             run_state.set_rng_state(before, self.rng)
-            self.batch_size = len(chunk) // 2
-            self.batch_changes.append({"iters": self.iters, "batch_size": self.batch_size})
-            self.log(f"note: CUDA ran out of memory at step {self.iters + 1}: batch_size now {self.batch_size} "
-                     "(recorded in the run; lower max_len to keep the batch)")
-        return results
+            self.pass_clips = size // 2
+            self.pass_changes.append({"iters": self.iters, "pass_clips": self.pass_clips})
+            self.log(f"note: CUDA ran out of memory at step {self.iters + 1}: now {self.pass_clips} clips per pass "
+                     f"(the batch stays {self.batch_size} clips, its gradients summed over the passes; recorded "
+                     "in the run)")
 
     # the loop
 
@@ -657,7 +734,7 @@ class Trainer:
         epochs = int(self.config["epochs"])
         guard = LoopGuard(last_good=self.latest_state,
                           nonfinite_fix="Lower optimizer_params.lr (--set), or set that loss's weight to 0.",
-                          out_of_memory_fix=lambda: f"Already one clip per step: lower --set max_len (now "
+                          out_of_memory_fix=lambda: f"Already one clip per pass: lower --set max_len (now "
                           f"{self.config['max_len']}), keep SLM adversarial training off (no --slm-adversarial), "
                           "free the card (nvidia-smi lists what holds it) or use --device cpu.")
         with guard:
@@ -671,14 +748,13 @@ class Trainer:
                                             disable=not self.progress):
                     self.share_weight = weight
                     with guard.step(f"at epoch {self.epoch + 1}"):
-                        results = self.fitted_steps(indices)
-                    for losses in results:
-                        if losses is None:
-                            skipped += 1
-                        else:
-                            steps += 1
-                            for k, v in losses.items():
-                                sums[k] = sums.get(k, 0.0) + v
+                        losses = self.fitted_step(indices)
+                    if losses is None:
+                        skipped += 1
+                    else:
+                        steps += 1
+                        for k, v in losses.items():
+                            sums[k] = sums.get(k, 0.0) + v
                     if self.world.any(guard.interrupted):
                         path = self.save("interrupted")
                         self.log(f"interrupted: saved {path}; continue with --resume")
@@ -716,6 +792,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--slm-adversarial", action="store_true", help="SLM adversarial training from the first epoch "
                    "(the recipe's joint training; the memory peak: off by default)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out")
+    p.add_argument("--pass-clips", type=arguments.whole(1), default=0, metavar="N",
+                   help="clips per forward pass: each batch of batch_size clips runs in passes of N whose gradients "
+                   "are summed, for a card that cannot hold the batch (default: the whole batch; halved by itself "
+                   "when CUDA runs out of memory)")
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
     p.add_argument("--amp", default="auto", choices=("auto", "off", "bf16", "fp16"), help="mixed precision on a GPU "
                    "(auto, the default: bf16 on compute capability 8.0 and newer, fp16 with a loss scaler on 7.x cards "
@@ -749,7 +829,8 @@ def main(argv: list[str] | None = None) -> int:
         # Rank 0 owns the run folder (its lock, its removal when the start fails); the others only read it.
         with run_state.run_folder(args.out) if world.main else contextlib.nullcontext():
             trainer = Trainer(config, args.manifest, args.out, device=device, trust=args.trust_checkpoint,
-                              amp=args.amp, progress=not args.quiet, log=log, world=world)
+                              amp=args.amp, progress=not args.quiet, log=log, world=world,
+                              pass_clips=args.pass_clips)
             if world.main:
                 styletts2_pieces.save_config(config, config_path)  # once the data and pieces are known good
             history = run_state.train(trainer, args.resume)

@@ -256,25 +256,81 @@ def test_a_batch_smaller_than_the_processes_is_refused_before_anything_loads(tmp
         st.Trainer({"batch_size": 2}, tmp_path / "no-manifest.jsonl", tmp_path / "run", world=distributed.World(0, 3))
 
 
-def test_running_out_of_memory_halves_the_batch_and_resume_keeps_it(run_two_epochs, dataset, tmp_path, monkeypatch):
-    """A batch of two clips fails as CUDA would (simulated: no GPU here): the step is tried again with one clip
-    at a time, batch_size 1 is recorded in the state, and a trainer resumed from it (the failure gone) keeps
-    it. (F5's test proves a resumed halved run bit-exact over whole epochs.)"""
+def test_running_out_of_memory_halves_the_pass_and_keeps_the_batch(run_two_epochs, dataset, tmp_path, monkeypatch):
+    """A batch of two clips fails as CUDA would (simulated: no GPU here): the same batch is tried again in passes
+    of one clip, whose gradients make one step (the optimisers still see both clips); 1 clip per pass is
+    recorded in the state, and a trainer resumed from it (the failure gone) keeps it."""
     notes: list[str] = []
     trainer = trainer_from(run_two_epochs, dataset, tmp_path / "run", notes, epochs=1)
     longest = max(trainer.data.load(i)[1].shape[-1] for i in range(len(trainer.data.items)))
     monkeypatch.setenv(batch_fit.SIMULATE_VARIABLE, str(longest))  # any one clip passes, any two padded fail
     trainer.set_modes()
     pair = trainer.data.batches(2, trainer.seed, 0)[0]
-    results = trainer.fitted_steps(pair)
-    assert len(results) == 2 and trainer.iters == 2  # the pair, one clip per step
-    assert trainer.batch_size == 1 and trainer.batch_changes == [{"iters": 0, "batch_size": 1}]
-    assert any("CUDA ran out of memory at step 1: batch_size now 1" in n for n in notes)
+    losses = trainer.fitted_step(pair)
+    assert losses is not None and all(np.isfinite(v) for v in losses.values())
+    assert trainer.iters == 1 and trainer.batch_size == 2  # one step over the pair
+    assert trainer.pass_clips == 1 and trainer.pass_changes == [{"iters": 0, "pass_clips": 1}]
+    assert any("CUDA ran out of memory at step 1: now 1 clips per pass (the batch stays 2 clips" in n for n in notes)
+    for key in ("decoder", "msd"):  # one optimiser step each, not one per pass
+        assert {int(state["step"]) for state in trainer.optimizers[key].state.values()} == {1}
     trainer.save("epoch_2nd_00001")
     monkeypatch.delenv(batch_fit.SIMULATE_VARIABLE)
     resumed = trainer_from(run_two_epochs, dataset, tmp_path / "run", epochs=2)
     resumed.resume()
-    assert resumed.batch_size == 1 and resumed.batch_changes == trainer.batch_changes
+    assert resumed.pass_clips == 1 and resumed.pass_changes == trainer.pass_changes
+
+
+def test_a_discriminator_rehearsal_is_replayed_exactly_and_changes_nothing_else(run_two_epochs, dataset, tmp_path):
+    """With several passes the discriminators' forward runs without gradients and the generator's forward of the
+    same pass replays it from the same random state: the same crops and the same audio (up to rounding), while the batch-norm statistics
+    and the recorded style deviations change once, not twice."""
+    from trainers import run_state
+
+    trainer = trainer_from(run_two_epochs, dataset, tmp_path / "run", epochs=1)
+    trainer.set_modes()
+    part = trainer.data.collate(trainer.data.batches(2, trainer.seed, 0)[0], trainer.rng)
+    crop = trainer.crop_frames(part["mel_input_length"].tolist())
+    norms = {name: buffer.clone() for key in trainer.model for name, buffer in trainer.model[key].named_buffers()
+             if "running_" in name}
+    assert norms, "the text aligner's batch norm: what the rehearsal must put back"
+    trainer.running_std = [0.5]
+    state = run_state.rng_state(trainer.rng)
+    with trainer.rehearsal():
+        rehearsed = trainer._forward(part, True, crop)
+    assert not rehearsed.decoded.y_rec.requires_grad
+    assert trainer.running_std == [0.5]
+    for key in trainer.model:
+        for name, buffer in trainer.model[key].named_buffers():
+            if name in norms:
+                assert torch.equal(buffer, norms[name]), (key, name)
+    run_state.set_rng_state(state, trainer.rng)
+    replayed = trainer._forward(part, True, crop)
+    assert replayed.decoded.y_rec.requires_grad
+    assert torch.equal(replayed.crops.wav, rehearsed.crops.wav) and torch.equal(replayed.crops.gt, rehearsed.crops.gt)
+    # the same audio up to rounding: without gradients torch may pick other kernels (measured: 2.5e-6 apart)
+    assert torch.allclose(replayed.decoded.y_rec.detach(), rehearsed.decoded.y_rec, rtol=0, atol=1e-4)
+    assert len(trainer.running_std) == 2
+
+
+def test_pass_clips_train_uneven_passes_into_one_step_per_batch(pieces, dataset, tmp_path):
+    """--pass-clips 2 on batches of 3 (passes of 2 and 1 clips, weighted 2/3 and 1/3): one step per batch, every
+    enabled loss finite, and the setting is refused under torchrun, where each process takes its share."""
+    run = tmp_path / "passes"
+    out = train(dataset, run, pieces, "--trust-checkpoint", "--epochs", "1", "--pass-clips", "2",
+                "--set", *FAST, "batch_size=3")
+    assert out.returncode == 0, out.stderr[-3000:]
+    [row] = log_rows(run)
+    batches = -(-len(SENTENCES) // 3)
+    assert int(row["iters"]) + int(row["skipped"]) == batches
+    for term in ("mel", "gen", "mono", "s2s", "dur", "ce", "disc"):
+        assert np.isfinite(float(row[term])) and float(row[term]) != 0.0, term
+    state = load_checkpoint(next(run.glob("*.state.safetensors")))
+    assert state["passes"] == {"pass_clips": 2, "changes": []}
+    from trainers import distributed
+
+    with pytest.raises(TtsrigError, match="--pass-clips is for one process"):
+        st.Trainer({"batch_size": 4}, tmp_path / "no-manifest.jsonl", tmp_path / "run2", world=distributed.World(0, 2),
+                   pass_clips=1)
 
 
 def test_a_loss_scaler_takes_the_same_steps_slm_adversarial_included(run_two_epochs, dataset, tmp_path):
