@@ -232,7 +232,7 @@ def test_nan_stops_the_run_and_keeps_the_last_good_checkpoint(run_two_epochs, da
         raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
 
     trainer.step = out_of_memory
-    with pytest.raises(TtsrigError, match="out of memory.*one clip per step: lower --set max_len \\(now 80\\)"):
+    with pytest.raises(TtsrigError, match="out of memory.*one clip per pass: lower --set max_len \\(now 80\\)"):
         trainer.run()
     assert (run / "epoch_2nd_00002.pth").read_bytes() == good
 
@@ -351,7 +351,7 @@ def test_a_loss_scaler_takes_the_same_steps_slm_adversarial_included(run_two_epo
             trainer.scaler = torch.amp.GradScaler("cpu", init_scale=2.0 ** 12)
         trainer.set_modes()
         for indices in trainer.data.batches(2, trainer.seed, 0)[:2]:
-            trainer.step(trainer.data.collate(indices, trainer.rng))
+            trainer.step([trainer.data.collate(indices, trainer.rng)])
         if name == "scaled":  # an update for the discriminators, the generator and each SLM adversarial update
             assert trainer.scaler.state_dict()["_growth_tracker"] >= 2 * trainer.iters > 0
         trained[name] = {key: {n: v.clone() for n, v in trainer.model[key].state_dict().items()}

@@ -373,7 +373,11 @@ def test_ctrl_c_while_the_voice_starts_is_one_line_not_a_traceback(kit, tmp_path
                              str(kit["ref"]), "--ref-text", REF_TEXT, "Hello there.", "-o", str(tmp_path / "o.wav")],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd="/tmp",
                             env={**os.environ, "TTSRIG_PYTHON": sys.executable, "HF_HUB_OFFLINE": "1"})
-    time.sleep(1.5)  # importing torch and the model code: seconds
+    # Ctrl-C once torch's library is mapped: in the middle of the imports, before the model is looked for (a
+    # fixed wait raced the start, which now reaches the missing model in under 1.5 s)
+    maps, deadline = Path(f"/proc/{proc.pid}/maps"), time.monotonic() + 60
+    while "libtorch_cpu" not in (maps.read_text() if maps.exists() else "") and time.monotonic() < deadline:
+        time.sleep(0.01)
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=120)
     assert proc.returncode in (-signal.SIGINT, 130), err[-2000:]
