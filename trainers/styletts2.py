@@ -299,8 +299,13 @@ class Trainer:
         self.scaler = torch.amp.GradScaler(device) if self.dtype == torch.float16 else None
         self.epoch = self.iters = 0
         self.batch_size = int(config["batch_size"])  # what every optimiser step sees, on any card
-        # clips per forward pass (0: the whole batch at once); halved when CUDA runs out of memory (recorded)
-        self.configured_pass_clips = self.pass_clips = int(pass_clips)
+        # clips per forward pass (0: the whole batch at once): --pass-clips, else from the card's free memory;
+        # halved when CUDA runs out of memory (recorded)
+        self.configured_pass_clips = int(pass_clips)
+        self.fit = self.fit_passes()
+        self.pass_clips = self.fit.pass_clips
+        if self.pass_clips or device == "cuda":
+            self.log(f"batch: {self.fit.why}")
         self.pass_changes: list[dict] = []
         self.share_weight = 1.0  # this rank's weight in the averaged gradients and losses (distributed.share_of)
         self.history: list[dict] = []
@@ -676,6 +681,22 @@ class Trainer:
                      f"{saved['pass_clips'] or 'whole batches'}: the same batches, summed in other passes")
             return
         self.pass_clips, self.pass_changes = int(saved["pass_clips"]), list(saved["changes"])
+
+    def fit_passes(self) -> batch_fit.ClipFit:
+        """--pass-clips when given; on a GPU what its free memory holds at this precision (batch_fit's memory
+        model); else, and under torchrun (each rank holds its share; passes do not split it), the whole batch."""
+        if self.configured_pass_clips:
+            return batch_fit.ClipFit(self.configured_pass_clips, f"{self.configured_pass_clips} clips per pass "
+                                                                 "(--pass-clips)")
+        if self.device != "cuda" or self.world.size > 1:
+            return batch_fit.ClipFit(0, "the whole batch in one pass" + ("" if self.device == "cuda" else " (CPU)"))
+        free, _total = torch.cuda.mem_get_info()
+        _capability, name = precision.card()
+        params = sum(p.numel() for key in self.model for p in self.model[key].parameters())
+        frozen = sum(p.numel() for p in self.wl.wavlm.parameters()) if self.wl is not None else 0
+        return batch_fit.styletts2_pass_clips(free_bytes=free, card=name, params=params, frozen_params=frozen,
+                                              precision=precision.describe(self.dtype), batch_clips=self.batch_size,
+                                              max_len=int(self.config["max_len"]))
 
     def passes(self, clips: int) -> list[tuple[int, int]]:
         """[start, stop) ranges of `clips` clips, pass_clips at a time (one range when 0)."""

@@ -44,7 +44,7 @@ def measure(config: dict, manifest: Path, out: Path, device: str, steps: int) ->
         if device == "cuda":
             torch.cuda.synchronize()
         start = time.monotonic()
-        trainer.step(batch)
+        trainer.step([batch])  # one pass, float32: no autocast here
         if device == "cuda":
             torch.cuda.synchronize()
         times.append(time.monotonic() - start)

@@ -61,6 +61,47 @@ def test_the_memory_model_is_the_measured_one():
         assert peak / batch_fit.GIB == pytest.approx(run["peak_allocated_gib"], abs=0.01)
 
 
+# StyleTTS2 at its default config (batch 2, max_len 100; the full-size LibriTTS modules, 191.5 M parameters, and
+# WavLM base plus frozen beside them): clips per pass from each recorded card's free memory (0: the whole batch).
+ST2_FULL = {"params": 191_500_000, "frozen_params": 94_400_000}
+ST2_EXPECTED = {"a100": 0, "h100": 0, "rtx-4090": 0, "rtx-5090": 0, "rtx-3060": 0, "tesla-t4": 0, "rtx-2080": 0,
+                "tesla-p40": 0, "tesla-p100": 0, "gtx-1080-ti": 1, "gtx-1650": "refused", "gtx-970": "refused"}
+
+
+@pytest.mark.parametrize("stem", sorted(ST2_EXPECTED))
+def test_each_recorded_card_gets_styletts2_passes_that_fit_its_free_memory(stem):
+    name, capability, free = recorded_card(stem)
+    dtype = gpu_table.load().precision(capability, name).dtype
+    decide = lambda: batch_fit.styletts2_pass_clips(free_bytes=free, card=name, precision=dtype,  # noqa: E731
+                                                    batch_clips=2, max_len=100, **ST2_FULL)
+    if ST2_EXPECTED[stem] == "refused":
+        with pytest.raises(TtsrigError, match=rf"StyleTTS2 fine-tuning 192 M parameters needs about 3\.2 GiB .* "
+                                              rf"{name} has .* GiB free.*--device cpu"):
+            decide()
+        return
+    fit = decide()
+    assert fit.pass_clips == ST2_EXPECTED[stem], fit
+    model = batch_fit.STYLETTS2_MEMORY
+    peak = (ST2_FULL["params"] * model.bytes_per_param + ST2_FULL["frozen_params"] * batch_fit.FROZEN_BYTES_PER_PARAM
+            + (fit.pass_clips or 2) * 100 * model.bytes_per_frame_unit[dtype])
+    assert peak <= free * batch_fit.HEADROOM_SHARE - batch_fit.HEADROOM_BYTES or fit.pass_clips == 1
+    assert name in fit.why and dtype in fit.why and ("estimated" in fit.why) == (dtype not in model.measured)
+
+
+def test_the_styletts2_memory_model_reproduces_its_measurement():
+    """The one recorded full-size StyleTTS2 step (float32: the bench steps without autocast) is what the model
+    says for its parameters, batch and max_len; the fixed part is the counted one (16 bytes per parameter, 4 per
+    frozen WavLM weight)."""
+    model = batch_fit.STYLETTS2_MEMORY
+    run = json.loads((Path(__file__).resolve().parents[1] / "bench" / model.source.split("tests/bench/")[1])
+                     .read_text())["gpu_full_size"]
+    assert run["params_m"] == pytest.approx(ST2_FULL["params"] / 1e6) and model.measured == ("fp32",)
+    peak = (ST2_FULL["params"] * 16 + ST2_FULL["frozen_params"] * 4
+            + run["batch_size"] * run["max_len"] * model.bytes_per_frame_unit["fp32"])
+    assert peak / batch_fit.GIB == pytest.approx(run["peak_allocated_gib"], abs=0.01)
+    assert model.bytes_per_frame_unit["bf16"] == model.bytes_per_frame_unit["fp32"] / 2
+
+
 @pytest.mark.parametrize("lengths, budget, expected", [
     ([100, 120, 130, 150], 0, [(0, 4)]),
     ([100, 120, 130, 150], 600, [(0, 4)]),

@@ -280,10 +280,30 @@ def test_running_out_of_memory_halves_the_pass_and_keeps_the_batch(run_two_epoch
     assert resumed.pass_clips == 1 and resumed.pass_changes == trainer.pass_changes
 
 
+def test_on_a_gpu_the_passes_come_from_its_free_memory(run_two_epochs, dataset, tmp_path, monkeypatch):
+    """The trainer hands batch_fit its own parameters (WavLM counted as frozen), precision, batch and max_len; a
+    card's answers are stood in (no GPU here). --pass-clips wins."""
+    trainer = trainer_from(run_two_epochs, dataset, tmp_path / "run", epochs=1)
+    params = sum(p.numel() for key in trainer.model for p in trainer.model[key].parameters())
+    frozen = sum(p.numel() for p in trainer.wl.wavlm.parameters())
+    model = batch_fit.STYLETTS2_MEMORY
+    fixed = params * model.bytes_per_param + frozen * batch_fit.FROZEN_BYTES_PER_PARAM
+    one_clip = int(trainer.config["max_len"]) * model.bytes_per_frame_unit["fp32"]
+    # free memory for the fixed part and one and a half clips, after the headroom: one clip per pass
+    free = int((fixed + 1.5 * one_clip + batch_fit.HEADROOM_BYTES) / batch_fit.HEADROOM_SHARE)
+    monkeypatch.setattr(torch.cuda, "mem_get_info", lambda *a: (free, 2 * free))
+    monkeypatch.setattr(st.precision, "card", lambda *a: ((6, 1), "Tesla P40"))
+    trainer.device = "cuda"
+    fit = trainer.fit_passes()
+    assert fit.pass_clips == 1 and "Tesla P40" in fit.why and "fp32" in fit.why
+    trainer.configured_pass_clips = 2
+    assert trainer.fit_passes().pass_clips == 2
+
+
 def test_a_discriminator_rehearsal_is_replayed_exactly_and_changes_nothing_else(run_two_epochs, dataset, tmp_path):
     """With several passes the discriminators' forward runs without gradients and the generator's forward of the
-    same pass replays it from the same random state: the same crops and the same audio (up to rounding), while the batch-norm statistics
-    and the recorded style deviations change once, not twice."""
+    same pass replays it from the same random state: the same crops and the same audio (up to rounding), while the
+    batch-norm statistics and the recorded style deviations change once, not twice."""
     from trainers import run_state
 
     trainer = trainer_from(run_two_epochs, dataset, tmp_path / "run", epochs=1)
