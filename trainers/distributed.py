@@ -57,23 +57,23 @@ class World:
         """Whether any rank says yes (every rank gets the same answer)."""
         if self.backend is None:
             return bool(flag)
-        value = torch.tensor([1.0 if flag else 0.0], device=self._tensor_device())
-        torch.distributed.all_reduce(value, op=torch.distributed.ReduceOp.MAX)
-        return bool(value.item())
+        return bool(self._reduce(1.0 if flag else 0.0, torch.distributed.ReduceOp.MAX))
 
     def smallest(self, number: int) -> int:
         if self.backend is None:
             return number
-        value = torch.tensor([float(number)], device=self._tensor_device())
-        torch.distributed.all_reduce(value, op=torch.distributed.ReduceOp.MIN)
-        return int(value.item())
+        return int(self._reduce(number, torch.distributed.ReduceOp.MIN))
 
     def total(self, number: float) -> float:
         """The sum over the ranks."""
         if self.backend is None:
             return number
-        value = torch.tensor([number], dtype=torch.float64, device=self._tensor_device())
-        torch.distributed.all_reduce(value)
+        return self._reduce(number, torch.distributed.ReduceOp.SUM)
+
+    def _reduce(self, number: float, op) -> float:
+        """One number all-reduced with `op` (in float64: exact for the flags, counts and sums above)."""
+        value = torch.tensor([float(number)], dtype=torch.float64, device=self._tensor_device())
+        torch.distributed.all_reduce(value, op=op)
         return float(value.item())
 
     def sum_gradients(self, parameters) -> None:
@@ -129,15 +129,11 @@ class World:
             return
         with torch.no_grad():
             checksum = sum(float(p.double().sum()) for p in parameters)
-        low, high = -self._reduced(-checksum), self._reduced(checksum)
+        high = self._reduce(checksum, torch.distributed.ReduceOp.MAX)
+        low = self._reduce(checksum, torch.distributed.ReduceOp.MIN)
         if low != high:
             raise TtsrigError(f"rank {self.rank}: the ranks' weights differ {when} (checksums {low!r} to {high!r}): "
                               "a step was taken on some ranks only; stopped")
-
-    def _reduced(self, number: float) -> float:
-        value = torch.tensor([number], dtype=torch.float64, device=self._tensor_device())
-        torch.distributed.all_reduce(value, op=torch.distributed.ReduceOp.MAX)
-        return float(value.item())
 
     def same_weights(self, module: torch.nn.Module) -> None:
         """Every rank starts from rank 0's weights (a random init or a pretrain loaded on each)."""
@@ -145,10 +141,6 @@ class World:
             return
         for tensor in [*module.parameters(), *module.buffers()]:
             torch.distributed.broadcast(tensor.data, src=0)
-
-    def barrier(self) -> None:
-        if self.backend is not None:
-            torch.distributed.barrier()
 
     def close(self) -> None:
         if self.backend is not None and torch.distributed.is_initialized():
