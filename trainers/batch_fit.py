@@ -58,12 +58,12 @@ EMA_BYTES_PER_PARAM = 4  # --ema keeps a float32 copy of every weight
 # (16 bytes per parameter of the modules: weights, gradients, two AdamW moments; 4 per frozen WavLM weight),
 # and the rest is the clips' activations, per clip and frame of max_len: 32.6 MiB. bf16 and fp16 keep them at
 # half the width (an estimate until a card measures it: the out-of-memory halving covers it).
-FROZEN_BYTES_PER_PARAM = 4
+FROZEN_BYTES_PER_PARAM, _ST2_BYTES_PER_PARAM = 4, 16
 _ST2_BENCH = {"params": 191.5e6, "frozen": 94.4e6, "clips": 2, "max_len": 100, "peak_gib": 9.57}
-_ST2_PER_FRAME = (_ST2_BENCH["peak_gib"] * GIB - 16 * _ST2_BENCH["params"]
+_ST2_PER_FRAME = (_ST2_BENCH["peak_gib"] * GIB - _ST2_BYTES_PER_PARAM * _ST2_BENCH["params"]
                   - FROZEN_BYTES_PER_PARAM * _ST2_BENCH["frozen"]) / (_ST2_BENCH["clips"] * _ST2_BENCH["max_len"])
 STYLETTS2_MEMORY = MemoryModel(
-    bytes_per_param=16, bytes_per_frame_unit={"fp32": _ST2_PER_FRAME, "bf16": _ST2_PER_FRAME / 2,
+    bytes_per_param=_ST2_BYTES_PER_PARAM, bytes_per_frame_unit={"fp32": _ST2_PER_FRAME, "bf16": _ST2_PER_FRAME / 2,
                                               "fp16": _ST2_PER_FRAME / 2},
     measured=("fp32",), source="tests/bench/results/styletts2-gpu.json")
 # What the peak leaves to others: CUDA's context and the caching allocator's fragmentation.
@@ -88,8 +88,11 @@ def usable_after(fixed: float, *, free_bytes: int, card: str, what: str, held: s
     return usable - fixed
 
 
-def estimated(model: MemoryModel, precision: str) -> str:
-    return "" if precision in model.measured else " (estimated: not yet measured on a card in " + precision + ")"
+def on_card(card: str, free_bytes: int, precision: str, model: MemoryModel) -> str:
+    """The tail of a fit's line: the card, its free memory and the precision, said to be an estimate where the
+    memory model was not measured in it."""
+    estimate = "" if precision in model.measured else f" (estimated: not yet measured on a card in {precision})"
+    return f"{card}, {free_bytes / GIB:.1f} GiB free, {precision}{estimate}"
 
 
 def f5_pass_frames(*, free_bytes: int, card: str, params: int, dim: int, depth: int, precision: str,
@@ -102,13 +105,13 @@ def f5_pass_frames(*, free_bytes: int, card: str, params: int, dim: int, depth: 
                         held=f"its weights, gradients and AdamW state{' and EMA' if ema else ''}")
     per_frame = model.bytes_per_frame_unit[precision] * dim * depth
     fits = int(room // per_frame)
+    where = on_card(card, free_bytes, precision, model)
     if fits >= batch_frames:
-        return Fit(0, f"the whole batch ({batch_frames} frames) in one pass: {card}, {free_bytes / GIB:.1f} GiB free, "
-                      f"{precision}{estimated(model, precision)}")
+        return Fit(0, f"the whole batch ({batch_frames} frames) in one pass: {where}")
     fits = max(1, fits)
     passes = -(-batch_frames // fits)
     return Fit(fits, f"{fits} frames per pass, about {passes} passes per batch of {batch_frames} frames, gradients "
-                     f"accumulated: {card}, {free_bytes / GIB:.1f} GiB free, {precision}{estimated(model, precision)}")
+                     f"accumulated: {where}")
 
 
 @dataclass(frozen=True)
@@ -127,7 +130,7 @@ def styletts2_pass_clips(*, free_bytes: int, card: str, params: int, frozen_para
                         what=f"StyleTTS2 fine-tuning {params / 1e6:.0f} M parameters",
                         held="their weights, gradients and AdamW state and the frozen WavLM")
     fits = int(room // (model.bytes_per_frame_unit[precision] * max_len))
-    where = f"{card}, {free_bytes / GIB:.1f} GiB free, {precision}{estimated(model, precision)}"
+    where = on_card(card, free_bytes, precision, model)
     if fits >= batch_clips:
         return ClipFit(0, f"the whole batch ({batch_clips} clips) in one pass: {where}")
     fits = max(1, fits)

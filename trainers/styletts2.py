@@ -217,6 +217,15 @@ class Crops:
 
 
 @dataclass
+class Decoded:
+    y_rec: torch.Tensor  # the decoder's audio from the predicted F0 and energy
+    y_rec_gt: torch.Tensor  # the real audio of the crop
+    y_rec_gt_pred: torch.Tensor | None  # the decoder's audio from the real F0 and energy (SLM adversarial only)
+    loss_F0: torch.Tensor
+    loss_norm: torch.Tensor
+
+
+@dataclass
 class Forward:
     """One pass's forward: what the discriminators' and the generator's losses read."""
     b: Batch
@@ -225,18 +234,10 @@ class Forward:
     ref: torch.Tensor | None
     d: torch.Tensor  # the duration predictor's logits
     crops: Crops
-    decoded: "Decoded"
+    decoded: Decoded
     loss_sty: torch.Tensor
     loss_diff: torch.Tensor
 
-
-@dataclass
-class Decoded:
-    y_rec: torch.Tensor  # the decoder's audio from the predicted F0 and energy
-    y_rec_gt: torch.Tensor  # the real audio of the crop
-    y_rec_gt_pred: torch.Tensor | None  # the decoder's audio from the real F0 and energy (SLM adversarial only)
-    loss_F0: torch.Tensor
-    loss_norm: torch.Tensor
 
 
 # -- the trainer ----------------------------------------------------------------------------------
@@ -302,10 +303,10 @@ class Trainer:
         # clips per forward pass (0: the whole batch at once): --pass-clips, else from the card's free memory;
         # halved when CUDA runs out of memory (recorded)
         self.configured_pass_clips = int(pass_clips)
-        self.fit = self.fit_passes()
-        self.pass_clips = self.fit.pass_clips
+        fit = self.fit_passes()
+        self.pass_clips = fit.pass_clips
         if self.pass_clips or device == "cuda":
-            self.log(f"batch: {self.fit.why}")
+            self.log(f"batch: {fit.why}")
         self.pass_changes: list[dict] = []
         self.share_weight = 1.0  # this rank's weight in the averaged gradients and losses (distributed.share_of)
         self.history: list[dict] = []
