@@ -283,24 +283,25 @@ class Trainer:
         if path is None:
             raise TtsrigError(f"nothing to resume in {self.out}: no readable *.state.safetensors")
         state = load_checkpoint(path)
-        saved_arch = json.loads(state["arch"])
-        if saved_arch != self.arch:
-            raise TtsrigError(f"{path} was trained with model config {saved_arch}, not {self.arch}")
-        self.model.load_state_dict(state["model"])
-        self.optimizer.load_state_dict(state["optimizer"])
-        if self.ema is not None and "ema" in state:
-            self.ema.load_state_dict(state["ema"])
-        if self.scaler is not None and "scaler" in state:
-            self.scaler.load_state_dict(state["scaler"])
-        self.step, self.epoch = int(state["step"]), int(state["epoch"])
-        self.batch_in_epoch = int(state["batch_in_epoch"])
-        self.history = list(state["history"])
-        self.resume_passes(state.get("passes"))
-        saved_world = int(state.get("world_size", 1))
-        if saved_world != self.world.size and self.world.main:
-            print(f"note: the stopped run trained on {saved_world} process(es), this one on {self.world.size}: it "
-                  "continues from the same state, with the same batches, not bit for bit", file=sys.stderr)
-        run_state.set_rng_state(state["rng"])
+        with run_state.resuming_from(path):
+            saved_arch = json.loads(state["arch"])
+            if saved_arch != self.arch:
+                raise TtsrigError(f"{path} was trained with model config {saved_arch}, not {self.arch}")
+            self.model.load_state_dict(state["model"])
+            self.optimizer.load_state_dict(state["optimizer"])
+            if self.ema is not None and "ema" in state:
+                self.ema.load_state_dict(state["ema"])
+            if self.scaler is not None and "scaler" in state:
+                self.scaler.load_state_dict(state["scaler"])
+            self.step, self.epoch = int(state["step"]), int(state["epoch"])
+            self.batch_in_epoch = int(state["batch_in_epoch"])
+            self.history = list(state["history"])
+            self.resume_passes(state.get("passes"))
+            saved_world = int(state.get("world_size", 1))
+            if saved_world != self.world.size and self.world.main:
+                print(f"note: the stopped run trained on {saved_world} process(es), this one on {self.world.size}: "
+                      "it continues from the same state, with the same batches, not bit for bit", file=sys.stderr)
+            run_state.set_rng_state(state["rng"])
         restored = run_state.restore_weights(path, ".safetensors", self.inference_weights)
         if restored:
             print(f"note: {restored.name} was missing beside {path.name} (a run stopped between its two writes); "
@@ -312,12 +313,13 @@ class Trainer:
         if not saved:
             return
         self.pass_changes = list(saved["changes"])
-        if self.cfg.pass_frames and self.cfg.pass_frames != saved["pass_frames"]:
+        pass_frames = run_state.recorded_count(saved["pass_frames"], "passes.pass_frames")
+        if self.cfg.pass_frames and self.cfg.pass_frames != pass_frames:
             print(f"note: --pass-frames {self.cfg.pass_frames}, where the stopped run used "
-                  f"{saved['pass_frames'] or 'whole batches'}: the same batches, summed in other passes (equal up to "
+                  f"{pass_frames or 'whole batches'}: the same batches, summed in other passes (equal up to "
                   "floating-point rounding and the random draws, not bit for bit)", file=sys.stderr)
             return
-        self.pass_frames = int(saved["pass_frames"])
+        self.pass_frames = pass_frames
         self.fit = batch_fit.Fit(self.pass_frames, f"{self.pass_frames or 'whole batches'} as the stopped run "
                                  "(its state)")
 

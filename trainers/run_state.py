@@ -70,6 +70,28 @@ def train(trainer: Resumable, resume: bool) -> list[dict]:
     return trainer.run()
 
 
+@contextmanager
+def resuming_from(path: Path) -> Iterator[None]:
+    """Reading a state back into a trainer: a state it did not write (edited by hand, another trainer's, another
+    version's) is one line that names the file, not a traceback from deep inside the resume."""
+    try:
+        yield
+    except torch.OutOfMemoryError:
+        raise  # the card's fault, not the file's
+    except (KeyError, IndexError, TypeError, ValueError, RuntimeError) as exc:
+        what = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else ""
+        raise TtsrigError(f"cannot resume from {path}: it is not a state this trainer wrote, or it was changed since "
+                          f"({type(exc).__name__}{': ' + what if what else ''}). Move it out of {path.parent} to "
+                          "resume from the run's state before it, or start a new --out.") from None
+
+
+def recorded_count(value: object, name: str) -> int:
+    """A count a state recorded (0 or more); anything else is a ValueError, which resuming_from makes one line."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value != int(value) or value < 0:
+        raise ValueError(f"{name} is {value!r}, not a whole number of 0 or more")
+    return int(value)
+
+
 def latest_state(out: Path, counter: str) -> Path | None:
     """The readable *.state.safetensors with the highest `counter` (a scalar tensor in it)."""
     from safetensors import safe_open

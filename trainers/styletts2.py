@@ -654,17 +654,19 @@ class Trainer:
         if path is None:
             raise TtsrigError(f"nothing to resume in {self.out}")
         state = load_checkpoint(path)
-        if json.loads(state["model_params"]) != json.loads(json.dumps(self.config["model_params"], sort_keys=True)):
-            raise TtsrigError(f"{path} was trained with other model_params than {self.out / 'config.yml'}")
-        styletts2_model.load_weights(self.model, state["net"], str(path))
-        for key, opt in self.optimizers.items():
-            opt.load_state_dict(state["optimizers"][key])
-        self.epoch, self.iters = int(state["epoch"]), int(state["iters"])
-        self.history, self.running_std = list(state["history"]), list(state["running_std"])
-        run_state.set_rng_state(state["rng"], self.rng)
-        self.resume_passes(state.get("passes"), state.get("batches"))
-        if self.scaler is not None and "scaler" in state:
-            self.scaler.load_state_dict(state["scaler"])
+        with run_state.resuming_from(path):
+            saved_params = json.loads(state["model_params"])
+            if saved_params != json.loads(json.dumps(self.config["model_params"], sort_keys=True)):
+                raise TtsrigError(f"{path} was trained with other model_params than {self.out / 'config.yml'}")
+            styletts2_model.load_weights(self.model, state["net"], str(path))
+            for key, opt in self.optimizers.items():
+                opt.load_state_dict(state["optimizers"][key])
+            self.epoch, self.iters = int(state["epoch"]), int(state["iters"])
+            self.history, self.running_std = list(state["history"]), list(state["running_std"])
+            run_state.set_rng_state(state["rng"], self.rng)
+            self.resume_passes(state.get("passes"), state.get("batches"))
+            if self.scaler is not None and "scaler" in state:
+                self.scaler.load_state_dict(state["scaler"])
         restored = run_state.restore_weights(path, ".pth", self.inference_weights)
         if restored:
             print(f"note: {restored.name} was missing beside {path.name} (a run stopped between its two writes); "
@@ -673,15 +675,18 @@ class Trainer:
     def resume_passes(self, saved: dict | None, older: dict | None) -> None:
         """The pass size the stopped run had come down to after running out of memory, unless --pass-clips
         names another; `older`: the record of runs that halved batch_size instead, read as their pass size."""
-        if saved is None and older and int(older["batch_size"]) < int(older["configured"]):
-            saved = {"pass_clips": int(older["batch_size"]), "changes": []}
+        if saved is None and older:
+            halved = run_state.recorded_count(older["batch_size"], "batches.batch_size")
+            if halved < run_state.recorded_count(older["configured"], "batches.configured"):
+                saved = {"pass_clips": halved, "changes": []}
         if not saved:
             return
-        if self.configured_pass_clips and self.configured_pass_clips != saved["pass_clips"]:
+        pass_clips = run_state.recorded_count(saved["pass_clips"], "passes.pass_clips")
+        if self.configured_pass_clips and self.configured_pass_clips != pass_clips:
             self.log(f"note: --pass-clips {self.configured_pass_clips}, where the stopped run used "
-                     f"{saved['pass_clips'] or 'whole batches'}: the same batches, summed in other passes")
+                     f"{pass_clips or 'whole batches'}: the same batches, summed in other passes")
             return
-        self.pass_clips, self.pass_changes = int(saved["pass_clips"]), list(saved["changes"])
+        self.pass_clips, self.pass_changes = pass_clips, list(saved["changes"])
 
     def fit_passes(self) -> batch_fit.ClipFit:
         """--pass-clips when given; on a GPU what its free memory holds at this precision (batch_fit's memory

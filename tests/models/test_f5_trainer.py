@@ -256,6 +256,27 @@ def test_a_state_whose_weights_are_missing_gets_them_back_on_resume(dataset, tmp
     assert (out / "epoch_0001.safetensors").read_bytes() == written
 
 
+@pytest.mark.parametrize("change, named", [
+    (lambda state: state["passes"].update(pass_frames="lots"), "passes.pass_frames is 'lots'"),
+    (lambda state: state.update(history=7), "TypeError"),
+    (lambda state: state.pop("batch_in_epoch"), "KeyError: 'batch_in_epoch'"),
+])
+def test_a_state_changed_by_hand_is_one_line_on_resume(dataset, tmp_path, change, named):
+    from patches.checkpoints import load_checkpoint, save_safetensors
+
+    cfg = config(dataset, tmp_path / "run", epochs=1)
+    trainer(cfg).run()
+    [path] = (tmp_path / "run").glob("*.state.safetensors")
+    state = load_checkpoint(path)
+    change(state)
+    save_safetensors(state, path)
+    with pytest.raises(TtsrigError) as refused:
+        trainer(replace(cfg, epochs=2)).resume()
+    message = str(refused.value)
+    assert message.startswith(f"cannot resume from {path}: it is not a state this trainer wrote") and named in message
+    assert f"Move it out of {tmp_path / 'run'}" in message and "\n" not in message
+
+
 def edited_manifest(dataset: Path, tmp_path: Path, change) -> Path:
     lines = [json.loads(line) for line in dataset.read_text().splitlines()]
     for line in lines:

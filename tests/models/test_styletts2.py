@@ -280,6 +280,27 @@ def test_running_out_of_memory_halves_the_pass_and_keeps_the_batch(run_two_epoch
     assert resumed.pass_clips == 1 and resumed.pass_changes == trainer.pass_changes
 
 
+def test_a_state_changed_by_hand_is_one_line_on_resume(run_two_epochs, dataset, tmp_path):
+    """One case here (a trainer takes 15 s to build); test_f5_trainer.py tries more on the same guard."""
+    import shutil
+
+    from patches.checkpoints import load_checkpoint, save_safetensors
+
+    straight, _ = run_two_epochs
+    run = tmp_path / "run"
+    shutil.copytree(straight, run)
+    path = run / "epoch_2nd_00002.state.safetensors"
+    state = load_checkpoint(path)
+    state["passes"] = {"pass_clips": -3, "changes": []}
+    save_safetensors(state, path)
+    trainer = trainer_from(run_two_epochs, dataset, run, epochs=3)
+    with pytest.raises(TtsrigError) as refused:
+        trainer.resume()
+    message = str(refused.value)
+    assert message.startswith(f"cannot resume from {path}: it is not a state this trainer wrote")
+    assert "passes.pass_clips is -3, not a whole number of 0 or more" in message and f"Move it out of {run}" in message and "\n" not in message
+
+
 def test_on_a_gpu_the_passes_come_from_its_free_memory(run_two_epochs, dataset, tmp_path, monkeypatch):
     """The trainer hands batch_fit its own parameters (WavLM counted as frozen), precision, batch and max_len; a
     card's answers are stood in (no GPU here). --pass-clips wins."""
