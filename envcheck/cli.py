@@ -143,7 +143,7 @@ def run_evidence(args: argparse.Namespace) -> int:
     import dataclasses
     import platform
     import time
-    from envcheck import digests, evidence, isolated, paths
+    from envcheck import digests, evidence, isolated, paths, together
     from envcheck.atomic import write_output
 
     check_interpreter(Path(args.python))
@@ -158,7 +158,7 @@ def run_evidence(args: argparse.Namespace) -> int:
     if args.emulate:  # a time-out under a loaded qemu is not a finding
         checks = [dataclasses.replace(c, timeout=c.timeout * isolated.EMULATION_SLOWDOWN) for c in checks]
     started = time.strftime("%Y-%m-%d")
-    verdicts = isolated.run_all(checks, args.python, emulate=python_emulated)
+    verdicts = together.run_all(checks, args.python, emulate=python_emulated)
     header = [f"# envcheck evidence, {started}",
               f"# python: {args.python} (CPython {python_version(args.python)})",
               f"# cpu: {'qemu-x86_64 -cpu ' + args.emulate if args.emulate else 'host ' + platform.machine()}"]

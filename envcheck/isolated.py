@@ -10,7 +10,6 @@ import shutil
 import signal
 import subprocess
 import time
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -42,6 +41,9 @@ class Check:
     timeout: float = 120.0
     program: tuple[str, ...] = ()  # instead of code: an executable beside the venv's python, with arguments
     package: str = ""  # the distribution it exercises, named (with the tier it needs) when it crashes
+    # May share one interpreter with the other shareable checks of a run (envcheck.together): it imports,
+    # computes and prints, and nothing it leaves behind decides another check's verdict.
+    shareable: bool = False
 
 
 @dataclass(frozen=True)
@@ -62,34 +64,50 @@ def qemu_command(cpu: str) -> list[str]:
     return [qemu, "-cpu", cpu]
 
 
-def run_check(check: Check, python: str, *, emulate: str | None = None,
-              env: dict[str, str] | None = None) -> Verdict:
-    target = ([str(Path(python).parent / check.program[0]), *check.program[1:]] if check.program
-              else [python, "-c", check.code])
-    cmd = (qemu_command(emulate) if emulate else []) + target
+def environment(env: dict[str, str] | None, emulate: str | None) -> dict[str, str]:
+    """The checks' environment: the caller's with env on top; under emulation without the OpenBLAS overrides."""
     full_env = {**os.environ, **(env or {})}
     if emulate:
         # OPENBLAS_CORETYPE pins OpenBLAS's kernels to a named core (some machines set it to
         # Haswell); an emulated older CPU must let OpenBLAS detect it, or the AVX2 kernels SIGILL.
         for key in EMULATION_UNSET:
             full_env.pop(key, None)
+    return full_env
+
+
+def signal_name(returncode: int) -> str | None:
+    """The fatal signal an exit status stands for, or None."""
+    # A killed child shows -N; a shell or qemu may report 128+N instead.
+    signum = -returncode if returncode < 0 else returncode - 128 if returncode > 128 else None
+    if not signum:
+        return None
+    try:
+        return signal.Signals(signum).name
+    except ValueError:
+        return f"signal {signum}"
+
+
+def timed_out(check: Check, seconds: float) -> Verdict:
+    return Verdict(check.name, TIMED_OUT, f"no answer within {check.timeout:.0f} s", seconds)
+
+
+def run_check(check: Check, python: str, *, emulate: str | None = None,
+              env: dict[str, str] | None = None) -> Verdict:
+    target = ([str(Path(python).parent / check.program[0]), *check.program[1:]] if check.program
+              else [python, "-c", check.code])
+    cmd = (qemu_command(emulate) if emulate else []) + target
+    full_env = environment(env, emulate)
     start = time.monotonic()
     try:
         out = subprocess.run(cmd, capture_output=True, text=True, timeout=check.timeout, env=full_env)
     except subprocess.TimeoutExpired:
-        return Verdict(check.name, TIMED_OUT, f"no answer within {check.timeout:.0f} s",
-                       time.monotonic() - start)
+        return timed_out(check, time.monotonic() - start)
     except OSError as exc:  # e.g. a program check in a venv that lacks that program
         return Verdict(check.name, FAILED, f"cannot run {cmd[0]}: {exc.strerror or exc}", time.monotonic() - start)
     seconds = time.monotonic() - start
     code = out.returncode
-    # A killed child shows -N; a shell or qemu may report 128+N instead.
-    signum = -code if code < 0 else code - 128 if code > 128 else None
-    if signum:
-        try:
-            name = signal.Signals(signum).name
-        except ValueError:
-            name = f"signal {signum}"
+    name = signal_name(code)
+    if name:
         meaning = SIGNAL_MEANING.get(name, "a fatal signal")
         return Verdict(check.name, CRASHED, f"killed by {name}: {meaning}", seconds, name)
     if code != 0:
@@ -98,11 +116,3 @@ def run_check(check: Check, python: str, *, emulate: str | None = None,
                        output=out.stdout)
     lines = out.stdout.strip().splitlines()
     return Verdict(check.name, OK, lines[-1] if lines else "", seconds, output=out.stdout)
-
-
-def run_all(checks: list[Check], python: str, *, emulate: str | None = None,
-            env: dict[str, str] | None = None, jobs: int | None = None) -> list[Verdict]:
-    """Run checks in parallel, bounded by the cores; results in the checks' order."""
-    jobs = jobs or max(1, os.cpu_count() or 1)
-    with ThreadPoolExecutor(max_workers=jobs) as pool:
-        return list(pool.map(lambda c: run_check(c, python, emulate=emulate, env=env), checks))

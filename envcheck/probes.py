@@ -1,4 +1,5 @@
-"""The import probes and smoke checks of the `envcheck` report, each run in its own interpreter.
+"""The import probes and smoke checks of the `envcheck` report: the CPU ones share one interpreter (a crash or a
+failure is run again alone, envcheck.together), the GPU ones run each in its own.
 
 Unlike envcheck/evidence.py (which justifies the pins and turns oneDNN off on purpose to show the
 difference), these run the venv as a user would: with the patches the venv has, nothing switched off.
@@ -8,8 +9,8 @@ from __future__ import annotations
 from envcheck.isolated import Check
 
 
-def _check(name: str, package: str, code: str, timeout: float = 120.0) -> Check:
-    return Check(name, code.strip(), timeout, package=package)
+def _check(name: str, package: str, code: str, timeout: float = 120.0, shareable: bool = True) -> Check:
+    return Check(name, code.strip(), timeout, package=package, shareable=shareable)
 
 
 ESPEAK = """
@@ -173,12 +174,14 @@ print(f"{{BACKEND}} all-reduce across {{n}}: {{names}}; torchrun --nproc_per_nod
 def distributed_check(backend: str = "nccl", cpu_processes: int = 2) -> Check:
     """The process-group check: NCCL across every GPU (the report's), or gloo across CPU processes (tests)."""
     name = "NCCL across the GPUs" if backend == "nccl" else f"{backend} across {cpu_processes} processes"
-    return _check(name, "torch", DISTRIBUTED.format(backend=backend, cpu_processes=cpu_processes), 180)
+    # Alone: it forks, and a fork of an interpreter where another check made CUDA ready cannot use CUDA.
+    return _check(name, "torch", DISTRIBUTED.format(backend=backend, cpu_processes=cpu_processes), 180, False)
 
 
+# Each alone: the card is the question here, and these run where torch imports in a second or two.
 GPU: list[Check] = [
-    _check("CUDA device", "torch", GPU_DEVICE),
-    _check("GPU matmul", "torch", GPU_MATMUL),
-    _check("GPU mel spectrogram", "torchaudio", GPU_MEL),
+    _check("CUDA device", "torch", GPU_DEVICE, shareable=False),
+    _check("GPU matmul", "torch", GPU_MATMUL, shareable=False),
+    _check("GPU mel spectrogram", "torchaudio", GPU_MEL, shareable=False),
     distributed_check("nccl"),
 ]

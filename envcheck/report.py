@@ -1,8 +1,9 @@
 """`envcheck`: does this venv work on this CPU? One report, sections in the order a user debugs.
 
 CPU and tier -> Python and venv -> lock conformance -> patches -> import probes -> smoke checks -> GPU ->
-disk. Probes and smoke checks each run in their own interpreter (in parallel, bounded by the cores), so a
-SIGILL or SIGFPE becomes a row that names the package and the fix instead of killing the report.
+disk. Probes and smoke checks run in interpreters of their own (envcheck.together: the CPU ones share one, and
+any of them that does not end well runs again alone), so a SIGILL or SIGFPE becomes a row that names the package
+and the fix instead of killing the report.
 The patch section is the venv's own answer too: `python -m patches status --json`, run by the venv's
 interpreter in isolated mode (envcheck imports nothing from `patches`).
 With `emulate`, the CPU probe and every check run under `qemu-x86_64 -cpu MODEL`.
@@ -20,7 +21,7 @@ from pathlib import Path
 from typing import Callable
 
 from envcheck import gpu as gpu_probe
-from envcheck import gpu_table, isolated, knowledge, locks, probes, tiers, wheels
+from envcheck import gpu_table, isolated, knowledge, locks, probes, tiers, together, wheels
 from envcheck.errors import TtsrigError
 from envcheck.isolated import CRASHED, EMULATION_SLOWDOWN, FAILED, OK, Check, Verdict
 from envcheck.venv import STATE_NAME, python_version, read_state, site_packages
@@ -420,11 +421,8 @@ def explain(verdict: Verdict, package: str, report: Report, hook_state: str) -> 
 def run_probes(report: Report, checks: list[tuple[str, Check]], jobs: int | None) -> list[Row]:
     if report.emulate:
         checks = [(s, dataclasses.replace(c, timeout=c.timeout * EMULATION_SLOWDOWN)) for s, c in checks]
-    # Longest first (the time-out says which are heavy), so the last to finish is a short one.
-    order = sorted(range(len(checks)), key=lambda i: -checks[i][1].timeout)
-    ran = isolated.run_all([checks[i][1] for i in order], report.python, emulate=report.emulate,
-                           env=check_env(), jobs=jobs)
-    verdicts = [v for _, v in sorted(zip(order, ran))]
+    verdicts = together.run_all([c for _, c in checks], report.python, emulate=report.emulate, env=check_env(),
+                                jobs=jobs)
     hook_state = report.patches.get("sitecustomize", "unknown")
     return [Row(section, v.name, v.status, explain(v, check.package, report, hook_state), round(v.seconds, 2),
                 v.signal) for (section, check), v in zip(checks, verdicts)]

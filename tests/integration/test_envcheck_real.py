@@ -108,11 +108,14 @@ def test_tier_matrix_on_another_python_passes_the_same_report(tier, run_bootstra
 def test_a_venv_built_for_a_higher_tier_is_diagnosed_on_an_old_cpu(host_venv, host_tier):
     if host_tier == "pre-v2":
         pytest.skip("the host tier is the lowest; there is no higher venv to misuse")
-    code, report = envcheck(host_venv, "--emulate", "phenom", "--only", "numpy")
+    # Two checks, so they start in one shared interpreter: the crash is still named per check and package.
+    code, report = envcheck(host_venv, "--emulate", "phenom", "--only", "numpy", "torch")
     assert code == 1 and not report["ok"]
     rows = {c["name"]: c for c in report["checks"]}
     assert rows["numpy"]["status"] == "crashed" and rows["numpy"]["signal"] == "SIGILL"
     assert "needs tier v2, this CPU is pre-v2" in rows["numpy"]["detail"]
+    assert rows["torch"]["status"] == "crashed" and rows["torch"]["signal"] == "SIGILL"
+    assert "torch " in rows["torch"]["detail"] and "higher x86-64 level" in rows["torch"]["detail"]
     assert rows["venv tier fits the CPU"]["status"] == "failed"
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from envcheck import cli as envcheck_cli
-from envcheck import isolated, paths, reading
+from envcheck import isolated, paths, reading, together
 from envcheck.errors import TtsrigError
 from envcheck.isolated import Check
 from patches import cli as patches_cli
@@ -142,7 +142,7 @@ def no_checks_run(monkeypatch):
     def refuse(*args, **kwargs):
         raise AssertionError("the checks ran although --out or --python was refused")
 
-    monkeypatch.setattr(isolated, "run_all", refuse)
+    monkeypatch.setattr(together, "run_all", refuse)
 
 
 @pytest.mark.parametrize("case", ["folder", "under a file", "missing folder"])
