@@ -369,15 +369,30 @@ def test_ctrl_c_while_the_voice_starts_is_one_line_not_a_traceback(kit, tmp_path
     import signal
     import time
 
+    # Ctrl-C in the middle of the command's imports, after torch's. The start reaches the missing model about
+    # 1.3 s after torch's library is mapped, so a Ctrl-C timed from outside raced it on a loaded machine: a
+    # sitecustomize of the test's holds the import of voices.reference (say.py imports it after torch) until
+    # the Ctrl-C comes, and says when it is there.
+    hook, waiting = tmp_path / "hook", tmp_path / "importing-voices.reference"
+    hook.mkdir()
+    (hook / "sitecustomize.py").write_text(
+        "import pathlib, sys, time\n"
+        "class HoldAnImport:\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name == 'voices.reference':\n"
+        f"            pathlib.Path({str(waiting)!r}).touch()\n"
+        "            time.sleep(120)\n"
+        "        return None\n"
+        "sys.meta_path.insert(0, HoldAnImport())\n")
     proc = subprocess.Popen([str(ROOT / "voices" / "say-strong"), "--voice-config", str(kit["strong"]), "--ref",
                              str(kit["ref"]), "--ref-text", REF_TEXT, "Hello there.", "-o", str(tmp_path / "o.wav")],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd="/tmp",
-                            env={**os.environ, "TTSRIG_PYTHON": sys.executable, "HF_HUB_OFFLINE": "1"})
-    # Ctrl-C once torch's library is mapped: in the middle of the imports, before the model is looked for (a
-    # fixed wait raced the start, which now reaches the missing model in under 1.5 s)
-    maps, deadline = Path(f"/proc/{proc.pid}/maps"), time.monotonic() + 60
-    while "libtorch_cpu" not in (maps.read_text() if maps.exists() else "") and time.monotonic() < deadline:
+                            env={**os.environ, "TTSRIG_PYTHON": sys.executable, "HF_HUB_OFFLINE": "1",
+                                 "PYTHONPATH": str(hook)})
+    deadline = time.monotonic() + 120
+    while not waiting.exists() and proc.poll() is None and time.monotonic() < deadline:
         time.sleep(0.01)
+    assert waiting.exists(), proc.communicate()[1][-2000:]
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=120)
     assert proc.returncode in (-signal.SIGINT, 130), err[-2000:]
