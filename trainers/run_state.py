@@ -7,6 +7,7 @@ weights without their state, and --resume continues from the state before, redoi
 there, or a file deleted by hand) gets them back from its own model when the run resumes."""
 from __future__ import annotations
 
+import math
 import random
 from contextlib import contextmanager
 from pathlib import Path
@@ -87,7 +88,9 @@ def resuming_from(path: Path) -> Iterator[None]:
 
 def recorded_count(value: object, name: str) -> int:
     """A count a state recorded (0 or more); anything else is a ValueError, which resuming_from makes one line."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value != int(value) or value < 0:
+    # isfinite first: int() of an infinity (JSON's Infinity, as a hand edit may write) is an OverflowError
+    if (isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value)
+            or value != int(value) or value < 0):
         raise ValueError(f"{name} is {value!r}, not a whole number of 0 or more")
     return int(value)
 

@@ -258,6 +258,7 @@ def test_a_state_whose_weights_are_missing_gets_them_back_on_resume(dataset, tmp
 
 @pytest.mark.parametrize("change, named", [
     (lambda state: state["passes"].update(pass_frames="lots"), "passes.pass_frames is 'lots'"),
+    (lambda state: state["passes"].update(pass_frames=float("inf")), "passes.pass_frames is inf"),
     (lambda state: state.update(history=7), "TypeError"),
     (lambda state: state.pop("batch_in_epoch"), "KeyError: 'batch_in_epoch'"),
 ])
