@@ -10,9 +10,10 @@ What lives where:
   `bootstrap_venv`, `bootstrap_wheels`, `bootstrap_install` and `bootstrap_summary`, the plan they share in
   `bootstrap_plan`, paths and logging in `bootstrap_common`.
 - the verifier: `report` (the `envcheck` report), `isolated` (one check in its own interpreter, optionally
-  under qemu), `together` (a set of checks: the shareable ones in one interpreter, the rest alone), `probes` (the report's import probes and smoke checks), `knowledge` (`envcheck scan` and
-  its data file), `evidence` (`envcheck evidence`), `asr_probe` (faster-whisper end to end with a tiny
-  random model, for `envcheck evidence --checks asr`), `cli` (the command line).
+  under qemu), `together` (a set of checks: the shareable ones in one interpreter, the rest alone), `probes`
+  (the report's import probes and smoke checks), `knowledge` (`envcheck scan` and its data file), `evidence`
+  (`envcheck evidence`), `asr_probe` (faster-whisper end to end with a tiny random model, for
+  `envcheck evidence --checks asr`), `cli` (the command line).
 
 Imports point one way: patches, trainers and voices import envcheck; envcheck imports none of them. What
 envcheck needs to know about a venv's patches it asks the venv (`python -m patches status --json`).
