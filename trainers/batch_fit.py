@@ -63,8 +63,8 @@ _ST2_BENCH = {"params": 191.5e6, "frozen": 94.4e6, "clips": 2, "max_len": 100, "
 _ST2_PER_FRAME = (_ST2_BENCH["peak_gib"] * GIB - _ST2_BYTES_PER_PARAM * _ST2_BENCH["params"]
                   - FROZEN_BYTES_PER_PARAM * _ST2_BENCH["frozen"]) / (_ST2_BENCH["clips"] * _ST2_BENCH["max_len"])
 STYLETTS2_MEMORY = MemoryModel(
-    bytes_per_param=_ST2_BYTES_PER_PARAM, bytes_per_frame_unit={"fp32": _ST2_PER_FRAME, "bf16": _ST2_PER_FRAME / 2,
-                                              "fp16": _ST2_PER_FRAME / 2},
+    bytes_per_param=_ST2_BYTES_PER_PARAM,
+    bytes_per_frame_unit={"fp32": _ST2_PER_FRAME, "bf16": _ST2_PER_FRAME / 2, "fp16": _ST2_PER_FRAME / 2},
     measured=("fp32",), source="tests/bench/results/styletts2-gpu.json")
 # What the peak leaves to others: CUDA's context and the caching allocator's fragmentation.
 HEADROOM_SHARE, HEADROOM_BYTES = 0.9, int(0.5 * GIB)

@@ -239,7 +239,6 @@ class Forward:
     loss_diff: torch.Tensor
 
 
-
 # -- the trainer ----------------------------------------------------------------------------------
 
 class Trainer:
