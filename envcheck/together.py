@@ -1,8 +1,8 @@
 """Run a set of checks: the shareable ones together in one interpreter, the rest each in its own, in parallel.
 
-Most of the report's checks import torch, and an interpreter of their own makes each pay for that import: under
-`qemu-x86_64 -cpu phenom` the 14 import and smoke checks took 124 s on two cores one interpreter each, and 40 s
-one after another in a single interpreter (torch's import alone is 14 s there).
+Most of the report's checks import torch, and an interpreter of their own makes each pay for that import (14 s
+under `qemu-x86_64 -cpu phenom`): the emulated report on a pre-v2 venv took 124 s on two cores with one
+interpreter per check, and 44 s with the CPU checks sharing one (tests/bench/bench_envcheck.py, 2026-12-07).
 
 A shared interpreter must not blur a verdict, so it concludes only what it can state exactly: a check that ended
 well, or one that ran past its own time-out. A crash, an exception or an exit ends its say for that check and

@@ -369,10 +369,10 @@ def test_ctrl_c_while_the_voice_starts_is_one_line_not_a_traceback(kit, tmp_path
     import signal
     import time
 
-    # Ctrl-C in the middle of the command's imports, after torch's. The start reaches the missing model about
-    # 1.3 s after torch's library is mapped, so a Ctrl-C timed from outside raced it on a loaded machine: a
-    # sitecustomize of the test's holds the import of voices.reference (say.py imports it after torch) until
-    # the Ctrl-C comes, and says when it is there.
+    # Ctrl-C in the middle of the command's imports, after torch's. The start reaches the missing model about a
+    # second after torch's library is mapped (timed by hand), so a Ctrl-C timed from outside raced it on a
+    # loaded machine (it lost once in CI): a sitecustomize of the test's holds the import of voices.reference
+    # (say.py imports it after torch) until the Ctrl-C comes, and says when it is there.
     hook, waiting = tmp_path / "hook", tmp_path / "importing-voices.reference"
     hook.mkdir()
     (hook / "sitecustomize.py").write_text(
