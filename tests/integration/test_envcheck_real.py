@@ -13,6 +13,7 @@ import os
 import re
 import shutil
 import subprocess
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -49,6 +50,21 @@ def test_the_host_venv_passes_its_own_report(host_venv, host_tier):
     assert report["tier"] == host_tier and report["venv"] == str(host_venv)
     assert REQUIRED <= {c["name"] for c in report["checks"]}
 
+
+
+def test_every_check_the_report_shares_also_passes_alone(host_venv):
+    """The report runs its CPU checks in one interpreter (envcheck.together) and believes one that ends well
+    there. That is sound only while no check passes by what an earlier one left behind (a module imported, a
+    hook installed, a setting changed): each must pass in an interpreter of its own too, as the report above
+    shows they do together."""
+    from envcheck import isolated, probes, report
+
+    shared = [c for c in probes.IMPORTS + probes.SMOKE if c.shareable]
+    assert len(shared) >= 12, [c.name for c in shared]
+    python = str(host_venv / "bin" / "python")
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        verdicts = list(pool.map(lambda c: isolated.run_check(c, python, env=report.check_env()), shared))
+    assert [(v.name, v.status, v.detail) for v in verdicts if v.status != isolated.OK] == []
 
 @pytest.mark.emulated
 @pytest.mark.parametrize("tier", TIERS)
