@@ -74,16 +74,23 @@ def output_file(path: Path, flag: str, *, make_parents: bool = False) -> None:
 def removed_on_failure(out: Path, produced: Callable[[], bool]) -> Iterator[None]:
     """For a block that makes the folder `out`: when the block fails before `produced()` holds, the folders
     made for it (`out` and any of its parents that were missing) are removed again, so a failed start
-    leaves nothing half-written. A folder that existed before is never removed."""
-    top = Path(os.path.abspath(out))
-    while not top.parent.exists():
-        top = top.parent
-    made = not os.path.lexists(top)
+    leaves nothing half-written. A folder that existed before is never removed, and a parent made for `out`
+    is removed only while empty: another run may have put its own folder there in the meantime."""
+    missing = []  # `out`, then each missing parent up to the first that exists
+    folder = Path(os.path.abspath(out))
+    while not os.path.lexists(folder):
+        missing.append(folder)
+        folder = folder.parent
     try:
         yield
     except BaseException:
-        if made and not produced():
-            shutil.rmtree(top, ignore_errors=True)
+        if missing and not produced():
+            shutil.rmtree(missing[0], ignore_errors=True)  # refuses a link put in its place: nothing followed
+            for parent in missing[1:]:
+                try:
+                    os.rmdir(parent)
+                except OSError:
+                    break  # not empty (or gone): what is in it now is not this run's
         raise
 
 

@@ -236,6 +236,20 @@ def test_a_failed_start_removes_only_the_folders_it_made(tmp_path):
     assert out.is_dir()
 
 
+
+def test_a_failed_start_leaves_a_parent_it_made_when_another_run_now_uses_it(tmp_path):
+    # Run b starts while runs/ is missing, so runs/ is made for it; run a then puts its folder in runs/. When
+    # b fails, its own folder goes, and runs/ stays with a's checkpoint in it.
+    mine, theirs = tmp_path / "runs" / "b", tmp_path / "runs" / "a"
+    with pytest.raises(RuntimeError):
+        with paths.removed_on_failure(mine, lambda: False):
+            mine.mkdir(parents=True)
+            theirs.mkdir()
+            (theirs / "epoch_1.safetensors").write_bytes(b"weights")
+            raise RuntimeError("b failed before any output")
+    assert not mine.exists()
+    assert (theirs / "epoch_1.safetensors").read_bytes() == b"weights"
+
 # -- patches inspect on malformed safetensors (issue: trust, second round) --------------------------------
 
 def safetensors_bytes(header: bytes, data: bytes = b"") -> bytes:
