@@ -10,9 +10,10 @@ something else (as root, `-o /dev/null` would replace the system's /dev/null).
 Links: the files ttsrig keeps in its own folders (checkpoints, clips, records, pages) are never written
 through a symbolic link, nor is a link replaced: one at such a name is refused (a folder copied from
 someone else could aim a write at any file of the user's). A file the user names (`write_output`, the trust
-list) is written through its links, the links kept, when each link belongs to this user or root: a link
-someone else planted cannot choose the file. Such an output may also be a named pipe or a character
-device such as /dev/null: the bytes are written into it, as a shell redirection would.
+list) is written through its links, the links kept, when each link belongs to this user or root. A link
+someone else planted cannot choose where any write lands, at the file's name or in a folder above it (in
+/tmp, say). A file the user names may also be a named pipe or a character device such as /dev/null: the
+bytes are written into it, as a shell redirection would.
 
 Standard library only (bin/bootstrap uses it before any package is installed).
 """
@@ -48,24 +49,45 @@ def _trusted_owner(uid: int) -> bool:
     return uid in (os.getuid(), 0)
 
 
-def destination(path: Path) -> tuple[Path, os.stat_result | None]:
-    """Where a write of `path` lands, and what is there now (None: nothing). Links are followed only when
-    this user or root owns each of them; the file at the end may be anything (the caller decides)."""
-    given = current = Path(os.path.abspath(path))
-    for _ in range(_MAX_LINKS):
+def _walk(given: Path, *, follow_last: bool) -> tuple[Path, os.stat_result | None]:
+    """Where `given` leads, and what is there now (None: nothing). Every symbolic link on the way, in the
+    folders above as at the end, is followed only when this user or root owns it: a link someone else put
+    in a shared folder (such as /tmp) would let them choose where a write lands. The last one is followed
+    too when `follow_last`, else returned as it is."""
+    pending = list(Path(os.path.abspath(given)).parts[1:])
+    current, info, links = Path("/"), os.lstat("/"), 0
+    while pending:
+        part = pending.pop(0)
+        if part == "..":
+            current = current.parent
+            continue
+        candidate = current / part
         try:
-            info = os.lstat(current)
+            info = os.lstat(candidate)
         except (FileNotFoundError, NotADirectoryError):
-            return current, None  # nothing there (a parent that is a file is the caller's to name)
+            return candidate.joinpath(*pending), None  # nothing there (a parent that is a file: the caller's)
         except OSError as exc:
             raise TtsrigError(f"cannot write {given}: {exc.strerror or exc}. Choose a path you may write.") from None
-        if not stat.S_ISLNK(info.st_mode):
-            return current, info
+        if not stat.S_ISLNK(info.st_mode) or (not pending and not follow_last):
+            current = candidate
+            continue
         if not _trusted_owner(info.st_uid):
-            raise TtsrigError(f"refused to write {given}: {current} is a symbolic link owned by another user (uid "
+            raise TtsrigError(f"refused to write {given}: {candidate} is a symbolic link owned by another user (uid "
                               f"{info.st_uid}), so they choose where it points. Remove the link or write elsewhere.")
-        current = Path(os.path.abspath(os.path.join(os.path.dirname(current), os.readlink(current))))
-    raise TtsrigError(f"cannot write {given}: too many symbolic links (a loop?). Name the file itself.")
+        links += 1
+        if links > _MAX_LINKS:
+            raise TtsrigError(f"cannot write {given}: too many symbolic links (a loop?). Name the file itself.")
+        link = os.readlink(candidate)
+        if os.path.isabs(link):
+            current = Path("/")
+        pending[:0] = [p for p in Path(link).parts if p not in ("/", ".")]
+    return current, info
+
+
+def destination(path: Path) -> tuple[Path, os.stat_result | None]:
+    """Where a write of `path` lands, and what is there now (None: nothing), following links that this user or
+    root owns (_walk); the file at the end may be anything (the caller decides)."""
+    return _walk(path, follow_last=True)
 
 
 def _refuse_special(given: Path, target: Path, info: os.stat_result) -> TtsrigError:
@@ -79,13 +101,7 @@ def writable_target(path: Path, follow_links: bool = False) -> Path:
     if follow_links:
         target, info = destination(path)
     else:
-        target = Path(os.path.abspath(path))
-        try:
-            info = os.lstat(target)
-        except (FileNotFoundError, NotADirectoryError):
-            info = None
-        except OSError as exc:
-            raise TtsrigError(f"cannot write {path}: {exc.strerror or exc}. Choose a path you may write.") from None
+        target, info = _walk(path, follow_last=False)
         if info is not None and stat.S_ISLNK(info.st_mode):
             raise TtsrigError(f"refused to write {path}: it is a symbolic link (to {os.readlink(target)}), and ttsrig "
                               "never writes its own files through links (one could point at any file of yours). "

@@ -137,6 +137,33 @@ def test_a_link_another_user_owns_is_never_written_through(tmp_path: Path) -> No
     assert victim.read_bytes() == b"secret" and planted.is_symlink()
 
 
+
+@needs_root
+@pytest.mark.parametrize("follow_links", [True, False], ids=["a file the user names", "ttsrig's own file"])
+def test_a_folder_link_another_user_owns_is_never_written_through(tmp_path: Path, follow_links: bool) -> None:
+    # In a shared folder, nobody's link `shared/out` aims at the victim's folder: `-o shared/out/story.wav`
+    # (or a run whose --out lies under it) must not land there.
+    victim_home = tmp_path / "victim"
+    victim_home.mkdir()
+    (victim_home / "story.wav").write_bytes(b"the victim's")
+    shared = tmp_path / "shared"
+    shared.mkdir(mode=0o777)
+    planted = shared / "out"
+    planted.symlink_to(victim_home)
+    os.lchown(planted, 65534, 65534)
+    (victim_home / "sub").mkdir()
+    for target in (planted / "story.wav", planted / "sub" / "story.wav"):  # the link one folder up, or two
+        with pytest.raises(TtsrigError, match=rf"{planted} is a symbolic link owned by another user \(uid 65534\)"):
+            if follow_links:
+                atomic.write_output(target, b"overwritten", "-o")
+            else:
+                atomic.write_atomic(target, b"overwritten")
+    assert (victim_home / "story.wav").read_bytes() == b"the victim's"
+    assert not (victim_home / "sub" / "story.wav").exists()
+    os.lchown(planted, os.getuid(), os.getgid())  # the user's own folder link: followed as before
+    atomic.write_output(planted / "story.wav", b"mine", "-o")
+    assert (victim_home / "story.wav").read_bytes() == b"mine"
+
 def test_a_replaced_file_keeps_its_permissions_and_a_long_name_fits(tmp_path: Path) -> None:
     private = tmp_path / "notes.json"
     private.write_text("{}")
