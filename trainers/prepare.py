@@ -152,10 +152,14 @@ def check_places(root: Path, out: Path) -> tuple[Path, Path]:
         raise TtsrigError(f"OUTPUT {out} is a file, not a folder: choose a folder (it is created if missing)")
     paths.output_folder(out, "OUTPUT")  # under a file, on a read-only disk: refused before any clip is made
     for sub in ("wavs", "mels", *(f"mels/{kind}" for kind in MEL_KINDS)):
-        real = (out / sub).resolve()
-        if real != real_out / sub and overlaps(real, real_in):  # a link into the recordings
-            raise TtsrigError(f"{out / sub} is a link to {real}, inside INPUT {root}: prepare would write its "
-                              "clips there. Remove the link (prepare makes the folder itself)")
+        # prepare writes, and on a re-run deletes, clips in these folders: through a link that would happen to
+        # files elsewhere (the recordings, or any folder of the user's). OUTPUT itself may be a link.
+        if os.path.islink(out / sub):
+            real = (out / sub).resolve()
+            inside = f", inside INPUT {root}" if overlaps(real, real_in) else ""
+            raise TtsrigError(f"{out / sub} is a link to {real}{inside}: prepare would write and remove its clips "
+                              "there. Remove the link (prepare makes the folder itself); to keep the data set on "
+                              "another disk, make OUTPUT itself that folder or a link to it")
     return real_in, real_out
 
 

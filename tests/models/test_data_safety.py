@@ -118,6 +118,22 @@ def test_an_output_folder_linked_into_input_is_refused(tmp_path):
     assert "is a link to" in refused(root, out, "inside INPUT")
 
 
+
+@pytest.mark.parametrize("sub", ["wavs", "mels/f5"])
+def test_an_output_folder_linked_anywhere_else_is_refused(tmp_path, sub):
+    # A link to a folder outside both INPUT and OUTPUT: a re-run would write its clips there and delete the
+    # stale ones it finds listed (a file of the user's with a clip's name).
+    root, out = lj_dataset(tmp_path / "in"), tmp_path / "set"
+    run(root, out)
+    elsewhere = tmp_path / "elsewhere"
+    shutil.copytree(out / sub, elsewhere)
+    shutil.rmtree(out / sub)
+    (out / sub).symlink_to(elsewhere)
+    (root / "metadata.csv").write_text((root / "metadata.csv").read_text().replace("good book", "fine book"))
+    before = tree(elsewhere)
+    message = refused(root, out, rf"{out / sub} is a link to {elsewhere}: prepare would write and remove")
+    assert "inside INPUT" not in message and tree(elsewhere) == before
+
 def test_only_a_folder_prepare_made_is_used_as_output(tmp_path, monkeypatch):
     root = lj_dataset(tmp_path / "in")
     other = lj_dataset(tmp_path / "other-voice")  # another data set of the user's, with the same clip names
