@@ -4,7 +4,8 @@ What lives where:
 - facts and helpers every package imports (standard library only, so bin/bootstrap runs on them before
   anything is installed): `errors` (TtsrigError), `atomic` (atomic file writes), `digests` (sha256 of files
   and bytes), `venv` (bootstrap's state record, the names at a venv's top, its site-packages), `locks`
-  (requirement files and hash-pinned locks: reading, nodeps.txt, conformance), `tiers` (the tier table).
+  (requirement files and hash-pinned locks: reading, nodeps.txt, conformance), `tiers` (the tier table),
+  `python_command` (the argv of a Python command that imports nothing from the current directory).
 - `probe`: which tier this CPU is, and whether it has AVX2.
 - `bootstrap`: bin/bootstrap, from a clean checkout to a verified venv; its steps in `bootstrap_python`,
   `bootstrap_venv`, `bootstrap_wheels`, `bootstrap_install` and `bootstrap_summary`, the plan they share in

@@ -39,7 +39,7 @@ from pathlib import Path
 
 from envcheck import bootstrap_common as common
 from envcheck import (bootstrap_install, bootstrap_layers, bootstrap_python, bootstrap_summary, bootstrap_venv,
-                      bootstrap_wheels, gpu, gpu_choice, locks, managed_python, run_lock, wheels)
+                      bootstrap_wheels, gpu, gpu_choice, locks, managed_python, python_command, run_lock, wheels)
 from envcheck import tiers as tiers_mod
 from envcheck.bootstrap_common import log, rel
 from envcheck.bootstrap_plan import COMPILE_CHOICES, DEFAULT_COMPILE, Plan
@@ -59,7 +59,8 @@ def probe_cpu(venv: Path, python: str) -> dict:
     error = "the CPU probe failed"
     for exe in [*([str(candidate)] if candidate.is_file() else []), python]:
         try:
-            out = subprocess.run([exe, "-m", "envcheck", "probe", "--json"], capture_output=True, text=True, env=env)
+            out = subprocess.run(python_command.module(exe, "envcheck", "probe", "--json"), capture_output=True,
+                                 text=True, env=env)
             if out.returncode == 0:
                 return json.loads(out.stdout)
         except (OSError, ValueError):

@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 
 from envcheck import bootstrap_common as common
-from envcheck import bootstrap_layers, bootstrap_venv, bootstrap_wheels, locks
+from envcheck import bootstrap_layers, bootstrap_venv, bootstrap_wheels, locks, python_command
 from envcheck.bootstrap_common import forbidden, log, rel
 from envcheck.bootstrap_plan import Plan
 from envcheck.errors import TtsrigError
@@ -115,7 +115,7 @@ def installer_cmd(plan: Plan, *args: str) -> list[str]:
         cmd = [str(uv), "pip", "install", "--python", str(plan.venv_python), "--no-config"]
         cmd += ["--compile-bytecode"] if plan.compile == "all" else []
     else:
-        cmd = [str(plan.venv_python), "-m", "pip", "install", "--no-input"]
+        cmd = python_command.module(str(plan.venv_python), "pip", "install", "--no-input")
         cmd += [] if plan.compile == "all" else ["--no-compile"]
     return cmd + plan.source_args() + list(args)
 
@@ -123,7 +123,7 @@ def installer_cmd(plan: Plan, *args: str) -> list[str]:
 def uninstall_cmd(plan: Plan, names: list[str]) -> list[str]:
     if plan.installer == "uv":
         return [str(plan.venv / "bin" / "uv"), "pip", "uninstall", "--python", str(plan.venv_python), *names]
-    return [str(plan.venv_python), "-m", "pip", "uninstall", "-y", *names]
+    return python_command.module(str(plan.venv_python), "pip", "uninstall", "-y", *names)
 
 
 def tools_installed(plan: Plan, pins: dict[str, locks.Pin]) -> bool:
@@ -156,8 +156,9 @@ def ensure_bootstrap_tools(plan: Plan) -> None:
         # Only the verified files: pip must not pick a damaged or foreign one lying beside them.
         for path in good.values():
             (Path(links) / path.name).symlink_to(path)
-        run([str(plan.venv_python), "-m", "pip", "install", "--no-input", "--require-hashes", "--no-deps",
-             "--force-reinstall", "--no-index", "--find-links", links, "-r", str(lock)], plan,
+        run(python_command.module(str(plan.venv_python), "pip", "install", "--no-input", "--require-hashes",
+                                  "--no-deps", "--force-reinstall", "--no-index", "--find-links", links, "-r",
+                                  str(lock)), plan,
             "installing the installer (uv) and the CPU reader (archspec)", (lock,))
 
 
@@ -240,7 +241,7 @@ def install_layers(plan: Plan, state: dict) -> list[str]:
 
 def apply_patches(plan: Plan) -> str:
     """Run `python -m patches apply` in the venv; returns what it did, one phrase per patch."""
-    out = subprocess.run([str(plan.venv_python), "-m", "patches", "apply", "--tier", plan.tier],
+    out = subprocess.run(python_command.module(str(plan.venv_python), "patches", "apply", "--tier", plan.tier),
                          capture_output=True, text=True, cwd=common.ROOT,
                          env={**os.environ, "PYTHONPATH": str(common.ROOT)})
     sys.stderr.write(out.stdout + out.stderr)

@@ -13,7 +13,7 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from envcheck import bootstrap_wheels, locks, managed_python
+from envcheck import bootstrap_wheels, locks, managed_python, python_command
 from envcheck.bootstrap_common import log
 from envcheck.errors import TtsrigError
 from envcheck.venv import recorded_python
@@ -53,7 +53,7 @@ def inspect_python(exe: str) -> Interpreter:
     """Run `exe` with PYTHON_PROBE; a program that does not answer (a pyenv shim of a version that is not
     active, a missing file) comes back without a version."""
     try:
-        out = subprocess.run([exe, "-c", PYTHON_PROBE], capture_output=True, text=True, timeout=60)
+        out = subprocess.run(python_command.code(exe, PYTHON_PROBE), capture_output=True, text=True, timeout=60)
     except (OSError, subprocess.TimeoutExpired) as exc:
         return Interpreter(exe, error=str(getattr(exc, "strerror", None) or exc))
     lines = out.stderr.strip().splitlines() or [f"exit {out.returncode}"]

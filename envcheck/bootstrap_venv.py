@@ -12,7 +12,7 @@ import sysconfig
 from pathlib import Path
 
 from envcheck import bootstrap_common as common
-from envcheck import locks, paths
+from envcheck import locks, paths, python_command
 from envcheck.atomic import TEMP_SUFFIX
 from envcheck.bootstrap_common import log
 from envcheck.bootstrap_plan import Plan
@@ -122,7 +122,7 @@ def venv_tree_ok(plan: Plan) -> bool:
             f"sys.exit(sys.version_info[:2] != {locks.major_minor(plan.python_version)} "
             "or importlib.util.find_spec('pip') is None)")
     try:
-        out = subprocess.run([str(plan.venv_python), "-c", code], capture_output=True, text=True, timeout=120)
+        out = subprocess.run(python_command.code(str(plan.venv_python), code), capture_output=True, text=True, timeout=120)
     except (OSError, subprocess.TimeoutExpired):
         return False
     return out.returncode == 0 and Path(out.stdout.strip()).resolve() == venv.resolve()
@@ -157,7 +157,7 @@ def create_venv(plan: Plan) -> None:
     write_state(venv, {**load_state(venv), "complete": False, "made_by": "bin/bootstrap", "python": plan.python_version})
     log(f"creating {venv}")
     try:
-        out = subprocess.run([plan.python, "-m", "venv", str(venv)], capture_output=True, text=True)
+        out = subprocess.run(python_command.module(plan.python, "venv", str(venv)), capture_output=True, text=True)
         failure = out.returncode != 0 and ((out.stderr.strip().splitlines() or [f"exit {out.returncode}"])[-1])
     except OSError as exc:
         failure = exc.strerror

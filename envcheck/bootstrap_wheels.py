@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
 from envcheck import bootstrap_common as common
-from envcheck import locks, wheels
+from envcheck import locks, python_command, wheels
 from envcheck.bootstrap_common import log, rel
 from envcheck.digests import file_sha256
 from envcheck.errors import TtsrigError
@@ -170,8 +170,8 @@ def fetch_installer_wheels(python: str, cache: Path, step: Callable[[list[str]],
         raise TtsrigError(f"cannot write the wheel cache {cache}: {exc.strerror}. Set {WHEEL_CACHE_ENV} to a "
                           "writable folder and re-run bin/bootstrap.") from None
     try:
-        step([python, "-m", "pip", "download", "--no-input", "--require-hashes", "--no-deps",
-              "--only-binary=:all:", "--dest", str(download), "-r", str(lock)])
+        step(python_command.module(python, "pip", "download", "--no-input", "--require-hashes", "--no-deps",
+                                   "--only-binary=:all:", "--dest", str(download), "-r", str(lock)))
         for wheel in download.iterdir():
             os.replace(wheel, cache / wheel.name)  # whole, verified files only: a killed download leaves none
     finally:
@@ -201,7 +201,8 @@ def uv_wheel(args: argparse.Namespace) -> Path:
 
 def has_pip(python: str) -> bool:
     try:
-        return subprocess.run([python, "-m", "pip", "--version"], capture_output=True, timeout=120).returncode == 0
+        return subprocess.run(python_command.module(python, "pip", "--version"), capture_output=True,
+                              timeout=120).returncode == 0
     except (OSError, subprocess.TimeoutExpired):
         return False
 

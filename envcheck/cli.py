@@ -16,7 +16,7 @@ import re
 import sys
 from pathlib import Path
 
-from envcheck import arguments
+from envcheck import arguments, python_command
 from envcheck import probe as probe_mod
 from envcheck.errors import TtsrigError
 
@@ -122,7 +122,7 @@ def python_version(python: str) -> str:
     """The interpreter's full version, run natively: the record names which CPython's wheels it measured."""
     import subprocess
 
-    out = subprocess.run([python, "-c", "import platform; print(platform.python_version())"],
+    out = subprocess.run(python_command.code(python, "import platform; print(platform.python_version())"),
                          capture_output=True, text=True)
     return out.stdout.strip() or "version unknown"
 

@@ -13,6 +13,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from envcheck import python_command
 from envcheck.errors import TtsrigError
 
 OK, CRASHED, FAILED, TIMED_OUT = "ok", "crashed", "failed", "timed out"
@@ -94,7 +95,7 @@ def timed_out(check: Check, seconds: float) -> Verdict:
 def run_check(check: Check, python: str, *, emulate: str | None = None,
               env: dict[str, str] | None = None) -> Verdict:
     target = ([str(Path(python).parent / check.program[0]), *check.program[1:]] if check.program
-              else [python, "-c", check.code])
+              else python_command.code(python, check.code))
     cmd = (qemu_command(emulate) if emulate else []) + target
     full_env = environment(env, emulate)
     start = time.monotonic()

@@ -19,6 +19,7 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
+from envcheck import python_command
 from envcheck.isolated import OK, Check, Verdict, environment, qemu_command, run_check, timed_out
 
 # The interpreter's side. Its stdout carries only the records (a JSON object a line): what native code prints to
@@ -52,7 +53,7 @@ def run_together(checks: list[Check], python: str, *, emulate: str | None = None
     verdicts: list[Verdict | None] = [None] * len(checks)
     if not checks:
         return verdicts
-    cmd = (qemu_command(emulate) if emulate else []) + [python, "-c", CHILD]
+    cmd = (qemu_command(emulate) if emulate else []) + python_command.code(python, CHILD)
     try:
         child = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
                                  text=True, env=environment(env, emulate))

@@ -15,6 +15,8 @@ import subprocess
 import time
 from pathlib import Path
 
+from envcheck import python_command
+
 ROOT = Path(__file__).resolve().parent.parent
 # ...and the ASR backends, which live in envcheck because its probes run them too (envcheck/asr_backends.py).
 COMMAND_PACKAGES = ("trainers", "voices", "patches", "envcheck/asr_backends.py")
@@ -74,7 +76,7 @@ def run(venv_python: Path) -> str:
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONDONTWRITEBYTECODE", "PYTHONPATH")}
     started = time.monotonic()
     try:
-        out = subprocess.run([str(venv_python), "-c", program()], capture_output=True, text=True,
+        out = subprocess.run(python_command.code(str(venv_python), program()), capture_output=True, text=True,
                              cwd=ROOT, env=env, timeout=TIMEOUT_S)
     except subprocess.TimeoutExpired:
         return "the warm-up import took over 30 minutes and was stopped; modules compile on first use"

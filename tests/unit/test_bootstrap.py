@@ -213,6 +213,8 @@ def test_first_run_installs_archspec_before_deciding_the_tier(tmp_path, monkeypa
 FAKE_VENV_PYTHON = """#!/bin/sh
 # A stand-in for CPython 3.11: answers check_python, and `-m venv DIR` lays out a venv's skeleton.
 # It records whether bootstrap's state record was already in DIR when the venv was made.
+# bootstrap runs `-m venv DIR` as -c code that runs the module venv (envcheck.python_command): read as -m.
+case "${2-}" in *"run_module('venv'"*) set -- -m venv "$3" ;; esac
 if [ "$1" = "-c" ]; then echo 'CPython 3 11'; exit 0; fi
 if [ "$1" = "-m" ] && [ "$2" = "venv" ]; then
     [ -f "$3/ttsrig-state.json" ] && echo yes >"$3/.record-came-first"
@@ -474,9 +476,9 @@ def test_online_the_installer_wheels_are_kept_then_installed_from_disk(offline_s
     venv, wheels, calls, cache = offline_setup
     bootstrap_install.ensure_bootstrap_tools(plan_for(venv))
     download, install = calls
-    assert download[2:4] == ["pip", "download"] and "--require-hashes" in download
+    assert "run_module('pip'" in download[2] and download[3] == "download" and "--require-hashes" in download
     assert sorted(p.name for p in cache.iterdir()) == sorted(w.name for w in wheels.values())  # no temp folder left
-    assert install[2:4] == ["pip", "install"]
+    assert "run_module('pip'" in install[2] and install[3] == "install"
     assert {"--no-index", "--require-hashes", "--no-deps"} <= set(install)
     # The next run, offline, finds them there and never downloads.
     calls.clear()
@@ -645,6 +647,8 @@ def test_a_venv_whose_python_cannot_run_is_probed_with_the_given_python(tmp_path
 
 FAKE_PYTHON = """#!/bin/sh
 # A stand-in for CPython {version}: answers bootstrap's probe; `-m venv DIR` lays out a {minor} venv's skeleton.
+# bootstrap runs `-m venv DIR` as -c code that runs the module venv (envcheck.python_command): read as -m.
+case "${{2-}}" in *"run_module('venv'"*) set -- -m venv "$3" ;; esac
 if [ "$1" = "-c" ]; then
     echo 'CPython {words}'
     {venv_check}

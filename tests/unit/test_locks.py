@@ -365,6 +365,7 @@ def lock_checkout(tmp_path: Path) -> tuple[Path, dict[str, str]]:
     root = tmp_path / "checkout"
     (root / "bin").mkdir(parents=True)
     shutil.copy(REQ.parent / "bin/lock", root / "bin/lock")
+    shutil.copy(REQ.parent / "bin/no-cwd.sh", root / "bin/no-cwd.sh")
     shutil.copytree(REQ.parent / "envcheck", root / "envcheck", ignore=shutil.ignore_patterns("__pycache__"))
     (root / "requirements").mkdir()
     shutil.copy(REQ / "nodeps.in", root / "requirements/nodeps.in")
