@@ -41,6 +41,10 @@ IMPORTS: list[Check] = [
     _check("soundfile", "soundfile", "import soundfile; print(soundfile.__version__, soundfile.__libsndfile_version__)"),
     _check("monotonic_align", "monotonic-align", "from monotonic_align import maximum_path; print('maximum_path')"),
     _check("phonemizer + espeak-ng", "espeakng-loader", ESPEAK, 300),
+    # ttsrig's own commands on this venv's Python (a module of the standard library of a newer Python, such as
+    # tomllib, broke the voices on 3.10 once: the tier matrix runs this on every supported Python).
+    _check("ttsrig's commands", "ttsrig", "import voices.say, voices.audition, trainers.prepare, trainers.f5, "
+           "trainers.styletts2, trainers.fetch, patches.cli; print('voices, trainers, patches')", 300),
 ]
 
 MATMUL = """

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-import tomllib
 from pathlib import Path
 from typing import Callable
 
@@ -20,6 +19,7 @@ from envcheck.errors import TtsrigError
 from trainers import hub
 from trainers.config_check import (FRACTION, NON_NEGATIVE, NUMBER, POSITIVE, POSITIVE_NUMBER, TEXT, Kind, argument,
                                    check, unknown_keys)
+from voices import tomlfile
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -54,13 +54,13 @@ def _read(file: Path) -> dict:
                           "voices/default.toml)")
     raw = reading.read_bytes(file, "voice config", fix, streams=True)  # `--voice-config <(...)` is fine
     try:
-        return tomllib.loads(raw.decode("utf-8"))
+        return tomlfile.loads(raw.decode("utf-8"))
     except UnicodeDecodeError:
         raise TtsrigError(f"voice config {file} is not UTF-8 text: save it as UTF-8 (TOML files are)") from None
     except RecursionError:
         raise TtsrigError(f"voice config {file} nests its values without end: it is not a voice's TOML. "
                           "Start again from the shipped voices/*.toml.") from None
-    except tomllib.TOMLDecodeError as exc:
+    except tomlfile.TOMLDecodeError as exc:
         raise TtsrigError(f"voice config {file} is not valid TOML: {exc}. Fix that line (strings in quotes, "
                           "key = value), or start again from the shipped voices/*.toml.") from None
 

@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import importlib.util
 import sys
-import tomllib
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from envcheck import reading
 from envcheck.errors import TtsrigError
+from voices import tomlfile
 
 PACKAGE = "f5_tts"
 SETTINGS = PurePosixPath("infer/examples/basic/basic.toml")  # upstream's basic example: ref_audio, ref_text
@@ -46,8 +46,8 @@ def find(own_clip: str) -> Example:
         raise TtsrigError(f"{missing} settings {settings_file}: {REINSTALL}, or pass {own_clip}")
     text = reading.read_text(settings_file, "f5-tts's example settings", f"{REINSTALL}, or pass {own_clip}")
     try:
-        settings = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
+        settings = tomlfile.loads(text)
+    except tomlfile.TOMLDecodeError as exc:
         raise TtsrigError(f"f5-tts's example settings {settings_file} are not TOML ({exc}): {REINSTALL}, or pass "
                           f"{own_clip}") from None
     clip_name, transcript = settings.get("ref_audio"), settings.get("ref_text")

@@ -25,8 +25,9 @@ pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
 TIERS = list(tiers.TIER_NAMES)
 # What every report must probe, by name.
-REQUIRED = {"wheels fit Python+glibc", "numpy", "torch", "torchaudio", "torch._dynamo", "transformers", "f5-tts model core",
-            "StyleTTS2 modules", "soundfile", "monotonic_align", "phonemizer + espeak-ng", "float32 CPU matmul",
+REQUIRED = {"wheels fit Python+glibc", "numpy", "torch", "torchaudio", "torch._dynamo", "transformers",
+            "f5-tts model core", "StyleTTS2 modules", "ttsrig's commands", "soundfile", "monotonic_align",
+            "phonemizer + espeak-ng", "float32 CPU matmul",
             "CPU mel spectrogram", "tiny F5 DiT forward", "safe checkpoint loading", "dynamo", "sitecustomize",
             "versions equal the lock", "forbidden packages absent", "cpu tier", "space for checkpoints"}
 
