@@ -3,12 +3,15 @@
 `Parser` is argparse's parser with a one-line error (argparse prints its whole usage first, which buries
 the line that matters). `whole` and `number` are argparse types that check a value's range where it is
 read: `--speed 0`, `--steps 0` or a negative count is refused naming the option and what it takes, never
-a traceback or junk audio (with exit status 0) later. Standard library only.
+a traceback or junk audio (with exit status 0) later. `SEED` is every command's --seed (what torch's and
+numpy's generators take); `text` a text argument that must be UTF-8 (`lone_surrogate` finds where it is not).
+Standard library only.
 """
 from __future__ import annotations
 
 import argparse
 import math
+import re
 from typing import Callable, NoReturn
 
 
@@ -19,12 +22,18 @@ class Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} ({self.prog} --help lists the options)\n")
 
 
+def _shown(value: float) -> str:
+    """A bound as written: whole numbers in full (4294967295, not 4.29497e+09), others short."""
+    return str(value) if isinstance(value, int) else f"{value:g}"
+
+
 def _range_words(low: float | None, high: float | None, above: bool) -> str:
+    lo, hi = (None if v is None else _shown(v) for v in (low, high))
     if low is not None and high is not None:
-        return f"from {low:g} to {high:g}" if not above else f"above {low:g} and at most {high:g}"
+        return f"from {lo} to {hi}" if not above else f"above {lo} and at most {hi}"
     if low is not None:
-        return f"above {low:g}" if above else f"from {low:g}"
-    return f"at most {high:g}" if high is not None else ""
+        return f"above {lo}" if above else f"from {lo}"
+    return f"at most {hi}" if high is not None else ""
 
 
 def checked(words: str, convert: Callable[[str], object], fits: Callable[[object], bool]) -> Callable[[str], object]:
@@ -53,3 +62,37 @@ def number(low: float | None = None, high: float | None = None, *, above: bool =
     words = " ".join(filter(None, ("a number", _range_words(low, high, above))))
     return checked(words, float, lambda v: math.isfinite(v) and (low is None or (v > low if above else v >= low))
                    and (high is None or v <= high))
+
+
+# A seed seeds torch (which takes 64 bits), Python's random, and numpy's legacy generator, which takes 32: every
+# command's --seed (and a config's seed) is a whole number in numpy's range.
+SEED_MAX = 2 ** 32 - 1
+SEED = whole(0, SEED_MAX)
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def lone_surrogate(value: str) -> str | None:
+    """Where `value` is not UTF-8 text: None, or the offending part as bytes, e.g. `b'caf\\xe9'`. Python reads
+    a command line's (and, in some locales, standard input's) bytes that are not UTF-8 as lone surrogates,
+    which no tokenizer or file can take; a JSON "\\udce9" escape gives the same."""
+    found = _SURROGATE.search(value)
+    if found is None:
+        return None
+    start = max(0, found.start() - 12)
+    part = value[start:found.end() + 12]
+    try:  # the bytes as they came (Python's surrogateescape), else the escapes as written
+        return repr(part.encode("utf-8", "surrogateescape"))
+    except UnicodeEncodeError:
+        return repr(part.encode("utf-8", "backslashreplace"))
+
+
+NOT_UTF8_FIX = "write it in UTF-8 (set a UTF-8 locale, e.g. LANG=C.UTF-8, or convert with iconv -t utf-8)"
+
+
+def text(value: str) -> str:
+    """An argparse type for text that is spoken or trained on: refused unless it is UTF-8 (see lone_surrogate)."""
+    bad = lone_surrogate(value)
+    if bad is not None:
+        raise argparse.ArgumentTypeError(f"is not UTF-8 text (at {bad}): {NOT_UTF8_FIX}")
+    return value

@@ -16,12 +16,13 @@ identity: nothing changes. Under `torchrun --nproc_per_node=N -m trainers.f5 ...
   batch is shared clip by clip (share_of) and each update averages the ranks' weighted gradients;
 - only rank 0 writes checkpoints, logs and the progress bar; the checkpoint is the single-process one.
 A rank that dies ends the run: torchrun stops the others, and a rank stuck in a collective gives up after
-TIMEOUT, with a line naming the rank.
+TTSRIG_DIST_TIMEOUT seconds (default 300), with a line naming the rank.
 """
 from __future__ import annotations
 
 import contextlib
 import datetime
+import math
 import os
 import sys
 import tempfile
@@ -32,7 +33,7 @@ import torch
 
 from envcheck.errors import TtsrigError
 
-TIMEOUT = datetime.timedelta(seconds=int(os.environ.get("TTSRIG_DIST_TIMEOUT", "300")))
+TIMEOUT_S, MAX_TIMEOUT_S = 300.0, 7 * 24 * 3600.0  # a week: longer is a typing mistake (and overflows timedelta)
 BUCKET = 1 << 24  # gradient elements all-reduced at once (64 MB of float32)
 
 
@@ -150,12 +151,48 @@ class World:
         return f"cuda:{self.local_rank}" if self.backend == "nccl" else "cpu"
 
 
+def timeout() -> datetime.timedelta:
+    """How long a rank waits in a collective: TTSRIG_DIST_TIMEOUT seconds (read when a process group starts, so
+    a bad value stops only a distributed run, in one line)."""
+    raw = os.environ.get("TTSRIG_DIST_TIMEOUT", "").strip()
+    if not raw:
+        return datetime.timedelta(seconds=TIMEOUT_S)
+    try:
+        seconds = float(raw)
+    except ValueError:
+        seconds = math.nan
+    if not 1 <= seconds <= MAX_TIMEOUT_S:  # nan and inf too
+        raise TtsrigError(f"TTSRIG_DIST_TIMEOUT={raw!r} is not a number of seconds from 1 to {MAX_TIMEOUT_S:.0f}: "
+                          "set it to how long a rank may wait for the others (e.g. 300, "
+                          "the default), or unset it")
+    return datetime.timedelta(seconds=seconds)
+
+
+def _env_count(name: str, default: str | None, low: int) -> int:
+    """A whole number torchrun sets in the environment (WORLD_SIZE, RANK, LOCAL_RANK), or one line."""
+    raw = os.environ.get(name, default)
+    if raw is None or not raw.strip():
+        raise TtsrigError(f"{name} is not set although WORLD_SIZE is: start the processes with torchrun, which sets "
+                          "both, or unset WORLD_SIZE for one process")
+    try:
+        value = int(raw)
+    except ValueError:
+        value = low - 1
+    if value < low:
+        raise TtsrigError(f"{name}={raw!r} is not a whole number from {low}: torchrun sets it; unset it (and "
+                          "WORLD_SIZE) to train in one process, or start the run with torchrun")
+    return value
+
+
 def join(device: str) -> World:
     """This process's world: one, or its rank under torchrun (the process group started here)."""
-    size = int(os.environ.get("WORLD_SIZE", "1") or 1)
+    size = _env_count("WORLD_SIZE", "1", 0) if os.environ.get("WORLD_SIZE", "").strip() else 1
     if size <= 1:
         return World()
-    rank, local_rank = int(os.environ["RANK"]), int(os.environ.get("LOCAL_RANK", "0"))
+    rank, local_rank = _env_count("RANK", None, 0), _env_count("LOCAL_RANK", "0", 0)
+    if rank >= size:
+        raise TtsrigError(f"RANK {rank} is not below WORLD_SIZE {size}: torchrun sets both; start the run with it")
+    wait = timeout()
     backend = os.environ.get("TTSRIG_DIST_BACKEND") or ("nccl" if device == "cuda" else "gloo")
     if backend == "nccl" and device != "cuda":
         raise TtsrigError(f"rank {rank}: NCCL needs GPUs, and this run is on the {device}: leave "
@@ -168,7 +205,7 @@ def join(device: str) -> World:
         torch.cuda.set_device(local_rank)
     with held_stderr() as logged:
         try:
-            torch.distributed.init_process_group(backend, timeout=TIMEOUT)
+            torch.distributed.init_process_group(backend, timeout=wait)
         except Exception as exc:  # a rendezvous that never completes, a port in use
             first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
             raise TtsrigError(f"rank {rank}: the {backend} process group did not start ({first}); check torchrun's "

@@ -124,10 +124,11 @@ class MelClips(Dataset):
         except (FileNotFoundError, SafetensorError, KeyError, OSError) as exc:
             raise TtsrigError(f"mel of clip {clip.id} ({path}) is missing or corrupt ({exc}); re-run "
                               "`python -m trainers.prepare` on this data set") from None
-        if mel.ndim != 2 or mel.shape[0] != F5_MELS:
-            raise TtsrigError(f"mel of clip {clip.id} has shape {tuple(mel.shape)}; this model needs "
-                              f"[{F5_MELS}, frames] (prepare with --mels f5)")
-        return mel.T.contiguous(), self.tokens[index]
+        problem = manifest_mod.mel_problem(mel.dtype, tuple(mel.shape), "mel_f5")  # checked before the epoch too
+        if problem:
+            raise TtsrigError(f"mel of clip {clip.id} ({path}) {problem}; re-run `python -m trainers.prepare` on "
+                              "this data set (with --mels f5)")
+        return mel.float().T.contiguous(), self.tokens[index]  # float16 / bfloat16 / float64 mels as float32
 
 
 def frame_batches(frames: list[int], frames_per_batch: int, max_samples: int, seed: int, epoch: int) -> list[list[int]]:
@@ -511,7 +512,8 @@ def build_parser() -> argparse.ArgumentParser:
             ("weight_decay", arguments.number(0), "AdamW weight decay"),
             ("ema_beta", arguments.number(0, 1, above=True), "EMA decay"),
             ("keep", count, "resume states kept (0 = all)"),
-            ("keep_weights", count, "per-epoch inference weights kept (0 = all)"), ("seed", int, "seed"),
+            ("keep_weights", count, "per-epoch inference weights kept (0 = all)"),
+            ("seed", arguments.SEED, f"seed, 0 to {arguments.SEED_MAX}"),
             ("num_workers", count, "DataLoader workers (default 0 on pre-v2 CPUs, else 2)")):
         p.add_argument("--" + name.replace("_", "-"), type=kind, default=default(name),
                        help=f"{text} (default {default(name)})")

@@ -14,10 +14,12 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from envcheck import reading
+from envcheck.arguments import lone_surrogate
 from envcheck.atomic import write_atomic
 from envcheck.errors import TtsrigError
 
@@ -98,6 +100,10 @@ def clip_of(raw: object, where: str) -> Clip:
     for key in TEXT_FIELDS + ("source",):
         if key in raw and not isinstance(raw[key], str):
             raise TtsrigError(f"{where}: {key} is {raw[key]!r}, not text; {fix}")
+        bad = lone_surrogate(raw[key]) if key in raw else None
+        if bad is not None:  # a JSON escape such as "\udce9": no tokenizer, phonemiser or file system takes it
+            raise TtsrigError(f"{where}: {key} is not UTF-8 text (at {bad}: a lone surrogate such as \\udce9 is no "
+                              f"character); write the characters themselves, in UTF-8; {fix}")
     if not raw["text"].strip():
         raise TtsrigError(f"{where} ({raw['id']}) has empty text")
     duration = raw["duration"]
@@ -150,7 +156,7 @@ def file_problem(path: Path, key: str) -> str | None:
         return "is not a regular file"
     try:
         if key in MEL_FIELDS:
-            return safetensors_problem(path)
+            return safetensors_problem(path, key)
         import soundfile as sf
 
         sf.info(str(path))
@@ -161,13 +167,38 @@ def file_problem(path: Path, key: str) -> str | None:
     return None
 
 
-def safetensors_problem(path: Path) -> str | None:
+# Mel bins per field (trainers.mels: F5-TTS 100, StyleTTS2 80), and the dtypes a trainer reads: trainers.prepare
+# writes float32; float16, bfloat16 and float64 mels (a hand-made set) are converted to float32 when loaded.
+MEL_BINS = {"mel_f5": 100, "mel_styletts2": 80}
+MEL_DTYPES = {"F32": "float32", "F16": "float16", "BF16": "bfloat16", "F64": "float64"}
+
+
+def mel_problem(dtype: object, shape: tuple[int, ...], key: str) -> str | None:
+    """What stops a mel of this dtype (a torch dtype or safetensors' name of it) and shape training as `key`."""
+    name = str(dtype).removeprefix("torch.")
+    if name not in MEL_DTYPES.values() and name not in MEL_DTYPES:
+        shown = re.sub(r"^([IUF])(\d+)$", lambda m: {"I": "int", "U": "uint", "F": "float"}[m[1]] + m[2], name)
+        return (f"holds a mel of {shown.lower()}, not of floats (float32 as trainers.prepare writes; float16, "
+                "bfloat16 and float64 are converted)")
+    bins = MEL_BINS[key]
+    if len(shape) != 2 or shape[0] != bins:
+        return f"holds a mel of shape {list(shape)}; {key} needs [{bins}, frames]"
+    if shape[1] < 1:
+        return "holds a mel of 0 frames"
+    return None
+
+
+def safetensors_problem(path: Path, key: str | None = None) -> str | None:
+    """What stops `path` being read as a mel file (of `key`'s kind, when given: dtype, bins, frames), or None."""
     from safetensors import SafetensorError, safe_open
 
     try:  # safetensors checks the header and that the file is as long as the header says
         with safe_open(str(path), framework="pt") as fh:
             if "mel" not in fh.keys():
                 return "has no tensor named mel"
+            if key is not None:  # from the header: the data is not read
+                mel = fh.get_slice("mel")
+                return mel_problem(mel.get_dtype(), tuple(mel.get_shape()), key)
     except SafetensorError as exc:
         return f"is corrupt ({exc})"
     return None

@@ -18,15 +18,39 @@ from envcheck.errors import TtsrigError
 PAD = 0
 
 
-@functools.lru_cache(maxsize=1)
-def _backend(language: str):
+LIST_LANGUAGES = "python -m trainers.phonemes --languages (or espeak-ng --voices)"
+
+
+def _espeak():
     import espeakng_loader
     from phonemizer.backend import EspeakBackend
     from phonemizer.backend.espeak.wrapper import EspeakWrapper
 
     EspeakWrapper.set_library(espeakng_loader.get_library_path())
     EspeakWrapper.set_data_path(espeakng_loader.get_data_path())
-    return EspeakBackend(language, preserve_punctuation=True, with_stress=True, language_switch="remove-flags")
+    return EspeakBackend
+
+
+def languages() -> dict[str, str]:
+    """{code: name} of the languages the bundled espeak-ng phonemises."""
+    return dict(_espeak().supported_languages())
+
+
+def check_language(language: object, where: str = "--language") -> str:
+    """The language if espeak-ng phonemises it, else one line naming it and how to list the supported ones."""
+    if not isinstance(language, str) or not language.strip():
+        raise TtsrigError(f"{where} {language!r} is not a language code: use an espeak-ng language such as en-us "
+                          f"(the pretrain's); {LIST_LANGUAGES} lists them")
+    if language not in languages():
+        raise TtsrigError(f"{where} {language!r} is not a language espeak-ng phonemises: use one of its codes, such "
+                          f"as en-us (the pretrain's) or en-gb; {LIST_LANGUAGES} lists them")
+    return language
+
+
+@functools.lru_cache(maxsize=1)
+def _backend(language: str):
+    check_language(language, "language")
+    return _espeak()(language, preserve_punctuation=True, with_stress=True, language_switch="remove-flags")
 
 
 @functools.lru_cache(maxsize=1)
@@ -76,3 +100,12 @@ def encode(texts: list[str], language: str = "en-us") -> list[tuple[str, Tokens]
                               "or only symbols?")
         result.append((phon, tokenize(phon)))
     return result
+
+
+if __name__ == "__main__":
+    import sys
+
+    if sys.argv[1:] != ["--languages"]:
+        sys.exit("usage: python -m trainers.phonemes --languages   (lists the espeak-ng languages --language takes)")
+    for code, name in sorted(languages().items()):
+        print(f"{code}\t{name}")

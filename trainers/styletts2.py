@@ -126,9 +126,11 @@ class Data:
                 raise TtsrigError(f"clip {item.id}: audio or mel unreadable ({exc}); re-run trainers.prepare") from None
             if rate != 24_000 or wave.ndim != 1:
                 raise TtsrigError(f"clip {item.id}: {item.wave} is not 24 kHz mono; re-run trainers.prepare")
-            if mel.ndim != 2 or mel.shape[0] != 80:
-                raise TtsrigError(f"clip {item.id}: mel shape {tuple(mel.shape)}, StyleTTS2 needs [80, frames] "
-                                  "(prepare with --mels styletts2)")
+            problem = manifest_mod.mel_problem(mel.dtype, tuple(mel.shape), "mel_styletts2")  # checked before too
+            if problem:
+                raise TtsrigError(f"clip {item.id}: {item.mel} {problem}; re-run trainers.prepare (with --mels "
+                                  "styletts2)")
+            mel = mel.float()  # float16 / bfloat16 / float64 mels as float32
             wave = np.concatenate([np.zeros(STYLETTS2_PAD, np.float32), wave, np.zeros(STYLETTS2_PAD, np.float32)])
             self._cache[index] = (wave, mel[:, : mel.shape[1] - mel.shape[1] % 2])
         return self._cache[index]
@@ -846,7 +848,9 @@ def main(argv: list[str] | None = None) -> int:
             styletts2_pieces.apply_sets(config, args.set)  # e.g. more epochs
             if args.epochs:
                 config["epochs"] = args.epochs
+            phonemes.check_language(config.get("language", "en-us"), f"the language of {config_path}")
         else:
+            phonemes.check_language(args.language)  # before any piece is fetched
             sets = list(args.set) + ([f"epochs={args.epochs}"] if args.epochs else [])
             need_wavlm = not any(s.replace(" ", "").startswith("loss_params.lambda_slm=0") for s in sets)
             pieces = styletts2_pieces.find(args.pretrained_dir, args.wavlm, need_wavlm=need_wavlm)

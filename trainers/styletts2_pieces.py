@@ -19,6 +19,7 @@ from pathlib import Path
 
 import yaml
 
+from envcheck.arguments import SEED_MAX
 from envcheck.atomic import write_atomic
 from envcheck.errors import TtsrigError
 from trainers import config_check, hub
@@ -185,27 +186,79 @@ def missing_settings(config: dict) -> list[str]:
     return missing
 
 
+def _whole(low: int, high: int | None = None) -> config_check.Kind:
+    words = f"a whole number from {low}" + (f" to {high}" if high is not None else "")
+    return config_check.Kind(words, lambda v: type(v) is int and v >= low and (high is None or v <= high))
+
+
+_SIZE = config_check.Kind(f"a whole number from 1 to {config_check.LIMIT}", config_check.POSITIVE.accepts)
+_EPOCH = _whole(0)  # an epoch from which something starts: any epoch after the last means never
+_RATE = config_check.Kind("a number above 0 and at most 1",
+                         lambda v: config_check.POSITIVE_NUMBER.accepts(v) and v <= 1)
+
+# Every fine-tune setting the trainer reads (trainers/styletts2.py) and what it may hold, as dotted names;
+# loss_params.lambda_* (each loss's weight) are numbers from 0. Optional ones are checked when present.
+# model_params are the pretrain's and are checked where the model is built (styletts2_model).
+SETTINGS: dict[str, config_check.Kind] = {
+    "epochs": _SIZE, "batch_size": _SIZE, "max_len": _SIZE, "save_freq": _SIZE,
+    "seed": _whole(0, SEED_MAX),  # numpy's generator takes 32 bits
+    "loss_params.diff_epoch": _EPOCH, "loss_params.joint_epoch": _EPOCH,
+    "optimizer_params.lr": _RATE, "optimizer_params.bert_lr": _RATE, "optimizer_params.ft_lr": _RATE,
+    "slmadv_params.min_len": _SIZE, "slmadv_params.max_len": _SIZE, "slmadv_params.batch_percentage": _RATE,
+    "slmadv_params.iter": _SIZE, "slmadv_params.thresh": config_check.POSITIVE_NUMBER,
+    "slmadv_params.scale": config_check.NON_NEGATIVE, "slmadv_params.sig": config_check.POSITIVE_NUMBER,
+}
+OPTIONAL = {"keep": config_check.COUNT, "language": config_check.TEXT}
+MIN_MAX_LEN = 80  # the decoder's crop, in mel frames
+
+
+def _number(value: object) -> object:
+    """YAML reads 1e-5 (no dot) as text: such a number as the number it names; anything else unchanged."""
+    if isinstance(value, str):
+        for convert in (int, float):
+            try:
+                return convert(value)
+            except ValueError:
+                pass
+    return value
+
+
 def check(config: dict) -> None:
+    """Every setting the trainer reads is there and of its kind and range, or one line naming the first that is
+    not (before anything is built from it: a string, .inf or -1 would fail deep inside torch)."""
+    not_sections = [key for key, default in FINE_TUNE_DEFAULTS.items()
+                    if isinstance(default, dict) and key in config and not isinstance(config[key], dict)]
+    if not_sections:
+        raise TtsrigError(f"the config's {not_sections[0]} is {config[not_sections[0]]!r}, not a section of "
+                          f"settings: restore it (a new run's config.yml has it), or --set its keys one by one, "
+                          f"e.g. --set {not_sections[0]}.{next(iter(FINE_TUNE_DEFAULTS[not_sections[0]]))}=VALUE")
     missing = missing_settings(config)
     if missing:
         raise TtsrigError(f"the config lacks {', '.join(missing[:8])}{' ...' if len(missing) > 8 else ''}, which the "
                           "trainer reads: restore the config.yml the run wrote, or copy them from a new run's "
                           "config.yml")
-    try:
-        [int(config[key]) for key in ("batch_size", "max_len")]
-        [float(v) for k, v in config["loss_params"].items() if k.startswith("lambda_")]
-    except (KeyError, TypeError, ValueError) as exc:
-        raise TtsrigError(f"the config's batch_size, max_len or loss_params.lambda_* is missing or not a number "
-                          f"({type(exc).__name__}: {exc}): give it a number with --set KEY=NUMBER, or in a "
-                          "resumed run's config.yml") from None
-    if int(config["batch_size"]) < 1:
-        raise TtsrigError("batch_size must be at least 1")
-    if int(config["max_len"]) < 80:
-        raise TtsrigError(f"max_len {config['max_len']} is below 80 frames: the decoder needs crops of at least "
-                          "80 mel frames (upstream skips such batches)")
-    for key, value in config["loss_params"].items():
-        if key.startswith("lambda_") and float(value) < 0:
-            raise TtsrigError(f"loss_params.{key} is negative")
+    kinds = dict(SETTINGS)
+    kinds.update({f"loss_params.{k}": config_check.NON_NEGATIVE for k in config["loss_params"]
+                  if isinstance(k, str) and k.startswith("lambda_")})
+    kinds.update({k: kind for k, kind in OPTIONAL.items() if k in config})
+    for dotted, kind in kinds.items():
+        *sections, key = dotted.split(".")
+        node = config[sections[0]] if sections else config
+        if kind is not config_check.TEXT:
+            node[key] = _number(node[key])
+        value = node[key]
+        if not kind.accepts(value):
+            shown = repr(value) if len(repr(value)) <= 40 else repr(value)[:37] + "..."
+            raise TtsrigError(f"the config's {dotted} = {shown} should be {kind.name}: give it with --set "
+                              f"{dotted}=VALUE, or fix it in a resumed run's config.yml")
+    if config["max_len"] < MIN_MAX_LEN:
+        raise TtsrigError(f"max_len {config['max_len']} is below {MIN_MAX_LEN} frames: the decoder needs crops of at "
+                          f"least {MIN_MAX_LEN} mel frames (upstream skips such batches): --set max_len={MIN_MAX_LEN} "
+                          "or more")
+    slm = config["slmadv_params"]
+    if slm["min_len"] > slm["max_len"]:
+        raise TtsrigError(f"the config's slmadv_params.min_len {slm['min_len']} is above its max_len "
+                          f"{slm['max_len']}: --set one of them so that min_len <= max_len")
 
 
 def read_run_config(path: Path) -> dict:

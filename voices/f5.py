@@ -8,6 +8,7 @@ the model code the trainer shares (trainers.f5_model).
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,6 +23,17 @@ from trainers.mels import F5_HOP, F5_MELS
 from trainers.config_check import NUMBER, POSITIVE, check, one_of, optional, read_yaml
 
 TARGET_RMS = 0.1  # upstream levels quiet references to this RMS and scales the output back
+
+# Sway sampling warps the flow-matching time grid t in [0, 1] to t + s * (cos(pi/2 t) - 1 + t), which keeps 0 and 1
+# where they are; its slope is 1 + s * (1 - pi/2 sin(pi/2 t)), and the bracket runs from 1 (t = 0) down to
+# 1 - pi/2 (t = 1). So the grid stays increasing (the ODE solver requires it) exactly for -1 <= s <= 1 / (pi/2 - 1)
+# = 2 / (pi - 2), about 1.752; upstream samples with -1 (more steps early), and a positive s spends them late.
+SWAY_MIN, SWAY_MAX = -1.0, 2.0 / (math.pi - 2.0)
+# Speaking rate relative to the reference's: beyond these the words are unintelligible (upstream's app offers 0.3-2)
+SPEED_MIN, SPEED_MAX = 0.1, 10.0
+# Mel frames (reference and generated) one sampling may ask for: F5TTS_v1_Base's text embedding has positions for
+# 8192 frames (about 87 s); more fails inside the model, and upstream's own cap (65536) does not stop it.
+MAX_FRAMES = 8192
 
 
 @dataclass
@@ -163,6 +175,50 @@ def check_text(voice: Voice, text: str) -> list[str]:
     return unknown
 
 
+def time_grid(steps: int, sway_sampling_coef: float) -> torch.Tensor:
+    """The time grid upstream's CFM.sample integrates over (its epss steps or a linspace, then sway), in float32."""
+    from patches import f5_core
+
+    f5_core.install()  # f5_tts.model without its package __init__ (which imports upstream's trainer)
+    from f5_tts.model.utils import get_epss_timesteps
+
+    t = get_epss_timesteps(steps, device="cpu", dtype=torch.float32)
+    return t + sway_sampling_coef * (torch.cos(torch.pi / 2 * t) - 1 + t)
+
+
+def check_sampling(*, steps: int, sway_sampling_coef: float, speed: float, where: str = "") -> None:
+    """The sampling settings F5-TTS can compute with (see SWAY_MIN, SPEED_MIN, MAX_FRAMES), or one line naming
+    the setting (`where`: where it was set) and its range."""
+    where = f" {where}" if where else ""
+    if not SWAY_MIN <= sway_sampling_coef <= SWAY_MAX:
+        raise TtsrigError(f"sway_sampling_coef {sway_sampling_coef:g}{where} is outside {SWAY_MIN:g} to "
+                          f"{SWAY_MAX:.3f}: beyond that range the warped time grid is no longer increasing and F5-TTS "
+                          "cannot sample. Use -1 (upstream's) or a value in the range (--sway).")
+    if not SPEED_MIN <= speed <= SPEED_MAX:
+        raise TtsrigError(f"speed {speed:g}{where} is outside {SPEED_MIN:g} to {SPEED_MAX:g} (1 = the reference's "
+                          "speaking rate): use a value in that range (--speed).")
+    grid = time_grid(steps, sway_sampling_coef)
+    if not bool((grid[1:] > grid[:-1]).all()):  # at the range's ends, many steps round to equal float32 times
+        raise TtsrigError(f"steps {steps} with sway_sampling_coef {sway_sampling_coef:g}{where} give a time grid "
+                          "whose steps round to the same float32 time: use fewer steps (--steps 32 is upstream's) "
+                          "or a sway further inside its range.")
+
+
+def frames_needed(ref_samples: int, ref_text: str, text: str, speed: float) -> tuple[int, int]:
+    """(reference frames, total frames) upstream's duration rule asks for: the reference plus the text at the
+    reference's speaking rate (in UTF-8 bytes) over speed; refused above MAX_FRAMES."""
+    ref_frames = ref_samples // F5_HOP
+    generated = ref_frames / len(ref_text.encode()) * len(text.encode()) / speed
+    if not ref_frames + generated <= MAX_FRAMES:
+        seconds = lambda frames: frames * F5_HOP / 24_000  # noqa: E731
+        shown = text if len(text) <= 40 else text[:37] + "..."
+        raise TtsrigError(f"the sentence {shown!r} at speed {speed:g} would take {seconds(generated):.0f} s after the "
+                          f"{seconds(ref_frames):.1f} s reference, more than the {seconds(MAX_FRAMES):.0f} s F5-TTS "
+                          "can generate at once: raise --speed, split the sentence (end it with . ! or ?), or use a "
+                          "reference whose transcript matches it")
+    return ref_frames, ref_frames + int(generated)
+
+
 def synthesize(voice: Voice, ref: np.ndarray, ref_text: str, text: str, *, steps: int = 32,
                cfg_strength: float = 2.0, sway_sampling_coef: float = -1.0, speed: float = 1.0) -> np.ndarray:
     from f5_tts.model.utils import convert_char_to_pinyin
@@ -175,8 +231,8 @@ def synthesize(voice: Voice, ref: np.ndarray, ref_text: str, text: str, *, steps
         audio = audio * TARGET_RMS / rms
     ref_text = ref_text.strip()
     ref_text = ref_text + (" " if ref_text.endswith(".") else ". ")  # the model expects a sentence break
-    ref_frames = audio.shape[-1] // F5_HOP
-    frames = ref_frames + int(ref_frames / len(ref_text.encode()) * len(text.encode()) / speed)
+    check_sampling(steps=steps, sway_sampling_coef=sway_sampling_coef, speed=speed)
+    ref_frames, frames = frames_needed(audio.shape[-1], ref_text, text, speed)
     with torch.inference_mode():
         generated, _ = voice.model.sample(cond=audio, text=convert_char_to_pinyin([ref_text + text]),
                                           duration=frames, steps=steps, cfg_strength=cfg_strength,

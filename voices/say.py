@@ -48,22 +48,23 @@ HOW_TO_GET_ONE = {
 def build_parser(engine: str) -> argparse.ArgumentParser:
     p = arguments.Parser(prog=f"say-{engine}", description=f"{ENGINES[engine]} voice. " + __doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("text", nargs="*", help="the text (else --file, else standard input)")
+    p.add_argument("text", nargs="*", type=arguments.text, help="the text (else --file, else standard input)")
     p.add_argument("--file", help="read the text from this file")
     p.add_argument("-o", "--output", default=f"say-{engine}.wav", help="WAV to write (default: %(default)s)")
     p.add_argument("--voice-config", help=f"voice config (default voices/{engine}.toml)")
     p.add_argument("--checkpoint", help="checkpoint to speak with (overrides the config)")
     p.add_argument("--ref", help="reference clip of the voice (overrides the config; default: f5-tts's example)")
-    p.add_argument("--seed", type=int, help="make the render repeatable")
+    p.add_argument("--seed", type=arguments.SEED, help=f"make the render repeatable (0 to {arguments.SEED_MAX})")
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
     p.add_argument("--quiet", action="store_true")
     kind = partial(voice_config.option_type, engine)  # the same values as in the voice's TOML
     if engine == "strong":
-        p.add_argument("--ref-text", help="what the reference clip says")
+        p.add_argument("--ref-text", type=arguments.text, help="what the reference clip says")
         p.add_argument("--steps", type=kind("steps"), help="sampling steps (a whole number from 1)")
         p.add_argument("--cfg-strength", type=kind("cfg_strength"))
-        p.add_argument("--sway", type=kind("sway_sampling_coef"), dest="sway_sampling_coef")
-        p.add_argument("--speed", type=kind("speed"), help="speaking rate, a number above 0 (1 = the reference's)")
+        p.add_argument("--sway", type=kind("sway_sampling_coef"), dest="sway_sampling_coef",
+                       help="sway sampling coefficient, from -1 to 1.752 (upstream's -1 spends more steps early)")
+        p.add_argument("--speed", type=kind("speed"), help="speaking rate, from 0.1 to 10 (1 = the reference's)")
     else:
         p.add_argument("--pretrained-dir", help="pretrained pieces in the upstream layout")
         p.add_argument("--alpha", type=kind("alpha"), help="timbre, 0 to 1: 0 = the reference's, 1 = predicted from the text")
@@ -87,10 +88,39 @@ def checkpoint_path(engine: str, value: str | None) -> str | None:
     return resolved
 
 
+def read_text(args: argparse.Namespace) -> str:
+    """The text to say, refused unless it is UTF-8 (the arguments are checked by their argparse type)."""
+    try:
+        text = text_mod.read_text(args.text, args.file)
+    except UnicodeDecodeError as exc:  # standard input in a UTF-8 locale
+        raise TtsrigError(f"standard input is not UTF-8 text (byte 0x{exc.object[exc.start]:02x}): "
+                          f"{arguments.NOT_UTF8_FIX}") from None
+    bad = arguments.lone_surrogate(text)
+    if bad is not None:  # standard input in a locale that escapes such bytes
+        where = "the text" if args.text else f"--file {args.file}" if args.file else "standard input"
+        raise TtsrigError(f"{where} is not UTF-8 text (at {bad}): {arguments.NOT_UTF8_FIX}")
+    return text
+
+
+def check_settings(engine: str, cfg: dict) -> None:
+    """What the voice's TOML and the options gave, beyond each value's kind: the sampling values F5-TTS can
+    compute with, and a reference transcript in UTF-8. Before any model loads (say), and in Speaker (audition)."""
+    where = f"(its option, or in {cfg.get('_file') or 'the voice config'})"
+    bad = arguments.lone_surrogate(cfg.get("reference_text") or "")
+    if bad is not None:
+        raise TtsrigError(f"reference_text {where} is not UTF-8 text (at {bad}): {arguments.NOT_UTF8_FIX}")
+    if engine == "strong":
+        from voices import f5
+
+        f5.check_sampling(steps=cfg["steps"], sway_sampling_coef=cfg["sway_sampling_coef"], speed=cfg["speed"],
+                          where=where)
+
+
 class Speaker:
     """One loaded voice that renders sentences; shared by say-* and audition."""
 
     def __init__(self, engine: str, cfg: dict, device: str, trust: bool):
+        check_settings(engine, cfg)
         self.engine, self.cfg, self.device = engine, cfg, device
         self.piece_lengths: list[int] = []  # samples of each sentence of the last render: audition screens the seams
         self.collapsed: list[dict] = []  # say-default: phonemes of the last render whose duration collapsed
@@ -149,6 +179,9 @@ class Speaker:
         return wave
 
     def render(self, text: str, seed: int | None) -> np.ndarray:
+        if seed is not None and not 0 <= seed <= arguments.SEED_MAX:  # numpy's generator takes 32 bits
+            raise TtsrigError(f"seed {seed} is not a whole number from 0 to {arguments.SEED_MAX}: choose one in "
+                              "that range")
         if seed is not None:
             torch.manual_seed(seed)
             np.random.seed(seed)
@@ -175,8 +208,9 @@ def main(argv: list[str] | None = None) -> int:
     engine, argv = (argv or sys.argv[1:])[0], (argv or sys.argv[1:])[1:]
     args = build_parser(engine).parse_args(argv)
     try:
-        text = text_mod.read_text(args.text, args.file)
+        text = read_text(args)
         cfg = voice_config.with_options(engine, args)
+        check_settings(engine, cfg)
         output = Path(args.output).expanduser()
         if output.is_dir():
             raise TtsrigError(f"-o {output} is a folder: give a file name ending in .wav")
