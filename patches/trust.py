@@ -41,41 +41,63 @@ def _corrupt(path: Path, why: str) -> TtsrigError:
                        f"Fix or delete it, then add files again with `python -m patches trust add FILE`.")
 
 
-def _owner_problem(path: Path, info: os.stat_result, what: str) -> str | None:
+# What another user could do with a trust list they can change, and the fix: the words check_owned uses.
+LIST_HARM = "who could add their own file to it"
+LIST_FIX = "Use a list of your own (TTSRIG_TRUST_FILE, or --trust-file)"
+
+
+def _owner_problem(path: Path, info: os.stat_result, what: str, *, harm: str = LIST_HARM,
+                   own_fix: str = LIST_FIX) -> str | None:
     """Why another user could change `path` (a `what`), with the fix; None when only this user or root can."""
     if info.st_uid not in (os.getuid(), 0):
-        return (f"{what} {path} belongs to another user (uid {info.st_uid}), who could add their own file to it. "
-                f"Use a list of your own (TTSRIG_TRUST_FILE, or --trust-file)")
+        return f"{what} {path} belongs to another user (uid {info.st_uid}), {harm}. {own_fix}"
     sticky_folder = stat.S_ISDIR(info.st_mode) and info.st_mode & stat.S_ISVTX
     if info.st_mode & 0o022 and not stat.S_ISLNK(info.st_mode) and not sticky_folder:
         return (f"{what} {path} is writable by {'group and others' if info.st_mode & 0o002 else 'its group'} "
-                f"(mode {stat.S_IMODE(info.st_mode):04o}), who could add their own file to it. "
-                f"Fix: chmod go-w {path}")
+                f"(mode {stat.S_IMODE(info.st_mode):04o}), {harm}. Fix: chmod go-w {path}")
     return None
 
 
-def check_owned(path: Path) -> None:
-    """Refuse (one line) a trust list that someone else could change: see the module's docstring."""
+def exposure(path: Path, *, what: str, link_what: str, harm: str = LIST_HARM,
+             own_fix: str = LIST_FIX) -> str | None:
+    """The first place on the way to `path` that a user other than this one or root could change, as one
+    sentence with the fix (see the module's docstring); None when there is none. Checked: the file (`what`),
+    a link to it (`link_what`: its owner chooses where it leads), where the links lead, and every folder above
+    each of them up to / (a folder reached through a link: the link's owner too). Missing places are skipped.
+    Shared by the trust list and by trainers.fetch --trust (the cached files it would vouch for)."""
     chain = [Path(os.path.abspath(path))]
-    if os.path.islink(chain[0]):
-        chain.append(Path(os.path.realpath(chain[0])))
+    real = Path(os.path.realpath(chain[0]))
+    if real != chain[0]:  # a link to the file, or in a folder above it: where it leads is checked too
+        chain.append(real)
     for place in chain:
         try:
             info = os.lstat(place)
         except FileNotFoundError:
             info = None
         if info is not None:
-            problem = _owner_problem(place, info, "the trust list's link" if stat.S_ISLNK(info.st_mode)
-                                     else "the checkpoint trust list")
+            problem = _owner_problem(place, info, link_what if stat.S_ISLNK(info.st_mode) else what,
+                                     harm=harm, own_fix=own_fix)
             if problem:
-                raise _unsafe(path, problem)
+                return problem
         for folder in place.parents:
             try:
-                problem = _owner_problem(folder, os.stat(folder), "its folder")
+                link = os.lstat(folder)
+                problem = (_owner_problem(folder, link, "its folder's link", harm=harm, own_fix=own_fix)
+                           if stat.S_ISLNK(link.st_mode) else None)
+                problem = problem or _owner_problem(folder, os.stat(folder), "its folder", harm=harm,
+                                                    own_fix=own_fix)
             except FileNotFoundError:
                 continue  # made by save(), privately
             if problem:
-                raise _unsafe(path, problem)
+                return problem
+    return None
+
+
+def check_owned(path: Path) -> None:
+    """Refuse (one line) a trust list that someone else could change: see the module's docstring."""
+    problem = exposure(path, what="the checkpoint trust list", link_what="the trust list's link")
+    if problem:
+        raise _unsafe(path, problem)
 
 
 def _unsafe(path: Path, problem: str) -> TtsrigError:

@@ -5,13 +5,19 @@ the trainers download, into the caches they read it from, so the machine speaks 
   styletts2  the LibriTTS pretrain and its config (the Hugging Face cache); the text aligner, the pitch
              extractor and PL-BERT (GitHub files, cached by cached_path); WavLM (the Hugging Face cache)
 
-It prints one line per file: where it is, and how its bytes were checked (a Hugging Face weights file
-against the sha256 the hub publishes for it; GitHub publishes no hash). Offline (HF_HUB_OFFLINE=1 or
+It prints one line per file: where it is, and how its bytes were checked (online, a Hugging Face weights
+file against the sha256 the hub answers for it now; offline, only against the name the cache filed it under,
+which says the copy is whole, not where it came from; GitHub publishes no hash). Offline (HF_HUB_OFFLINE=1 or
 TTSRIG_OFFLINE=1) it reads the caches only, which tells whether a machine is ready.
 
 A legacy pickle among the files (the StyleTTS2 pretrain, and the pieces torch's restricted loader refuses)
 is not trusted here: whether to run code from a file is your decision, so the command that trusts it is
-printed. --trust trusts exactly those files, as `python -m patches trust add` does.
+printed. --trust trusts exactly those files, as `python -m patches trust add` does, but vouches for a file
+only where no one else could have put it: it refuses (one line, exit 2, nothing trusted) a file that another
+user could change (the file, a link to it, or a folder above either owned by someone other than you or root,
+or writable by group or others without the sticky bit: the trust list's own rule), and a pickle that would
+call something that runs commands or code (os.system, eval, ...). Each file is read once: its
+hash check, the verdict and the sha256 trusted are of the same bytes.
 """
 from __future__ import annotations
 
@@ -28,7 +34,9 @@ from typing import TYPE_CHECKING, Callable
 
 from envcheck import arguments
 from envcheck.errors import TtsrigError
-from patches.checkpoints import needs_trust, read_checkpoint
+from patches.checkpoints import CheckpointBytes, describe_checkpoint, needs_trust, read_checkpoint
+from patches.pickle_scan import RUNTIME_GLOBAL, refused_globals, scan_checkpoint
+from patches.trust import exposure
 from trainers import f5_model, hub, styletts2_pieces
 
 if TYPE_CHECKING:
@@ -37,15 +45,66 @@ if TYPE_CHECKING:
 GROUPS = ("f5", "styletts2")
 PICKLED = (".pth", ".t7", ".bin", ".pt")  # weights in torch's pickle format: loading may need trust
 GITHUB_CHECK = "GitHub publishes no hash for it; cached by cached_path"
+HF_URL = "https://huggingface.co/"
+# What --trust tells the owner of a cache that others can change: a cache of their own, filled again.
+OWN_CACHE = ("Fetch into caches only you can write (HF_HOME or HF_HUB_CACHE, and CACHED_PATH_CACHE_ROOT) with "
+             f"{hub.FETCH_COMMAND} while online")
+
+# Globals whose call runs commands or code, or reaches what does (--trust never vouches for them; loading
+# with trust would call them). torch's restricted loader refuses all of them, and so does pickle_scan's
+# refused list, which also holds plain data classes (munch.Munch); these are the ones that can act. A name's
+# module or any dotted part (protocol 4 resolves `torch.serialization` / `os.system` to os.system) counts.
+CODE_MODULES = frozenset({
+    "os", "posix", "nt", "subprocess", "_posixsubprocess", "sys", "shutil", "importlib", "runpy", "pty", "socket",
+    "ctypes", "builtins", "__builtin__", "pickle", "_pickle", "marshal", "code", "codeop", "pdb", "webbrowser",
+    "multiprocessing", "signal", "timeit", "tempfile", "pathlib", "io", "_io", "operator", "_operator",
+    "platform", "commands", "popen2", "asyncio", "urllib", "http", "ftplib", "smtplib", "telnetlib", "glob"})
+# builtins that run code, open files or change objects. Not getattr: the published StyleTTS2 checkpoints call it
+# (torch >= 2.6 refuses them with "Unsupported global: GLOBAL getattr", yl4579/StyleTTS2#348), so --trust must
+# take it. getattr can reach what runs code (a function's __globals__), so this list only stops the plain
+# payloads; what protects a user is that no one else could have put the file there, and online, the hub's hash.
+CODE_BUILTINS = frozenset({
+    "eval", "exec", "compile", "__import__", "open", "setattr", "delattr", "breakpoint", "input",
+    "globals", "locals", "vars", "__build_class__", "exit", "quit", "help"})
+# torch's own callables that load, save, compile or call native code.
+TORCH_CODE = frozenset({
+    "save", "load", "hub", "jit", "serialization", "package", "ops", "_ops", "_C", "cpp_extension", "_dynamo",
+    "_inductor", "compile", "library", "_classes", "multiprocessing", "distributed", "onnx", "export",
+    "_import_dotted_name"})
+
+
+def runs_code(name: str) -> bool:
+    """Whether a global (as pickle_scan names it) can run commands or code when unpickling calls it."""
+    if name == RUNTIME_GLOBAL:  # its name is computed while unpickling: it can be anything
+        return True
+    module, *rest = name.split(".")
+    if any(part.startswith("__") and part.endswith("__") for part in rest[:-1]) or (
+            rest and rest[-1] in ("__globals__", "__builtins__", "__subclasses__")):
+        return True  # reaching through a dunder: from any function to its module's globals
+    if module in ("builtins", "__builtin__"):
+        return len(rest) != 1 or rest[0] in CODE_BUILTINS
+    if module == "torch" and any(part in TORCH_CODE for part in rest):
+        return True
+    return any(part in CODE_MODULES for part in (module, *rest))
+
+
+def code_running_globals(checkpoint: CheckpointBytes) -> list[str]:
+    """The globals outside torch's allowlist that these bytes' pickles would call and that can run code."""
+    return [name for name in refused_globals(scan_checkpoint(checkpoint.data)) if runs_code(name)]
 
 
 @dataclass(frozen=True)
 class Fetched:
     label: str  # what it is
     path: Path  # where it is now
-    check: str  # how its bytes were checked
     origin: str  # where it came from (the trust list's note)
     pickled: bool
+    hub_file: hub.HubFile | None  # its id on the hub, to ask for its sha256; None: a GitHub file
+
+    def check(self, digest: str | None = None) -> str:
+        """How its bytes were checked. `digest`: the sha256 of the bytes read for the trust decision, so the
+        bytes checked are the ones trusted."""
+        return hub.cache_check(self.path, self.hub_file, digest=digest) if self.hub_file else GITHUB_CHECK
 
 
 @dataclass(frozen=True)
@@ -56,7 +115,7 @@ class Source:
 
 
 def _hub_file(label: str, path: Path, origin: str) -> Fetched:
-    return Fetched(label, path, hub.cache_check(path), origin, path.name.endswith(PICKLED))
+    return Fetched(label, path, origin, path.name.endswith(PICKLED), hub.parse(origin))
 
 
 def _in_folder(label: str, repo: str, folder: Path, files: list[str],
@@ -84,8 +143,9 @@ def styletts2_piece(name: str, layout: str, url: str) -> list[Fetched]:
     path = styletts2_pieces.download(url)
     label = f"StyleTTS2 {name} ({layout})"
     if styletts2_pieces.on_hub(url):
-        return [Fetched(label, path, hub.cache_check(path), url, layout.endswith(PICKLED))]
-    return [Fetched(label, path, GITHUB_CHECK, url, layout.endswith(PICKLED))]
+        repo, filename = url[len(HF_URL):].split("/resolve/main/", 1)
+        return [Fetched(label, path, url, layout.endswith(PICKLED), hub.HubFile(repo, filename))]
+    return [Fetched(label, path, url, layout.endswith(PICKLED), None)]
 
 
 def wavlm() -> list[Fetched]:
@@ -109,6 +169,7 @@ class Trust:
     def __init__(self, trust_now: bool) -> None:
         self.trust_now = trust_now
         self.waiting: list[Path] = []
+        self.ready: list[tuple[Fetched, str]] = []  # --trust: (file, sha256), trusted once every file passed
         self._list: TrustList | None = None
 
     def trust_list(self) -> TrustList:  # read only when a pickle needs it
@@ -118,21 +179,46 @@ class Trust:
             self._list = TrustList.load()
         return self._list
 
-    def handle(self, file: Fetched) -> None:
-        checkpoint = read_checkpoint(file.path)
+    def exposed(self, file: Fetched) -> str | None:
+        """--trust, before the bytes are read: whether another user could have put them there (the file, its
+        link, where it leads, a folder above), as the trust list's own rule says. Checked first, so the bytes
+        read next come from places only this user or root can change."""
+        if not self.trust_now:
+            return None
+        return exposure(file.path, what="the file", link_what="its link", harm="who could replace the file",
+                        own_fix=OWN_CACHE)
+
+    def handle(self, file: Fetched, checkpoint: CheckpointBytes, exposed: str | None) -> None:
         if not needs_trust(checkpoint):
             return
         if self.trust_now:
-            from patches.cli import trust_file
-
-            trust_file(self.trust_list(), file.path, f"{file.label}, from {file.origin} (trainers.fetch --trust)")
-            print("  trusted by --trust, as `python -m patches trust add` does")
+            if exposed:
+                raise TtsrigError(f"refused to trust {file.label} at {file.path}: {exposed}. Nothing was trusted (the "
+                                  "copy there may already be someone else's).")
+            calls = code_running_globals(checkpoint)
+            if calls:
+                raise TtsrigError(
+                    f"refused to trust {file.label} at {file.path}: unpickling it would call {', '.join(calls)}, which "
+                    "can run commands or code, and --trust vouches only for pickles of data and torch classes. "
+                    f"Nothing was trusted. If you did not expect it, delete {file.path.resolve()} and run "
+                    f"{hub.FETCH_COMMAND} again while online; `python -m patches inspect {file.path}` lists what "
+                    "it would import, and trusting it anyway is yours to do with `python -m patches trust add`.")
+            print(f"  {describe_checkpoint(checkpoint)}")
+            self.ready.append((file, checkpoint.sha256))
         elif self.trust_list().contains(checkpoint.sha256):
             print(f"  a legacy pickle, already in your trust list {self.trust_list().path}")
         else:
             self.waiting.append(file.path)
             print(f"  a legacy pickle: loading it runs code from the file, so it loads only once you trust it. "
                   f"If you trust its source: python -m patches trust add {file.path}")
+
+    def trust_ready(self) -> None:
+        """--trust: the files that passed, added once every file was checked (a refusal adds none)."""
+        for file, digest in self.ready:
+            self.trust_list().add(file.path, f"{file.label}, from {file.origin} (trainers.fetch --trust)",
+                                  digest=digest)
+            print(f"trusted {digest} in {self.trust_list().path} ({file.path})")
+            print("  trusted by --trust, as `python -m patches trust add` does")
 
 
 def fetch(groups: tuple[str, ...], trust_now: bool) -> int:
@@ -149,10 +235,20 @@ def fetch(groups: tuple[str, ...], trust_now: bool) -> int:
             failed.append((source.label, hub.cause(exc)))  # the advice is ours
             continue
         for file in files:
-            print(f"{file.label}: {file.path} ({file.check})", flush=True)
+            exposed = trust.exposed(file) if file.pickled else None  # before its bytes are read
+            # a pickle is read once: its hash check, torch's verdict and the sha256 trusted use these bytes
+            checkpoint = read_checkpoint(file.path) if file.pickled else None
+            try:
+                check = file.check(checkpoint.sha256 if checkpoint else None)
+            except OSError as exc:
+                raise TtsrigError(f"cannot read {file.path}: {exc.strerror or exc}. Check its permissions, or delete "
+                                  f"it and run {hub.FETCH_COMMAND} again while online.") from None
+            print(f"{file.label}: {file.path} ({check})", flush=True)
             count += 1
-            if file.pickled:  # a trust list that cannot be read stops here, in one line
-                trust.handle(file)
+            if checkpoint is not None:  # a trust list that cannot be read stops here, in one line
+                trust.handle(file, checkpoint, exposed)
+            del checkpoint  # a large pickle is held once, for one file at a time
+    trust.trust_ready()
     if failed:
         raise TtsrigError(not_fetched(failed, len(chosen), groups))
     print(f"{count} files are in the caches: with TTSRIG_OFFLINE=1 the voices and the trainers read them from there"

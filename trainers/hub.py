@@ -132,17 +132,48 @@ def download_repo(repo: str, files: list[str], *, what: str, instead: str) -> Pa
                           f"While online, run {FETCH_COMMAND} (it fetches it into the cache), or {instead}.") from None
 
 
-def cache_check(path: Path) -> str:
-    """How a file of the Hugging Face cache compares with the hub's own hash of it. The cache keeps each
-    snapshot file as a link to blobs/<etag>, and a large (LFS) file's etag is the sha256 the hub publishes:
-    its bytes are hashed here against it. A mismatch (a damaged or replaced blob) is one line."""
+def _published_sha256(hub_file: HubFile | None) -> tuple[str | None, str]:
+    """The sha256 the hub answers for a large (LFS) file now (its etag), and, when there is none, why: offline,
+    the hub not reachable, or a small git file (whose etag is a git hash)."""
+    if hub_file is None:
+        return None, "no hub id was given to ask the hub with"
+    if offline():
+        return None, f"the hub was not asked (offline: {OFFLINE_SWITCHES})"
+    from huggingface_hub import get_hf_file_metadata, hf_hub_url
+
+    try:
+        etag = (get_hf_file_metadata(hf_hub_url(hub_file.repo, hub_file.filename)).etag or "").lower()
+    except Exception as exc:  # the network or the hub: say so, never claim a comparison that did not happen
+        return None, f"the hub could not be asked ({cause(exc)})"
+    return (etag, "") if _SHA256.match(etag) else (None, "the hub answered no sha256 for it")
+
+
+def cache_check(path: Path, hub_file: HubFile | None = None, *, digest: str | None = None) -> str:
+    """How a file of the Hugging Face cache was checked, in words that claim no more than was checked.
+
+    Online, the hub is asked now for the file's etag (get_hf_file_metadata): a large (LFS) file's etag is the
+    sha256 the hub publishes, and only a match with that answer is "the one the hub publishes". Otherwise
+    (offline, the hub not reachable) there is only the name the cache filed the blob under (blobs/<etag>):
+    whoever can write the cache chooses both the bytes and that name, so a match says the copy is whole, not
+    where it came from. `digest`: the sha256 of the bytes the caller read and will use (so what is checked is
+    what is used); otherwise the file is hashed here. A mismatch with either is one line (DamagedCopy)."""
     blob = path.resolve()
+    published, why_not = _published_sha256(hub_file)
+    if published:
+        actual = digest or file_sha256(blob)
+        if actual != published:
+            raise DamagedCopy(f"{path} has sha256 {actual}, not the {published} the hub publishes for {hub_file}: "
+                              f"the cached copy is damaged or was replaced. Delete {blob} and run "
+                              f"{FETCH_COMMAND} again while online.")
+        return "Hugging Face: its sha256 matches the one the hub publishes for it (asked just now)"
     if path.is_symlink() and _SHA256.match(blob.name):
-        actual = file_sha256(blob)
+        actual = digest or file_sha256(blob)
         if actual != blob.name:
-            raise DamagedCopy(f"{path} has sha256 {actual}, not the hub's {blob.name}: the cached copy is damaged "
-                              f"or was replaced. Delete {blob} and run {FETCH_COMMAND} again while online.")
-        return "Hugging Face: its sha256 matches the one the hub publishes"
+            raise DamagedCopy(f"{path} has sha256 {actual}, not the {blob.name} the cache filed it under: the cached "
+                              f"copy is damaged or was replaced. Delete {blob} and run {FETCH_COMMAND} again "
+                              "while online.")
+        return (f"Hugging Face cache: its sha256 matches the name the cache filed it under, so the copy is whole, "
+                f"but {why_not}: where it came from is not checked")
     if path.is_symlink():
         return "Hugging Face: a small file kept in git, cached under its git hash (not checked again here)"
     return "Hugging Face cache, stored as a plain file: no hub hash to compare with"

@@ -84,6 +84,87 @@ def test_a_cached_large_file_is_checked_against_the_sha256_it_is_kept_under(tmp_
     assert "\n" not in message and f"Delete {link.resolve()}" in message and hub.FETCH_COMMAND in message
 
 
+def hub_answers(monkeypatch, etag: str | Exception) -> list[str]:
+    """huggingface_hub, online, answering `etag` for every file (or failing with it); the URLs asked."""
+    import types
+
+    asked: list[str] = []
+
+    def metadata(url):
+        asked.append(url)
+        if isinstance(etag, Exception):
+            raise etag
+        return types.SimpleNamespace(etag=etag, commit_hash="c" * 40, size=1, location=url)
+
+    stub = types.SimpleNamespace(get_hf_file_metadata=metadata, hf_hub_url=lambda repo, filename: (
+        f"https://huggingface.co/{repo}/resolve/main/{filename}"))
+    monkeypatch.setitem(sys.modules, "huggingface_hub", stub)
+    for name in ("HF_HUB_OFFLINE", "TTSRIG_OFFLINE"):
+        monkeypatch.delenv(name, raising=False)
+    return asked
+
+
+PRETRAIN = hub.HubFile("yl4579/StyleTTS2-LibriTTS", "Models/LibriTTS/epochs_2nd_00020.pth")
+
+
+def test_offline_a_blob_matching_its_own_name_is_not_called_the_hubs(tmp_path, monkeypatch):
+    """Whoever can write the cache chooses both the bytes and the blob's name: offline, a match says the copy is
+    whole, never that the hub published it (the tester's swapped pretrain was filed under its own sha256)."""
+    import hashlib
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    data = b"\x80\x02cposix\nsystem\n"  # any bytes: the check never unpickles
+    link = cached(tmp_path, data, hashlib.sha256(data).hexdigest())
+    said = hub.cache_check(link, PRETRAIN)
+    assert "matches the name the cache filed it under" in said and "hub was not asked (offline" in said, said
+    assert "publishes" not in said
+
+
+def test_online_the_hubs_answer_is_what_the_bytes_are_compared_with(tmp_path, monkeypatch):
+    import hashlib
+
+    data = b"weights" * 1000
+    link = cached(tmp_path, data, hashlib.sha256(data).hexdigest())
+    asked = hub_answers(monkeypatch, hashlib.sha256(data).hexdigest())
+    assert hub.cache_check(link, PRETRAIN) == ("Hugging Face: its sha256 matches the one the hub publishes for it "
+                                               "(asked just now)")
+    assert asked == [f"https://huggingface.co/{PRETRAIN.repo}/resolve/main/{PRETRAIN.filename}"]
+
+
+def test_online_a_blob_matching_its_name_but_not_the_hub_is_refused(tmp_path, monkeypatch):
+    import hashlib
+
+    data = b"a payload filed under its own sha256"
+    link = cached(tmp_path, data, hashlib.sha256(data).hexdigest())
+    hub_answers(monkeypatch, "ab" * 32)
+    with pytest.raises(hub.DamagedCopy) as damaged:
+        hub.cache_check(link, PRETRAIN)
+    message = str(damaged.value)
+    assert "\n" not in message and f"not the {'ab' * 32} the hub publishes for {PRETRAIN}" in message
+    assert f"Delete {link.resolve()}" in message
+
+
+def test_online_a_hub_that_cannot_be_asked_is_said_so(tmp_path, monkeypatch):
+    import hashlib
+
+    data = b"weights"
+    link = cached(tmp_path, data, hashlib.sha256(data).hexdigest())
+    hub_answers(monkeypatch, ConnectionError("Connection refused. Try again later."))
+    said = hub.cache_check(link, PRETRAIN)
+    assert "the hub could not be asked (Connection refused)" in said and "publishes" not in said, said
+
+
+def test_the_digest_given_is_the_one_compared(tmp_path, monkeypatch):
+    """fetch hashes the bytes it read for the trust decision: those are what is compared, not a second read."""
+    import hashlib
+
+    data = b"weights"
+    link = cached(tmp_path, data, hashlib.sha256(data).hexdigest())
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(hub.DamagedCopy, match="has sha256 " + "cd" * 32):
+        hub.cache_check(link, PRETRAIN, digest="cd" * 32)
+
+
 def test_a_small_git_file_or_a_plain_file_is_not_claimed_to_be_checked(tmp_path):
     link = cached(tmp_path, b"dim: 1\n", "a" * 40)  # git blob ids are 40 hex digits
     assert "not checked" in hub.cache_check(link)

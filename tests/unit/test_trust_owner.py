@@ -98,3 +98,29 @@ def test_a_new_list_is_private_from_the_start(tmp_path: Path, monkeypatch) -> No
         os.umask(old)
     assert path.stat().st_mode & 0o777 == 0o600 and path.parent.stat().st_mode & 0o777 == 0o700
     assert TrustList.load(path).contains(DIGEST)  # and so it is believed next time
+
+
+@pytest.mark.skipif(not AS_ROOT, reason="making a link another user owns needs root (CI runs as root)")
+def test_a_folder_reached_through_another_users_link_is_refused(tmp_path: Path) -> None:
+    """A sticky shared folder lets its other users replace their own links: one on the way to the list (or to a
+    cached file trainers.fetch --trust vouches for) lets them choose what is behind it."""
+    mine = trust_list(tmp_path / "mine")
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    shared.chmod(0o1777)
+    link = shared / "config"
+    link.symlink_to(mine.parent)
+    os.lchown(link, NOBODY, NOBODY)
+    with pytest.raises(TtsrigError, match=rf"its folder's link {link} belongs to another user \(uid {NOBODY}\)"):
+        TrustList.load(link / mine.name)
+    assert TrustList.load(mine).contains(DIGEST)  # the same file by its own path is believed
+
+
+def test_the_check_is_shared_with_its_own_words(tmp_path: Path) -> None:
+    from patches.trust import exposure
+
+    path = trust_list(tmp_path / "cache", 0o666)
+    said = exposure(path, what="the file", link_what="its link", harm="who could replace the file", own_fix="X")
+    assert said == f"the file {path} is writable by group and others (mode 0666), who could replace the file. " \
+                   f"Fix: chmod go-w {path}"
+    assert exposure(path.with_name("missing"), what="the file", link_what="its link") is None
