@@ -130,6 +130,24 @@ def read_bytes(path: Path, what: str, fix: str, *, limit: int = SETTINGS_LIMIT, 
     return data
 
 
+def read_stream(handle: BinaryIO, what: str, fix: str, *, limit: int = SETTINGS_LIMIT) -> bytes:
+    """At most `limit` bytes of a stream that is already open (standard input), read to its end; more is
+    refused in one line, after reading only `limit` + 1 bytes (`< /dev/zero` never ends)."""
+    parts, size = [], 0
+    try:
+        while size <= limit:  # a raw stream may return less than asked before its end
+            part = handle.read(limit + 1 - size)
+            if not part:
+                break
+            parts.append(part)
+            size += len(part)
+    except OSError as exc:
+        raise TtsrigError(f"cannot read {what} ({exc.strerror or exc}): {fix}") from None
+    if size > limit:
+        raise TtsrigError(f"{what} is more than the {_mb(limit)} such a text can be: {fix}")
+    return b"".join(parts)
+
+
 def decode_utf8(data: bytes, where: str, fix: str, *, bom: bool = False) -> str:
     """UTF-8 text (after a BOM when `bom`); not UTF-8 is refused naming the line and the byte."""
     start = len(codecs.BOM_UTF8) if bom and data.startswith(codecs.BOM_UTF8) else 0

@@ -16,9 +16,12 @@ import importlib.machinery
 import importlib.util
 import json
 import os
+import stat
 import sys
 
 _CONFIG_FILE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "_ttsrig_site.json")
+# The config `python -m patches apply` writes is about 120 bytes; anything near this is not it.
+_CONFIG_LIMIT = 64 * 1024
 
 
 def _switched_on(variable):
@@ -112,14 +115,36 @@ class _DatasetsStub(importlib.abc.MetaPathFinder, importlib.abc.Loader):
         module.load_dataset = unavailable
 
 
+def _read_config():
+    """The config patches apply wrote, or {} (the defaults) for anything else, silently: this runs at every
+    start of Python in the venv, which must neither hang nor fail nor print over the program's own output.
+    So the file is opened without waiting (a FIFO would block open) and never through a link (one to /dev/zero
+    never ends), read only when it is a regular file, and only so far. envcheck.reading does the same for
+    ttsrig's commands, but is not imported here: this module is a copy in the venv that must work without
+    the checkout (moved, deleted, another branch's), and each start of Python pays for what it imports."""
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NOCTTY", 0) \
+        | getattr(os, "O_CLOEXEC", 0)
+    try:
+        fd = os.open(_CONFIG_FILE, flags)
+    except OSError:  # missing, a link, not readable
+        return {}
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode) or info.st_size > _CONFIG_LIMIT:
+            return {}
+        data = os.read(fd, _CONFIG_LIMIT + 1)
+        config = json.loads(data.decode("utf-8")) if len(data) <= _CONFIG_LIMIT else {}
+    except (OSError, ValueError, RecursionError):  # unreadable, not UTF-8, not JSON, nested without end
+        return {}
+    finally:
+        os.close(fd)
+    return config if isinstance(config, dict) else {}
+
+
 def _install():
     if not _switched_on("TTSRIG_SITE"):
         return
-    try:
-        with open(_CONFIG_FILE) as handle:
-            config = json.load(handle)
-    except (OSError, ValueError):
-        config = {}
+    config = _read_config()
     fixes = []
     if config.get("disable_onednn") and _switched_on("TTSRIG_ONEDNN_FIX"):
         fixes.append(_disable_onednn)

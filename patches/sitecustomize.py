@@ -5,6 +5,7 @@ import json
 import os
 from pathlib import Path
 
+from envcheck import reading
 from envcheck.atomic import write_atomic
 from envcheck.digests import bytes_sha256
 from envcheck.probe import cpu_has_avx2
@@ -15,6 +16,9 @@ ONEDNN_OFF_ON = ("pre-v2",)  # measured: oneDNN faults under -cpu phenom, not un
 RUNTIME = Path(__file__).with_name("site_runtime.py")
 MODULE, CONFIG, PTH = "_ttsrig_site.py", "_ttsrig_site.json", "ttsrig-site.pth"
 NNPACK_SWITCH = "TTSRIG_NNPACK_FIX"
+# The hook's files are a few kilobytes (the module) and lines (the config, the .pth); the hook itself reads
+# the config with its own bound (site_runtime._CONFIG_LIMIT), as it imports nothing of ttsrig.
+HOOK_LIMIT = 1 << 20
 
 
 def wanted(tier: str | None) -> dict[str, bytes]:
@@ -50,7 +54,7 @@ def status(env: Env, tier: str | None) -> tuple[str, str]:
     """applied / missing / stale, with a detail; what the hook does about NNPACK is decided by the CPU this
     interpreter runs on (envcheck asks the venv's own interpreter, under qemu when it emulates a CPU)."""
     files = wanted(tier)
-    present = {n: (env.site / n).read_bytes() for n in files if (env.site / n).exists()}
+    present = {n: read_own(env.site / n) for n in files if os.path.lexists(env.site / n)}
     if not present:
         return "missing", "the start-up hook is not installed; run `python -m patches apply`"
     if present == files:
@@ -60,6 +64,13 @@ def status(env: Env, tier: str | None) -> tuple[str, str]:
     changed = sorted(n for n in files if present.get(n) != files[n])
     return "stale", f"{', '.join(changed)} differ from this checkout's hook (edited by hand, or another tier); " \
                     "run `python -m patches apply`"
+
+
+def read_own(path: Path) -> bytes:
+    """One of the hook's files as apply wrote it: a regular file, never through a link, of bounded size
+    (envcheck.reading); a pipe or device there is one line, not a hang or a read without end."""
+    return reading.read_bytes(path, f"the start-up hook's {path.name}", "remove it, and run `python -m patches "
+                              "apply` to write it again", follow=False, limit=HOOK_LIMIT)
 
 
 def apply(env: Env, tier: str | None) -> str:
@@ -77,7 +88,7 @@ def apply(env: Env, tier: str | None) -> str:
 
 
 def revert(env: Env) -> str:
-    removed = [n for n in (PTH, MODULE, CONFIG) if (env.site / n).exists()]
+    removed = [n for n in (PTH, MODULE, CONFIG) if os.path.lexists(env.site / n)]  # a link is removed, not followed
     for name in removed:  # the .pth first, so no interpreter starts with half a hook
         (env.site / name).unlink()
     state = env.load_state()

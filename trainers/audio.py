@@ -2,8 +2,10 @@
 write WAVs atomically."""
 from __future__ import annotations
 
+import contextlib
 import io
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 
@@ -13,25 +15,98 @@ from envcheck.errors import TtsrigError
 
 SAMPLE_RATE = 24_000
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3", ".opus")
+# The sample rates a recording can have. Telephone speech, the lowest rate in use, is 8 kHz: below 4 kHz
+# (speech up to 2 kHz) no voice is intelligible, so a lower rate is a damaged or hostile header, and a
+# resampler asked to make 24 kHz of it allocates 24000 / rate samples for each one read (80 KB at "1 Hz"
+# would be 8 GB). The highest rate converters record is 768 kHz (DSD aside, which is not PCM).
+MIN_RATE, MAX_RATE = 4_000, 768_000
+# The longest recording read from one file: an audiobook chapter or a long interview, which prepare splits
+# into clips. Two hours at 24 kHz are 0.7 GB of float32, and trimming and splitting them needs about 4x that;
+# a longer file (or a compressed one whose few bytes decode to days of silence) is refused before it is read
+# whole. Callers with a shorter natural bound (a reference clip) pass their own `max_s`.
+MAX_SECONDS = 2 * 3600
+_BLOCK_SAMPLES = 1 << 22  # samples decoded at a time (16 MB of float32), whatever the channel count
 
 
-def load(path: Path, sample_rate: int = SAMPLE_RATE, *, within: Path | None = None, follow: bool = True) -> np.ndarray:
+def load(path: Path, sample_rate: int = SAMPLE_RATE, *, within: Path | None = None, follow: bool = True,
+         max_s: float = MAX_SECONDS) -> np.ndarray:
     """float32 mono at `sample_rate`; stereo is averaged, other rates are resampled (soxr, high quality).
-    Only a regular file is read (a pipe would block); `within` and `follow` as envcheck.reading's."""
-    import soundfile as sf
+    Only a regular file is read (a pipe would block); `within` and `follow` as envcheck.reading's. A rate
+    outside MIN_RATE-MAX_RATE or more than `max_s` seconds is refused in one line before it is decoded or
+    resampled, so what is allocated is bounded by `max_s` at the larger of the two rates."""
     import soxr
 
-    fix = "name an audio file (WAV, FLAC, OGG, MP3)"
-    try:
-        with reading.open_file(Path(path), "audio", fix, within=within, follow=follow) as handle:
-            data, rate = sf.read(handle, dtype="float32", always_2d=True)
-    except (sf.LibsndfileError, RuntimeError, OSError) as exc:
-        raise TtsrigError(f"cannot read audio {path}: {exc}. Is it a complete audio file? Re-export it as "
-                          "WAV or FLAC.") from None
-    mono = data.mean(axis=1)
+    with _opened(path, max_s, within=within, follow=follow) as sound:
+        rate, limit = sound.samplerate, int(max_s * sound.samplerate)
+        mono = _read_mono(sound, limit)
+    if len(mono) > limit:  # the header said less, or nothing: the read stopped a frame past the bound
+        raise _too_long(path, None, max_s)
     if rate != sample_rate and len(mono):
         mono = soxr.resample(mono, rate, sample_rate, quality="HQ").astype(np.float32)
     return mono
+
+
+def check_header(path: Path, *, max_s: float = MAX_SECONDS) -> None:
+    """What load refuses of a file's header (its rate, its length), without decoding it: a command checks its
+    reference clip so before a model loads."""
+    with _opened(path, max_s):
+        pass
+
+
+@contextlib.contextmanager
+def _opened(path: Path, max_s: float, *, within: Path | None = None, follow: bool = True) -> Iterator:
+    """The file as a soundfile.SoundFile, once its header's rate and length are checked; an error of
+    libsndfile while it is open or read is one line too."""
+    import soundfile as sf
+
+    fix = "name an audio file (WAV, FLAC, OGG, MP3)"
+    try:
+        with reading.open_file(Path(path), "audio", fix, within=within, follow=follow) as handle, \
+                sf.SoundFile(handle) as sound:
+            check_rate(path, sound.samplerate)
+            if max_s * sound.samplerate < sound.frames < 1 << 62:  # 2**63 - 1: libsndfile does not know
+                raise _too_long(path, sound.frames / sound.samplerate, max_s)
+            yield sound
+    except (sf.LibsndfileError, RuntimeError, OSError) as exc:
+        raise TtsrigError(f"cannot read audio {path}: {exc}. Is it a complete audio file? Re-export it as "
+                          "WAV or FLAC.") from None
+
+
+def check_rate(path: Path, rate: int) -> None:
+    """One line when a file says its sample rate is one no recording has (see MIN_RATE)."""
+    if not MIN_RATE <= rate <= MAX_RATE:
+        raise TtsrigError(f"audio {path} says its sample rate is {rate} Hz, outside the {MIN_RATE}-{MAX_RATE} Hz "
+                          "recordings have: its header is damaged, or it is not a recording. Re-export it as WAV "
+                          "or FLAC (44.1, 48 or 24 kHz).")
+
+
+def _too_long(path: Path, seconds: float | None, max_s: float) -> TtsrigError:
+    """`seconds`: the length the header says; None when it said none and the read stopped at the bound."""
+    if seconds is None:
+        length = "longer than the"
+    else:
+        hours, rest = divmod(int(seconds), 3600)
+        length = f"{hours}:{rest // 60:02d}:{rest % 60:02d} long, more than the"
+    return TtsrigError(f"audio {path} is {length} {_duration(max_s)} ttsrig reads from one file: split it first "
+                       "(e.g. ffmpeg -i IN -f segment -segment_time 1800 part%03d.wav), or use a shorter clip.")
+
+
+def _duration(seconds: float) -> str:
+    return f"{seconds / 3600:g} h" if seconds >= 3600 else f"{seconds / 60:g} min" if seconds >= 60 \
+        else f"{seconds:g} s"
+
+
+def _read_mono(sound, limit: int) -> np.ndarray:  # noqa: ANN001 (a soundfile.SoundFile)
+    """At most `limit` + 1 frames, mixed down block by block: memory is the mono result and one block,
+    whatever the channel count or what the header claims."""
+    block, parts, total = max(1, _BLOCK_SAMPLES // max(1, sound.channels)), [], 0
+    while total <= limit:
+        data = sound.read(min(block, limit + 1 - total), dtype="float32", always_2d=True)
+        if not len(data):
+            break
+        parts.append(data.mean(axis=1))
+        total += len(data)
+    return np.concatenate(parts) if parts else np.zeros(0, dtype=np.float32)
 
 
 def voiced_intervals(wave: np.ndarray, top_db: float = 40.0, frame_length: int = 1024,

@@ -14,7 +14,8 @@ from envcheck import reading
 from envcheck.errors import TtsrigError
 from patches.checkpoints import load_checkpoint
 from patches.quiet import silenced
-from trainers.config_check import COUNT, FLAG, NUMBER, POSITIVE, TEXT, check, one_of, optional, read_yaml
+from trainers.config_check import (COUNT, FLAG, NUMBER, POSITIVE, TEXT, check, check_piece_size, check_styletts2_size,
+                                   one_of, optional, read_yaml)
 
 
 def strip_prefix(state: dict, prefix: str = "module.") -> dict:
@@ -52,8 +53,10 @@ def model_params(config_path: Path, fields: dict, piece: str) -> dict:
     if not isinstance(config, dict) or "model_params" not in config:
         raise TtsrigError(f"{config_path} has no model_params: it is not the {piece} config. Use the upstream "
                           f"repository's file (see python -m trainers.styletts2 --help for the layout).")
-    return check(config["model_params"], fields, f"{piece} config {config_path}: model_params",
-                 fix=f"Use the upstream repository's {piece} config.yml.")
+    where, fix = f"{piece} config {config_path}: model_params", f"Use the upstream repository's {piece} config.yml."
+    checked = check(config["model_params"], fields, where, fix=fix)
+    check_piece_size(checked, piece, where, fix)  # sizes that would fill the memory before a weight is read
+    return checked
 
 
 def check_config(config: object, where: str) -> dict:
@@ -75,6 +78,7 @@ def check_config(config: object, where: str) -> dict:
     check(params["diffusion"].get("transformer"), DIFFUSION_TRANSFORMER, f"{where}: model_params.diffusion.transformer",
           fix=fix)
     check({"model": params["slm"].get("model", "")}, {"model": TEXT}, f"{where}: model_params.slm", fix=fix)
+    check_styletts2_size(params, f"{where}: model_params", fix)  # before anything is built
     return config
 
 

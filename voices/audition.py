@@ -153,14 +153,12 @@ def unique_labels(checkpoints: list[Path]) -> list[str]:
 
 
 def read_passage(given: str | None) -> str:
+    """The marker passage, or --passage's: a regular UTF-8 file of bounded size (envcheck.reading), read
+    before anything is made; a device (/dev/zero) never ends and a pipe would wait, so either is one line."""
     if not given:
         return markers.PASSAGE
-    try:
-        passage = Path(given).read_text(encoding="utf-8").strip()
-    except UnicodeDecodeError:
-        raise TtsrigError(f"--passage {given} is not UTF-8 text: save it as UTF-8") from None
-    except OSError as exc:
-        raise TtsrigError(f"--passage {given} cannot be read ({exc.strerror}): name a text file") from None
+    passage = reading.read_text(Path(given).expanduser(), "--passage", "name a UTF-8 text file of the passage to "
+                                "render, or leave --passage out for the marker passage", bom=True).strip()
     if not passage:
         raise TtsrigError(f"--passage {given} is empty: write the passage to render into it")
     return passage
@@ -213,16 +211,21 @@ def voice_settings(args: argparse.Namespace, checkpoint: Path | None = None) -> 
 def check_voice(args: argparse.Namespace) -> Reference:
     """The voice config and the reference clip (the configured one, else f5-tts's example), read before --out
     is made (no torch needed)."""
+    from trainers import audio
     from voices import reference
 
     chosen = reference.choose(args.engine, voice_settings(args))
-    reference.checked_path(chosen.clip)
+    audio.check_header(reference.checked_path(chosen.clip))  # a damaged header now, not after the model loads
     return chosen
 
 
 def render(args: argparse.Namespace) -> int:
     if args.takes < 1:
         raise TtsrigError(f"--takes {args.takes}: give 1 or more takes per checkpoint")
+    if args.seed + args.takes - 1 > arguments.SEED_MAX:  # take N renders with seed + N - 1
+        raise TtsrigError(f"--seed {args.seed} with --takes {args.takes} would seed take {args.takes} with "
+                          f"{args.seed + args.takes - 1}, above {arguments.SEED_MAX} (the largest seed): choose a "
+                          f"seed of at most {arguments.SEED_MAX - args.takes + 1}")
     checkpoints = expand(args.checkpoints)
     passage = read_passage(args.passage)
     out = Path(args.out)
@@ -575,7 +578,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--ref", help="reference clip (default: the voice config's)")
     r.add_argument("--ref-text", help="its transcript (F5 needs it; the screen's speaking rate uses it)")
     r.add_argument("--passage", help="a text file to render instead of the marker passage")
-    r.add_argument("--seed", type=int, default=0, help="the same for every checkpoint (default 0)")
+    r.add_argument("--seed", type=arguments.SEED, default=0,
+                   help=f"the same for every checkpoint (0 to {arguments.SEED_MAX}; default 0)")
     r.add_argument("--takes", type=arguments.whole(1, 100), default=1, metavar="N",
                    help="renders per checkpoint, with seeds seed, seed+1, ... (default 1)")
     r.add_argument("--verdicts", help="show the verdicts of this file (default: the folder's verdicts.json)")

@@ -1,6 +1,7 @@
 """Text in, sentences out, and the join of their audio: what both voices share."""
 from __future__ import annotations
 
+import io
 import re
 import sys
 from pathlib import Path
@@ -21,13 +22,26 @@ def read_text(words: list[str], file: str | None) -> str:
         text = reading.read_text(Path(file).expanduser(), "--file", "name a UTF-8 text file, or give the text as "
                                  "arguments", streams=True)
     elif not sys.stdin.isatty():
-        text = sys.stdin.read()
+        text = read_stdin()
     else:
         raise TtsrigError("no text: give it as arguments, with --file FILE, or on standard input")
     text = " ".join(text.split())
     if not text:
         raise TtsrigError("the text is empty")
     return text
+
+
+def read_stdin(limit: int = reading.SETTINGS_LIMIT) -> str:
+    """Standard input, bounded as --file is (`< /dev/zero` would fill memory), decoded as sys.stdin decodes
+    (its encoding and error handler: say.read_text names bytes that are not UTF-8)."""
+    stream = getattr(sys.stdin, "buffer", None)
+    encoding, errors = sys.stdin.encoding or "utf-8", sys.stdin.errors or "strict"
+    if stream is None:  # a text stream stands in for standard input (an embedding program, a test)
+        stream = io.BytesIO(sys.stdin.read(limit + 1).encode("utf-8", "surrogateescape"))
+        encoding, errors = "utf-8", "surrogateescape"
+    data = reading.read_stream(stream, "standard input", "split the text and say each part on its own",
+                               limit=limit)
+    return data.decode(encoding, errors)
 
 
 def sentences(text: str, max_chars: int = 300) -> list[str]:

@@ -394,3 +394,46 @@ def test_status_names_the_layers_bootstrap_added_and_patches_none_of_them(venv, 
         capsys.readouterr().out
     run(venv, "status", "--only", "dynamo", "--json")
     assert json.loads(capsys.readouterr().out)["layers"] == record["layers"]
+
+
+# --- the hook's config as something other than the file apply wrote ------------------------------------
+
+def _config_as(site: Path, kind: str) -> Path:
+    config = site / sitecustomize.CONFIG
+    config.unlink(missing_ok=True)
+    if kind == "fifo":
+        os.mkfifo(config)
+    elif kind == "link to /dev/zero":
+        config.symlink_to("/dev/zero")
+    elif kind == "huge":
+        config.write_bytes(b'{"disable_onednn": true, "pad": "' + b" " * (2 << 20) + b'"}')
+    elif kind == "deep":
+        config.write_bytes(b"[" * 60_000 + b"]" * 60_000)
+    elif kind == "a list":
+        config.write_text('["disable_onednn"]')
+    return config
+
+
+@pytest.mark.parametrize("kind", ["fifo", "link to /dev/zero"])
+def test_status_of_a_hook_config_that_is_no_regular_file_is_one_line(venv, capsys, kind):
+    run(venv, "apply", "--only", "sitecustomize")
+    config = _config_as(venv / "lib/python3.11/site-packages", kind)
+    for action in ("status", "apply"):  # read, never waited on or read without end
+        assert run(venv, action, "--only", "sitecustomize") == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and str(config) in err
+        assert ("named pipe" in err and "python -m patches apply" in err) if kind == "fifo" else "symbolic link" in err
+    assert cli.main(["status", "--json", "--only", "sitecustomize", "--venv", str(venv)]) == 1
+    assert json.loads(capsys.readouterr().out)["patches"][0]["state"] == "unknown"
+    assert run(venv, "revert", "--only", "sitecustomize") == 0  # removes it (the link itself, not /dev/zero)
+    assert not os.path.lexists(config)
+
+
+@pytest.mark.parametrize("kind", ["fifo", "link to /dev/zero", "huge", "deep", "a list"])
+def test_the_hook_falls_back_to_its_defaults_silently_when_its_config_is_not_the_one_written(tmp_path, kind):
+    site = hook_site(tmp_path, "pre-v2")
+    _config_as(site, kind)
+    out = subprocess.run([sys.executable, "-S", "-c", SHOW, str(site)], capture_output=True, text=True, cwd=site,
+                         timeout=60)
+    assert out.returncode == 0 and out.stderr == ""
+    assert out.stdout.split() == ["False", "True", "True", "True"]  # the stub (a default); oneDNN not turned off

@@ -98,3 +98,26 @@ def test_a_block_device_is_refused_without_opening_it(tmp_path: Path) -> None:
     os.mknod(disk, 0o600 | stat.S_IFBLK, os.makedev(7, 201))
     with pytest.raises(TtsrigError, match="is a block device"):
         reading.read_bytes(disk, "checkpoint", "fix", limit=reading.DATA_LIMIT)
+
+
+def test_a_stream_already_open_is_read_up_to_its_limit_and_no_further() -> None:
+    import io
+
+    assert reading.read_stream(io.BytesIO(b"x" * 10), "standard input", "fix", limit=10) == b"x" * 10
+
+    class Endless(io.RawIOBase):  # /dev/zero as a raw stream, which returns less than asked
+        given = 0
+
+        def readinto(self, buffer) -> int:  # noqa: ANN001
+            n = min(len(buffer), 3)
+            buffer[:n] = b"\0" * n
+            self.given += n
+            return n
+
+    endless = Endless()
+    with pytest.raises(TtsrigError, match=r"^standard input is more than the 10 bytes such a text can be: split it$"):
+        reading.read_stream(endless, "standard input", "split it", limit=10)
+    assert endless.given == 11  # read past the limit by one byte, in the pieces it gave, and no further
+    with open("/dev/zero", "rb") as zero:
+        with pytest.raises(TtsrigError, match="more than the 1.0 MB"):
+            reading.read_stream(zero, "standard input", "fix", limit=1 << 20)
