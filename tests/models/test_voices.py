@@ -388,7 +388,10 @@ def test_ctrl_c_while_the_voice_starts_is_one_line_not_a_traceback(kit, tmp_path
                              str(kit["ref"]), "--ref-text", REF_TEXT, "Hello there.", "-o", str(tmp_path / "o.wav")],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd="/tmp",
                             env={**os.environ, "TTSRIG_PYTHON": sys.executable, "HF_HUB_OFFLINE": "1",
-                                 "PYTHONPATH": str(hook)})
+                                 "PYTHONPATH": str(hook)},
+                            # as a terminal's Ctrl-C finds it: a test run started in the background (`cmd &`)
+                            # ignores SIGINT, and Python keeps an inherited SIG_IGN
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.monotonic() + 120
     while not waiting.exists() and proc.poll() is None and time.monotonic() < deadline:
         time.sleep(0.01)
