@@ -15,28 +15,13 @@ from pathlib import Path
 
 import pytest
 
+from tests.planted_folder import PYTHONPATHS, planted
+
 ROOT = Path(__file__).resolve().parents[2]
 VENVS = Path(os.environ.get("TTSRIG_TEST_VENVS", ROOT / ".cache" / "test-venvs"))
 MODULES = ("argparse", "__future__", "runpy", "re", "json", "pathlib", "contextlib", "numpy", "torch",
            "sitecustomize", "usercustomize")
-PACKAGES = ("voices", "envcheck", "patches", "trainers")
-# absolute entries only (the hole of -m alone), or with the empty and relative entries that name the directory
-PYTHONPATHS = {"absolute": "{}", "empty-and-relative": "::.:{}"}
 COMMANDS = {"say-strong": "usage: say-strong", "say-default": "usage: say-default", "audition": "usage: audition"}
-
-
-def planted(tmp_path: Path) -> tuple[Path, Path]:
-    """A folder whose every module writes its name into the marks folder when imported; (folder, marks)."""
-    folder, marks = tmp_path / "shared", tmp_path / "marks"
-    folder.mkdir()
-    marks.mkdir()
-    mark = f"import os\nopen(os.path.join({str(marks)!r}, __name__), 'w').close()\n"
-    for name in MODULES:
-        (folder / f"{name}.py").write_text(mark)
-    for name in PACKAGES:
-        (folder / name).mkdir()
-        (folder / name / "__init__.py").write_text(mark)
-    return folder, marks
 
 
 def run_from(folder: Path, command: str, python: str, pythonpath: str, *args: str) -> subprocess.CompletedProcess:
@@ -49,7 +34,7 @@ def run_from(folder: Path, command: str, python: str, pythonpath: str, *args: st
 @pytest.mark.parametrize("pythonpath", PYTHONPATHS)
 @pytest.mark.parametrize("command", COMMANDS)
 def test_a_voice_command_imports_nothing_from_the_current_directory(tmp_path, command, pythonpath):
-    folder, marks = planted(tmp_path)
+    folder, marks = planted(tmp_path, MODULES)
     out = run_from(folder, command, sys.executable, pythonpath, "--help")
     assert sorted(p.name for p in marks.iterdir()) == [], out.stderr[-2000:]
     assert out.returncode == 0 and out.stdout.startswith(COMMANDS[command]), out.stderr[-2000:]
@@ -71,7 +56,7 @@ def other_pythons() -> list:
 def test_audition_imports_nothing_from_the_current_directory_on_other_pythons(tmp_path, python):
     """The start-up differs by version (-P only from 3.11, runpy frozen from 3.11): audition, which answers
     --help without torch, in each test venv there is."""
-    folder, marks = planted(tmp_path)
+    folder, marks = planted(tmp_path, MODULES)
     out = run_from(folder, "audition", python, "empty-and-relative", "--help")
     assert sorted(p.name for p in marks.iterdir()) == [], out.stderr[-2000:]
     assert out.returncode == 0 and out.stdout.startswith("usage: audition"), out.stderr[-2000:]

@@ -16,32 +16,13 @@ from pathlib import Path
 
 import pytest
 
+from tests.planted_folder import PYTHONPATHS, planted
+
 ROOT = Path(__file__).resolve().parents[2]
 VENVS = Path(os.environ.get("TTSRIG_TEST_VENVS", ROOT / ".cache" / "test-venvs"))
 # What the commands import first (the standard library's, ours) and what Python's start-up looks for.
 MODULES = ("argparse", "__future__", "runpy", "re", "json", "pathlib", "subprocess", "venv", "sitecustomize",
            "usercustomize")
-PACKAGES = ("envcheck", "patches", "voices", "trainers")
-
-
-def planted(tmp_path: Path) -> tuple[Path, Path]:
-    """A folder whose every module writes its name into the marks folder when imported; (folder, marks)."""
-    folder, marks = tmp_path / "shared", tmp_path / "marks"
-    folder.mkdir()
-    marks.mkdir()
-    mark = f"import os\nopen(os.path.join({str(marks)!r}, __name__), 'w').close()\n"
-    for name in MODULES:
-        (folder / f"{name}.py").write_text(mark)
-    for name in PACKAGES:
-        (folder / name).mkdir()
-        (folder / name / "__init__.py").write_text(mark)
-        (folder / name / "__main__.py").write_text(mark)
-    return folder, marks
-
-
-# The user's PYTHONPATH: absolute entries only (the hole of -m and -c alone), or with the empty and relative entries
-# that name the current directory too (`export PYTHONPATH=$PYTHONPATH:/x` with none set makes one).
-PYTHONPATHS = {"absolute": "{}", "empty-and-relative": "::.:{}"}
 
 
 def environment(pythonpath: str, **extra: str) -> dict[str, str]:
@@ -71,7 +52,7 @@ def python3_on_path(tmp_path: Path, python: str) -> str:
 @pytest.mark.parametrize("pythonpath", PYTHONPATHS)
 @pytest.mark.parametrize("python", pythons())
 def test_bin_bootstrap_imports_nothing_from_the_current_directory(tmp_path, python, pythonpath):
-    folder, marks = planted(tmp_path)
+    folder, marks = planted(tmp_path, MODULES)
     out = subprocess.run([str(ROOT / "bin/bootstrap"), "--help"], capture_output=True, text=True, cwd=folder,
                          env=environment(pythonpath, PATH=python3_on_path(tmp_path, python)))
     assert sorted(p.name for p in marks.iterdir()) == [], out.stderr
@@ -81,7 +62,7 @@ def test_bin_bootstrap_imports_nothing_from_the_current_directory(tmp_path, pyth
 @pytest.mark.parametrize("pythonpath", PYTHONPATHS)
 def test_bin_lock_imports_nothing_from_the_current_directory(tmp_path, pythonpath):
     """The names are read from envcheck (three snippets) before the unknown one is refused."""
-    folder, marks = planted(tmp_path)
+    folder, marks = planted(tmp_path, MODULES)
     out = subprocess.run([str(ROOT / "bin/lock"), "no-such-lock"], capture_output=True, text=True, cwd=folder,
                          env=environment(pythonpath, PYTHON=sys.executable,
                                          PATH=python3_on_path(tmp_path, sys.executable)))
@@ -93,7 +74,7 @@ def test_bin_lock_imports_nothing_from_the_current_directory(tmp_path, pythonpat
 @pytest.mark.parametrize("pythonpath", PYTHONPATHS)
 def test_bin_evidence_imports_nothing_from_the_current_directory(tmp_path, pythonpath):
     """In a checkout whose bin/bootstrap only succeeds, and whose venv's patches and envcheck only say they ran."""
-    folder, marks = planted(tmp_path)
+    folder, marks = planted(tmp_path, MODULES)
     checkout, log = tmp_path / "checkout", tmp_path / "log"
     (checkout / "bin").mkdir(parents=True)
     shutil.copy(ROOT / "bin/evidence", checkout / "bin/evidence")
@@ -130,7 +111,7 @@ def test_python_commands_import_nothing_from_the_current_directory(tmp_path, mon
     interpreter), run from a planted folder: the standard library's modules and ours are the ones imported."""
     from envcheck import isolated, python_command, together
 
-    folder, marks = planted(tmp_path)
+    folder, marks = planted(tmp_path, MODULES)
     monkeypatch.chdir(folder)
     monkeypatch.setenv("PYTHONPATH", str(ROOT))
     show = "import argparse, envcheck; print(argparse.__file__, envcheck.__file__)"
