@@ -167,9 +167,8 @@ def file_problem(path: Path, key: str) -> str | None:
     return None
 
 
-# Mel bins per field (trainers.mels: F5-TTS 100, StyleTTS2 80), and the dtypes a trainer reads: trainers.prepare
-# writes float32; float16, bfloat16 and float64 mels (a hand-made set) are converted to float32 when loaded.
-MEL_BINS = {"mel_f5": 100, "mel_styletts2": 80}
+# The dtypes a trainer reads: trainers.prepare writes float32; float16, bfloat16 and float64 mels (a hand-made set)
+# are converted to float32 when loaded.
 MEL_DTYPES = {"F32": "float32", "F16": "float16", "BF16": "bfloat16", "F64": "float64"}
 
 
@@ -180,7 +179,9 @@ def mel_problem(dtype: object, shape: tuple[int, ...], key: str) -> str | None:
         shown = re.sub(r"^([IUF])(\d+)$", lambda m: {"I": "int", "U": "uint", "F": "float"}[m[1]] + m[2], name)
         return (f"holds a mel of {shown.lower()}, not of floats (float32 as trainers.prepare writes; float16, "
                 "bfloat16 and float64 are converted)")
-    bins = MEL_BINS[key]
+    from trainers.mels import F5_MELS, STYLETTS2_MELS  # the bins' one owner (it needs torch, which reads mels)
+
+    bins = {"mel_f5": F5_MELS, "mel_styletts2": STYLETTS2_MELS}[key]
     if len(shape) != 2 or shape[0] != bins:
         return f"holds a mel of shape {list(shape)}; {key} needs [{bins}, frames]"
     if shape[1] < 1:
