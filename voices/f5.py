@@ -19,7 +19,7 @@ from envcheck import reading
 from envcheck.errors import TtsrigError
 from patches.checkpoints import load_checkpoint
 from trainers import f5_arch, f5_model, hub
-from trainers.mels import F5_HOP, F5_MELS
+from trainers.mels import F5_HOP, F5_MELS, F5_RATE
 from trainers.config_check import NUMBER, POSITIVE, check, one_of, optional, read_yaml
 
 TARGET_RMS = 0.1  # upstream levels quiet references to this RMS and scales the output back
@@ -210,7 +210,7 @@ def frames_needed(ref_samples: int, ref_text: str, text: str, speed: float) -> t
     ref_frames = ref_samples // F5_HOP
     generated = ref_frames / len(ref_text.encode()) * len(text.encode()) / speed
     if not ref_frames + generated <= MAX_FRAMES:
-        seconds = lambda frames: frames * F5_HOP / 24_000  # noqa: E731
+        seconds = lambda frames: frames * F5_HOP / F5_RATE  # noqa: E731
         shown = text if len(text) <= 40 else text[:37] + "..."
         raise TtsrigError(f"the sentence {shown!r} at speed {speed:g} would take {seconds(generated):.0f} s after the "
                           f"{seconds(ref_frames):.1f} s reference, more than the {seconds(MAX_FRAMES):.0f} s F5-TTS "
